@@ -1,0 +1,1 @@
+"""Thin command modules: parse flags, call the core, render the result with rich."""

@@ -1,0 +1,43 @@
+"""Rendering shared by every command: consoles, JSON, tables and the error line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+STATUS_STYLES = {"OK": "green", "PASS": "green", "WARN": "yellow", "MISSING": "red", "FAIL": "red"}
+
+
+def print_json(data: Any) -> None:
+    """Plain JSON on stdout (no colour, no wrapping) for scripts."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def styled_status(status: str) -> str:
+    style = STATUS_STYLES.get(status, "")
+    return f"[{style}]{status}[/{style}]" if style else status
+
+
+def make_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(str(cell) for cell in row))
+    return table
+
+
+def print_error(message: str, hint: str | None = None) -> None:
+    """The one line every failure becomes: what is wrong, then what to do."""
+    line = f"[bold red]error:[/bold red] {message}"
+    if hint:
+        line += f" [dim]— {hint}[/dim]"
+    err_console.print(line, highlight=False, soft_wrap=True)
