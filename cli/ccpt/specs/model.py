@@ -54,9 +54,13 @@ METRIC_UNITS: dict[str, str] = {
     "miou": "fraction",
     "bleu": "score",
     "rouge_l": "fraction",
+    "cider": "score",
+    "anls": "fraction",
     "perplexity": "ratio",
     "eval_loss": "nats",
     "train_val_gap": "fraction",
+    "accuracy_drop": "fraction",
+    "win_rate": "fraction",
     "latency_ms": "ms",
     "throughput": "samples/s",
     "tokens_per_second": "tokens/s",
@@ -129,6 +133,11 @@ class Story:
     i_want: str = ""
     so_that: str = ""
 
+    def lines(self) -> list[str]:
+        """'As a ...', 'I want ...', 'So that ...' for the parts that are filled in."""
+        parts = (("As a", self.as_a), ("I want", self.i_want), ("So that", self.so_that))
+        return [f"{word} {value}" for word, value in parts if value]
+
 
 @dataclass(frozen=True)
 class Criterion:
@@ -140,6 +149,12 @@ class Criterion:
 
     def __str__(self) -> str:
         return f"Given {self.given}, when {self.when}, then {self.then}"
+
+    def sentence(self) -> str:
+        """'Given ..., when ..., then ...' without the parts that are empty."""
+        parts = (("Given", self.given), ("when", self.when), ("then", self.then))
+        text = ", ".join(f"{word} {value}" for word, value in parts if value)
+        return text[:1].upper() + text[1:]
 
 
 @dataclass

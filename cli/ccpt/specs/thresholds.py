@@ -1,0 +1,422 @@
+"""Reading a machine-checkable threshold out of a CRPG bullet's prose.
+
+"Achieve >90% top-1 accuracy" -> accuracy >= 0.9, "<50ms per image" -> latency_ms < 50,
+"Model size under 100MB" -> model_size_mb < 100, "Overfitting (>5% train-val gap)" in PENALTIES
+-> train_val_gap > 0.05 (the condition that triggers the penalty).
+
+The reader finds each number in the text (skipping numbers that are part of names such as
+ResNet-50, top-1, F1, GPT-2, mAP@0.5 or 4-bit), reads its unit, the comparison words around it
+and the nearest metric word, and converts the value to the metric's canonical unit
+(`METRIC_UNITS`): percentages become fractions, seconds become milliseconds, GB become MB for
+model size, "7B parameters" become 7000 (millions). The first number that names a metric wins.
+
+Section rules: a bare number takes the metric's natural direction (">= 90% accuracy", "<= 24 GB
+memory"); in PENALTIES the direction flips, because a penalty's threshold is what triggers it;
+in REWARDS a strict lower bound ("over 90%") is read as an inclusive target (>= 0.9).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from ccpt.specs.model import METRIC_UNITS, Threshold
+
+# Metrics where a larger observed value is better; every other metric is "lower is better".
+HIGHER_IS_BETTER = frozenset(
+    {
+        "accuracy",
+        "top5_accuracy",
+        "macro_f1",
+        "f1",
+        "precision",
+        "recall",
+        "exact_match",
+        "map",
+        "miou",
+        "bleu",
+        "rouge_l",
+        "cider",
+        "anls",
+        "throughput",
+        "tokens_per_second",
+        "mfu",
+        "win_rate",
+    }
+)
+
+# Metrics measured as a fraction in [0, 1]: "90%" and a bare "90" both mean 0.9 for them.
+FRACTION_METRICS = frozenset(name for name, unit in METRIC_UNITS.items() if unit == "fraction")
+
+_UNICODE = {
+    "≥": ">=",
+    "⩾": ">=",
+    "≤": "<=",
+    "⩽": "<=",
+    "\uff1e": ">",
+    "\uff1c": "<",
+    "\u2013": "-",
+    "\u2014": "-",
+    "\u2012": "-",
+    "\u2212": "-",
+    "\u2010": "-",
+    "\u2011": "-",
+    "\u00a0": " ",
+    "\u202f": " ",
+    "\u2009": " ",
+    "µ": "u",
+    "μ": "u",
+    "\u00d7": "x",
+}
+
+# Metric words, most specific first; spans covered by an earlier match are not matched again.
+# (pattern, metric, case_sensitive)
+_METRIC_WORDS: list[tuple[str, str, bool]] = [
+    (r"top[- ]?5(?:[- ]accuracy|[- ]acc)?", "top5_accuracy", False),
+    (r"top[- ]?1(?:[- ]accuracy|[- ]acc)?", "accuracy", False),
+    (r"macro[- ]?(?:averaged[- ])?f[- ]?1(?:[- ]score)?", "macro_f1", False),
+    (r"\bmAP\b|mean average precision|\bAP@|\bAP50\b|\bbox AP\b", "map", True),
+    (r"\bmiou\b|mean iou|\biou\b|intersection[- ]over[- ]union", "miou", False),
+    (r"exact[- ]match", "exact_match", False),
+    (r"\bEM\b", "exact_match", True),
+    (r"\banls\b", "anls", False),
+    (r"\bf[- ]?1\b(?:[- ]score)?|\bf-score\b|\bf-measure\b", "f1", False),
+    (
+        r"(?<!mixed )(?<!mixed-)(?<!half )(?<!full )(?<!numeric )(?<!numerical )\bprecision\b",
+        "precision",
+        False,
+    ),
+    (r"\brecall\b", "recall", False),
+    (r"\bbleu(?:-4)?\b", "bleu", False),
+    (r"\brouge(?:[- ]?l)?\b", "rouge_l", False),
+    (r"\bcider\b", "cider", False),
+    (r"\bperplexity\b|\bppl\b", "perplexity", False),
+    (
+        r"(?:eval(?:uation)?|validation|val|test|held[- ]out)[ _-]?(?:cross[- ]entropy[ _-]?)?loss|\bloss\b",
+        "eval_loss",
+        False,
+    ),
+    (
+        r"train(?:ing)?[- /]?(?:vs\.? ?)?(?:val(?:idation)?|test|eval)[- ]?(?:accuracy[- ])?gap"
+        r"|generali[sz]ation gap|over-?fitting|\boverfits?\b",
+        "train_val_gap",
+        False,
+    ),
+    (
+        r"accuracy drop|drop in accuracy|\bforgetting\b|\bregression on\b|\bdegradation\b|\bdrops?\b",
+        "accuracy_drop",
+        False,
+    ),
+    (r"\bwin[- ]rate\b|\bwins? against\b|\bpreferred\b", "win_rate", False),
+    (r"\bmfu\b|model flops utili[sz]ation", "mfu", False),
+    (r"\baccuracy\b|\bacc\b", "accuracy", False),
+    (
+        r"\blatency\b|inference time|response time|time to first token|\bttft\b"
+        r"|\bper (?:image|sample|request|query|token|page|example|document|frame|batch)\b",
+        "latency_ms",
+        False,
+    ),
+    (r"tokens? per second|\btok(?:ens?)?/s", "tokens_per_second", False),
+    (r"\bthroughput\b|\bqps\b|(?:images?|samples?|requests?|examples?) per second", "throughput", False),
+    (r"gpu[- ]hours?|gpu-h\b", "gpu_hours", False),
+    (
+        r"training time|train(?:ing|s|ed)? (?:in|within|for)\b|wall[- ]?clock|time budget|training budget"
+        r"|\bhours? of training",
+        "training_hours",
+        False,
+    ),
+    (
+        r"model size|model file|\bcheckpoints?\b|\bweights\b|file size|on disk|disk size|artifact"
+        r"|\bexport(?:ed)?\b",
+        "model_size_mb",
+        False,
+    ),
+    (r"gpu memory|\bvram\b|memory budget|\bmemory\b|\bram\b|\bhbm\b", "gpu_memory_gb", False),
+    (
+        r"trainable (?:parameters|params|weights)"
+        r"|of (?:the )?(?:model'?s? |base model'?s? )?(?:parameters|params|weights)",
+        "trainable_params_fraction",
+        False,
+    ),
+    (r"\bparameters\b|\bparams\b", "parameters_m", False),
+    (r"\bcost\b|\bbudget\b|\bspend\b|\bdollars\b|\busd\b", "cost_usd", False),
+]
+_METRIC_PATTERNS = [(re.compile(p, 0 if cs else re.IGNORECASE), m) for p, m, cs in _METRIC_WORDS]
+
+# Comparison words. At one position the earliest alternative wins, so "no more than" is read
+# before "more than" and "does not exceed" before "exceed".
+_COMPARISON_BEFORE = re.compile(
+    r"(?P<ge>>=|\bat least\b|\bno less than\b|\bnot less than\b|\bno fewer than\b|\bnot below\b"
+    r"|\bnot under\b|\bnot lower than\b|\bminimum(?: of)?\b|\bmin\b\.?|\breach(?:es|ing)?\b"
+    r"|\battain(?:s|ing)?\b|\bhit(?:s|ting)?\b|\bachieve(?:s|d)?\b)"
+    r"|(?P<le><=|\bat most\b|\bno more than\b|\bnot more than\b|\bno greater than\b|\bno higher than\b"
+    r"|\bno larger than\b|\bno bigger than\b|\bno slower than\b|\b(?:does |must |should |do |will )?"
+    r"not (?:to )?exceed(?:ing)?\b|\bnever exceeds?\b|\bmaximum(?: of)?\b|\bmax\b\.?|\bup to\b|\bwithin\b"
+    r"|\bcapped at\b|\blimit(?:ed)? (?:of|to)\b|\bbudget of\b|\bfits? (?:in(?:to)?|on|within)\b)"
+    r"|(?P<gt>>|\bover\b|\babove\b|\bmore than\b|\bgreater than\b|\bhigher than\b|\bexceed(?:s|ing)?\b"
+    r"|\bbeyond\b|\bbetter than\b|\bbeats?\b|\boutperforms?\b|\blarger than\b|\bbigger than\b)"
+    r"|(?P<lt><|\bunder\b|\bbelow\b|\bless than\b|\blower than\b|\bfewer than\b|\bsmaller than\b"
+    r"|\bfaster than\b|\bshorter than\b|\bsub-|\bsub\b)"
+    r"|(?P<eq>==|=|\bexactly\b)"
+)
+_COMPARISON_AFTER = re.compile(
+    r"^\s*(?:(?P<ge>\+|or (?:more|higher|above|better|greater|over)\b|minimum\b|at minimum\b|at least\b)"
+    r"|(?P<le>or (?:less|lower|below|fewer|under|faster|smaller)\b|maximum\b|max\b|at most\b|at the most\b))"
+)
+_OPS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "eq": "=="}
+
+_NUMBER = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+"
+_UNIT = (
+    r"%|percent(?:age points?)?\b|pp\b|percentage points?\b"
+    r"|(?:tokens?|tok)\s*/\s*s(?:ec(?:ond)?)?\b|tokens? per second\b"
+    r"|(?:images?|imgs?|samples?|examples?|requests?|reqs?|queries|sequences|it)\s*/\s*s(?:ec(?:ond)?)?\b"
+    r"|(?:images?|samples?|examples?|requests?|queries) per second\b|qps\b"
+    r"|gpu[- ]hours?\b|gpu-h\b"
+    r"|ms\b|milliseconds?\b|msec\b|us\b|microseconds?\b|s\b|secs?\b|seconds?\b"
+    r"|min\b|mins\b|minutes?\b|h\b|hrs?\b|hours?\b|days?\b"
+    r"|kib\b|mib\b|gib\b|tib\b|kb\b|mb\b|gb\b|tb\b"
+    r"|k\b|m\b|b\b|bn\b|thousand\b|million\b|billion\b"
+    r"|usd\b|dollars?\b|x\b"
+)
+_QUANTITY = re.compile(
+    rf"(?P<cur>\$\s*)?(?P<num>{_NUMBER})(?:\s*(?P<unit1>%))?"
+    rf"(?:\s*(?:-|to|and)\s*\$?(?P<num2>{_NUMBER}))?"
+    rf"(?:\s*(?P<unit>{_UNIT}))?",
+    re.IGNORECASE,
+)
+_CLAUSE_BREAK = re.compile(r"[,;:()\[\]]|\.\s")
+# Where a metric word stops belonging to a number: "Use 4 GPUs, accuracy >= 0.9".
+_METRIC_BREAK = re.compile(r"[,;()]|\.\s")
+# A bare number followed by one of these counts things; it is not a threshold ("3 epochs").
+_COUNT_NOUN = re.compile(
+    r"\s*(?:epochs?|steps?|classes|class|gpus?|nodes?|layers?|heads?|runs?|seeds?|images?|samples?"
+    r"|examples?|tokens?|words?|documents?|docs?|labels?|languages?|instances?|hosts?|workers?|folds?"
+    r"|iterations?|batch(?:es)?|shots?|times|cores?|cpus?|rows?|columns?|entities|entity|categories"
+    r"|points?|turns?|pages?|frames?|users?|people|items?|files?|levels?|stages?|blocks?|experts?)\b",
+    re.IGNORECASE,
+)
+# Metrics a number without a unit may not measure: "train for 3 ..." is not 3 hours.
+_NEEDS_UNIT = frozenset({"training_hours", "gpu_hours", "cost_usd", "parameters_m"})
+_MAX_DISTANCE = 60
+_EXPLICIT = re.compile(
+    r"\{\s*(?P<metric>[a-z][a-z0-9_]*)\s*(?P<op>>=|<=|==|>|<)\s*(?P<value>-?(?:\d+(?:\.\d*)?|\.\d+)(?:e-?\d+)?)\s*\}\s*$",
+    re.IGNORECASE,
+)
+_PLACEHOLDER = re.compile(r"\[[^\[\]\n]*\]")
+
+_TIME_TO_MS = {"us": 0.001, "microsecond": 0.001, "ms": 1.0, "millisecond": 1.0, "msec": 1.0}
+_TIME_TO_MS.update({"s": 1000.0, "sec": 1000.0, "second": 1000.0})
+_TIME_TO_H = {"min": 1 / 60, "minute": 1 / 60, "h": 1.0, "hr": 1.0, "hour": 1.0, "day": 24.0}
+_SIZE_TO_MB = {"kb": 0.001, "kib": 1 / 1024, "mb": 1.0, "mib": 1.0, "gb": 1000.0, "gib": 1024.0}
+_SIZE_TO_MB.update({"tb": 1e6, "tib": 1024.0**2})
+# GPU memory is quoted in GB and GiB interchangeably ("80 GB H100"): both read as GB.
+_SIZE_TO_GB = {"kb": 1e-6, "kib": 1 / 1024**2, "mb": 0.001, "mib": 1 / 1024, "gb": 1.0, "gib": 1.0}
+_SIZE_TO_GB.update({"tb": 1000.0, "tib": 1024.0})
+_COUNT_TO_M = {"k": 0.001, "thousand": 0.001, "m": 1.0, "million": 1.0, "b": 1000.0, "bn": 1000.0}
+_COUNT_TO_M["billion"] = 1000.0
+
+
+@dataclass(frozen=True)
+class _MetricWord:
+    metric: str
+    start: int
+    end: int
+
+
+def normalize(text: str) -> str:
+    """Unicode comparison signs and dashes to ASCII, `=>`/`=<` to `>=`/`<=`, whitespace collapsed."""
+    for char, replacement in _UNICODE.items():
+        text = text.replace(char, replacement)
+    text = re.sub(r"=\s*>", ">=", text)
+    text = re.sub(r"=\s*<", "<=", text)
+    text = re.sub(r">\s+=", ">=", text)
+    text = re.sub(r"<\s+=", "<=", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def explicit_threshold(text: str) -> tuple[str, Threshold | None]:
+    """A trailing `{metric op value}` pins the threshold by hand; returns (text without it, threshold)."""
+    match = _EXPLICIT.search(text)
+    if not match:
+        return text, None
+    metric = match["metric"].lower()
+    threshold = Threshold(metric, match["op"], float(match["value"]), METRIC_UNITS.get(metric))
+    return text[: match.start()].rstrip(), threshold
+
+
+def extract_threshold(text: str, section: str = "rewards") -> Threshold | None:
+    """The threshold a CRPG bullet states, or None when it names no number with a known metric.
+
+    `section` is one of constraints, rewards, penalties, goal_state (see the module docstring).
+    """
+    # Placeholders such as "[0.1-1%]" are open parameters, not numbers: blank them out.
+    clean = normalize(_PLACEHOLDER.sub(lambda m: " " * len(m.group()), text))
+    words = _metric_words(clean)
+    previous_end = 0
+    for match in _QUANTITY.finditer(clean):
+        start, end = match.span()
+        if _part_of_a_name(clean, start, end, match):
+            previous_end = end
+            continue
+        threshold = _threshold_for(clean, match, words, previous_end, section)
+        previous_end = end
+        if threshold:
+            return threshold
+    return None
+
+
+def _metric_words(text: str) -> list[_MetricWord]:
+    found: list[_MetricWord] = []
+    for pattern, metric in _METRIC_PATTERNS:
+        for match in pattern.finditer(text):
+            if any(w.start < match.end() and match.start() < w.end for w in found):
+                continue
+            found.append(_MetricWord(metric, match.start(), match.end()))
+    return sorted(found, key=lambda w: w.start)
+
+
+def _part_of_a_name(text: str, start: int, end: int, match: re.Match[str]) -> bool:
+    """ResNet-50, top-1, F1, fp16, GPT-2, Llama-2-7B, mAP@0.5, v1.2, 8x8, 4-bit, 3rd: not thresholds."""
+    if match["cur"]:
+        return False
+    before = text[max(0, start - 2) : start].rjust(2)
+    if before[1].isalpha() or before[1] in "@_./#":
+        return True
+    if before[1] == "-" and before[0].isalnum() and text[max(0, start - 4) : start].lower() != "sub-":
+        return True
+    after = text[end : end + 2].ljust(2)
+    if after[0].isalpha() or after[0] in "_@":
+        return True
+    # "4-bit", "8-layer", "12-head": a number joined to a word by a hyphen is an adjective.
+    return after[0] == "-" and after[1].isalpha()
+
+
+def _clause_start(text: str, position: int, previous_end: int) -> int:
+    start = previous_end
+    for found in _CLAUSE_BREAK.finditer(text, previous_end, position):
+        start = found.end()
+    return start
+
+
+def _comparison(text: str, match: re.Match[str], previous_end: int) -> str | None:
+    window = text[_clause_start(text, match.start(), previous_end) : match.start()].lower()
+    last = None
+    for found in _COMPARISON_BEFORE.finditer(window):
+        last = found
+    if last:
+        return _OPS[last.lastgroup or "eq"]
+    after = _COMPARISON_AFTER.match(text[match.end() :].lower())
+    if after:
+        return _OPS[after.lastgroup or "eq"]
+    return None
+
+
+def _nearest(
+    text: str, words: list[_MetricWord], start: int, end: int, allowed: Collection[str] | None
+) -> str | None:
+    """The metric word closest to a number in the same clause (and at most _MAX_DISTANCE away)."""
+    best: _MetricWord | None = None
+    best_distance = _MAX_DISTANCE + 1
+    for word in words:
+        if allowed is not None and word.metric not in allowed:
+            continue
+        gap = text[word.end : start] if word.end <= start else text[end : word.start]
+        if _METRIC_BREAK.search(gap):
+            continue
+        distance = max(word.start - end, start - word.end, 0)
+        if distance < best_distance:
+            best, best_distance = word, distance
+    return best.metric if best else None
+
+
+def _unit_key(unit: str) -> str:
+    unit = unit.lower().strip()
+    unit = re.sub(r"\s+", " ", unit)
+    return unit[:-1] if unit.endswith("s") and unit not in {"s", "ms", "us", "bs"} else unit
+
+
+def _metric_and_scale(
+    text: str, unit: str, words: list[_MetricWord], start: int, end: int, currency: bool
+) -> tuple[str | None, float]:
+    """Which metric a number measures and the factor to its canonical unit."""
+    key = _unit_key(unit) if unit else ""
+    if "/" in unit or "per second" in unit.lower():
+        key = unit.lower()
+    if currency or key in {"usd", "dollar"}:
+        return "cost_usd", 1.0
+    if key in {"%", "percent", "pp", "percentage point", "percentage points", "percentage"}:
+        return _nearest(text, words, start, end, FRACTION_METRICS), 0.01
+    if key.startswith(("token", "tok")):
+        return "tokens_per_second", 1.0
+    if "/s" in key.replace(" ", "") or key.endswith("per second") or key == "qp":
+        return "throughput", 1.0
+    if key.startswith("gpu"):
+        return "gpu_hours", 1.0
+    if key in _TIME_TO_MS:
+        metric = (
+            _nearest(text, words, start, end, {"latency_ms", "training_hours", "gpu_hours"}) or "latency_ms"
+        )
+        return metric, _TIME_TO_MS[key] if metric == "latency_ms" else _TIME_TO_MS[key] / 3.6e6
+    if key in _TIME_TO_H:
+        metric = (
+            _nearest(text, words, start, end, {"latency_ms", "training_hours", "gpu_hours"})
+            or "training_hours"
+        )
+        return metric, _TIME_TO_H[key] * 3.6e6 if metric == "latency_ms" else _TIME_TO_H[key]
+    if key in _SIZE_TO_MB:
+        metric = _nearest(text, words, start, end, {"model_size_mb", "gpu_memory_gb"})
+        if metric is None:
+            metric = "model_size_mb" if key in {"kb", "kib", "mb", "mib"} else "gpu_memory_gb"
+        return metric, _SIZE_TO_MB[key] if metric == "model_size_mb" else _SIZE_TO_GB[key]
+    if key in _COUNT_TO_M:
+        metric = _nearest(
+            text, words, start, end, {"parameters_m", "throughput", "tokens_per_second", "cost_usd"}
+        )
+        if metric == "parameters_m":
+            return metric, _COUNT_TO_M[key]
+        if metric:
+            return metric, _COUNT_TO_M[key] * 1e6
+        return None, 1.0
+    if key == "x":
+        return None, 1.0
+    return _nearest(text, words, start, end, set(METRIC_UNITS) - _NEEDS_UNIT), 1.0
+
+
+def _threshold_for(
+    text: str, match: re.Match[str], words: list[_MetricWord], previous_end: int, section: str
+) -> Threshold | None:
+    start, end = match.span()
+    unit = match["unit"] or match["unit1"] or ""
+    if match["num2"] and match["unit1"] and match["unit"] and match["unit1"] != match["unit"]:
+        return None  # "90% and 50 ms" is two quantities, not a range; the first one names no metric
+    if not unit and not match["cur"] and _COUNT_NOUN.match(text, end):
+        return None
+    metric, scale = _metric_and_scale(text, unit, words, start, end, bool(match["cur"]))
+    if metric is None:
+        return None
+    low = float(match["num"].replace(",", "")) * scale
+    high = float(match["num2"].replace(",", "")) * scale if match["num2"] else None
+    if high is not None and high <= low:
+        high = None
+    if metric in FRACTION_METRICS and not unit:
+        # "accuracy of 92" means 92%: a fraction metric is never above 1.
+        low, high = (v / 100 if v is not None and 1 < v <= 100 else v for v in (low, high))
+    higher_better = metric in HIGHER_IS_BETTER
+    penalty = section == "penalties"
+    op = _comparison(text, match, previous_end)
+    if high is not None:
+        # A range: a requirement keeps its permissive end; a penalty triggers past its strict end.
+        if penalty:
+            op, value = ("<", high) if higher_better else (">", low)
+        else:
+            op, value = (">=", low) if higher_better else ("<=", high)
+    else:
+        value = low
+        if op is None:
+            op = {(True, True): "<", (True, False): ">", (False, True): ">=", (False, False): "<="}[
+                (penalty, higher_better)
+            ]
+        elif section == "rewards" and op == ">":
+            op = ">="
+    return Threshold(metric, op, round(value, 10), METRIC_UNITS.get(metric))  # type: ignore[arg-type]
