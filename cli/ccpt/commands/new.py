@@ -1,9 +1,141 @@
-"""`ccpt new` (not built yet: the command exists so help and completion list it)."""
+"""`ccpt new`: render a complete, tested ML project from a task spec."""
 
 from __future__ import annotations
 
-from ccpt.errors import NotBuiltYet
+import shlex
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from ccpt.commands.output import console, err_console, make_table, print_json
+
+if TYPE_CHECKING:
+    from ccpt.scaffold.project import NewProject
+
+DEFAULT_SPEC = "image-classification"
 
 
-def new() -> None:
-    raise NotBuiltYet("new")
+def new(
+    path: Path = typer.Argument(..., help="Folder to create; its name becomes the project name."),
+    spec: str = typer.Option(
+        DEFAULT_SPEC,
+        "--spec",
+        "-s",
+        help="Built-in spec id (ccpt spec list) or a spec file (.yaml/.md, FILE#id).",
+    ),
+    set_values: list[str] | None = typer.Option(
+        None, "--set", metavar="KEY=VALUE", help="Fill a [placeholder] parameter of the spec (repeatable)."
+    ),
+    data: list[str] | None = typer.Option(
+        None,
+        "--data",
+        "-d",
+        metavar="KEY=VALUE",
+        help="Answer a template question, e.g. precision=bf16 (repeatable).",
+    ),
+    defaults: bool = typer.Option(
+        False, "--defaults", help="Take the default for every question the spec leaves open; never prompt."
+    ),
+    pretend: bool = typer.Option(
+        False, "--pretend", help="List the files that would be written; write nothing."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Render into a non-empty folder; files outside the template's paths are kept."
+    ),
+    no_git: bool = typer.Option(
+        False, "--no-git", help="Skip git init, the first commit and the template record `ccpt update` needs."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    template_dir: Path | None = typer.Option(
+        None,
+        "--template",
+        hidden=True,
+        help="A copier template folder to render instead of the built-in one.",
+    ),
+) -> None:
+    from ccpt.scaffold.answers import parse_assignments
+    from ccpt.scaffold.project import NewRequest, create_project, pretend_project
+    from ccpt.scaffold.template import ProjectTemplate
+    from ccpt.specs import load_spec
+
+    request = NewRequest(
+        target=path,
+        spec=load_spec(spec, parse_assignments(set_values or [], "--set")),
+        template=ProjectTemplate.load(template_dir),
+        data=parse_assignments(data or []),
+        interactive=not defaults,
+        force=force,
+        git=not no_git,
+    )
+    quiet_render = defaults or not sys.stdin.isatty()
+    if pretend:
+        with err_console.status("Rendering (pretend) ...") if quiet_render else _nothing():
+            planned, notes = pretend_project(request)
+        if json_output:
+            print_json({"pretend": True, "notes": notes, "files": [vars(item) for item in planned]})
+            return
+        _print_notes(notes)
+        rows = [(item.action, item.path, item.size) for item in planned]
+        console.print(make_table(f"ccpt new {path} --pretend", ["action", "path", "bytes"], rows))
+        creates = sum(item.action == "create" for item in planned)
+        console.print(
+            f"Would write {len(planned)} files ({creates} new) to {path}"
+            + ("" if no_git else ", then git init, a first commit and the ccpt-template record")
+            + ". Nothing was written."
+        )
+        return
+    with err_console.status(f"Rendering {path} ...") if quiet_render else _nothing():
+        project = create_project(request)
+    if json_output:
+        print_json(project.to_dict())
+        return
+    _print_notes(project.notes)
+    console.print(_summary_panel(project))
+
+
+def _nothing():  # a do-nothing context manager where a spinner would fight the prompts
+    from contextlib import nullcontext
+
+    return nullcontext()
+
+
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:
+        err_console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+
+
+def next_commands(path: Path) -> list[str]:
+    """What to run after `ccpt new`: install, train briefly, check the gates, test."""
+    return [
+        f"cd {shlex.quote(str(path))}",
+        "pip install -e '.[dev]'",
+        "python src/runner.py train --max-steps 60",
+        "python src/runner.py check",
+        "pytest",
+    ]
+
+
+def _summary_panel(project: NewProject):
+    from rich.markup import escape
+    from rich.panel import Panel
+
+    lines = [
+        f"[bold]{escape(str(project.path))}[/bold]: {project.task_kind} project from spec "
+        f"[cyan]{project.spec_id}[/cyan] (template {project.template_version}), {len(project.files)} files."
+    ]
+    if project.replaced:
+        lines.append(f"Replaced {len(project.replaced)} of your files: {', '.join(project.replaced)}")
+    git = project.git
+    if git and git.commit:
+        lines.append(
+            f"git: first commit {git.commit[:7]} on {git.branch}; template record on branch ccpt-template."
+        )
+    elif git:
+        lines.append("git: template record on branch ccpt-template; the files are left for you to commit.")
+    else:
+        lines.append("git: skipped (--no-git), so `ccpt update` has no template record to merge from.")
+    lines += ["", "[bold]Next[/bold]"]
+    lines += [f"  {escape(command)}" for command in next_commands(project.path)]
+    return Panel("\n".join(lines), title="ccpt new", title_align="left", expand=False, border_style="green")

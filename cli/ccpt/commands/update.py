@@ -1,9 +1,110 @@
-"""`ccpt update` (not built yet: the command exists so help and completion list it)."""
+"""`ccpt update`: bring template improvements into a project made by `ccpt new`, keeping your edits."""
 
 from __future__ import annotations
 
-from ccpt.errors import NotBuiltYet
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from ccpt.commands.output import console, err_console, make_table, print_json
+
+if TYPE_CHECKING:
+    from ccpt.scaffold.update import UpdatePlan, UpdateResult
+
+STATUS_STYLES = {
+    "updated": "green",
+    "added": "green",
+    "merged": "cyan",
+    "conflict": "bold red",
+    "kept-deleted": "yellow",
+    "kept": "yellow",
+    "removed": "magenta",
+}
 
 
-def update() -> None:
-    raise NotBuiltYet("update")
+def update(
+    path: Path = typer.Argument(Path("."), help="The project folder (default: the current one)."),
+    pretend: bool = typer.Option(False, "--pretend", help="Show the plan table; write nothing."),
+    to: str | None = typer.Option(
+        None, "--to", metavar="VERSION", help="Template version to update to (default: this ccpt's)."
+    ),
+    data: list[str] | None = typer.Option(
+        None, "--data", "-d", metavar="KEY=VALUE", help="Change a recorded answer, e.g. precision=bf16."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print the plan (and result) as JSON."),
+    template_dir: Path | None = typer.Option(
+        None, "--template", hidden=True, help="A copier template folder to use instead of the built-in one."
+    ),
+) -> None:
+    from ccpt.scaffold.answers import parse_assignments
+    from ccpt.scaffold.template import ProjectTemplate
+    from ccpt.scaffold.update import apply_update, ensure_clean, planned_update
+
+    template = ProjectTemplate.load(template_dir)
+    with ExitStack() as stack:
+        with err_console.status("Rendering the template with the recorded answers ..."):
+            plan = stack.enter_context(planned_update(path, template, parse_assignments(data or []), to))
+        if plan.up_to_date:
+            _report_up_to_date(plan, json_output)
+            return
+        if not pretend:
+            ensure_clean(plan.project)
+        if json_output:
+            if pretend:
+                print_json({**plan.to_dict(), "pretend": True})
+            else:
+                print_json({**plan.to_dict(), "template_commit": apply_update(plan).template_commit})
+            return
+        _print_plan(plan)
+        if pretend:
+            console.print("[dim]--pretend: nothing was written.[/dim]")
+            return
+        _print_result(apply_update(plan))
+
+
+def _report_up_to_date(plan: UpdatePlan, json_output: bool) -> None:
+    if json_output:
+        print_json(plan.to_dict())
+    else:
+        console.print(f"{plan.project} is up to date with template {plan.to_version}: nothing to do.")
+
+
+def _print_plan(plan: UpdatePlan) -> None:
+    from rich.markup import escape
+
+    for note in plan.notes:
+        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False)
+    rows = [
+        (_styled(change.status.value), escape(change.path), escape(change.detail))
+        for change in plan.changes
+        if change.status.value != "unchanged"
+    ]
+    title = f"ccpt update {plan.project.name}: template {plan.from_version} -> {plan.to_version}"
+    console.print(make_table(title, ["status", "path", "detail"], rows))
+    counts = ", ".join(f"{count} {status}" for status, count in plan.counts().items() if count)
+    console.print(counts)
+
+
+def _styled(status: str) -> str:
+    style = STATUS_STYLES.get(status)
+    return f"[{style}]{status}[/{style}]" if style else status
+
+
+def _print_result(result: UpdateResult) -> None:
+    from rich.markup import escape
+
+    from ccpt.scaffold.update import Status
+
+    conflicts = [change.path for change in result.plan.with_status(Status.CONFLICT)]
+    console.print(
+        f"Updated {len(result.written)} files, removed {len(result.removed)}; "
+        f"the new template render {result.template_commit[:7]} is the next base (branch ccpt-template)."
+    )
+    if conflicts:
+        console.print(
+            f"[bold red]{len(conflicts)} conflict(s)[/bold red] to resolve (look for <<<<<<< markers): "
+            + escape(", ".join(conflicts))
+        )
+    console.print("Review with `git diff`, run `pytest`, then commit: git commit -am 'ccpt update'")
