@@ -93,8 +93,10 @@ app.command(
 app.add_typer(
     spec.app,
     name="spec",
-    help="Task specs (INVEST user stories with CRPG): list, show, check, convert.",
-    epilog=examples("ccpt spec list", "ccpt spec check specs/task.yaml"),
+    help="Task specs (INVEST user stories with CRPG): list, show, new, check, prompt, convert.",
+    epilog=examples(
+        "ccpt spec list", "ccpt spec check specs/task.yaml", "ccpt spec convert lib.md -o specs.yaml"
+    ),
 )
 app.add_typer(
     agent.app,

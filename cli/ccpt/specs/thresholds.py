@@ -98,7 +98,7 @@ _METRIC_WORDS: list[tuple[str, str, bool]] = [
         False,
     ),
     (
-        r"train(?:ing)?[- /]?(?:vs\.? ?)?(?:val(?:idation)?|test|eval)[- ]?(?:accuracy[- ])?gap"
+        r"train(?:ing)?[- /]?(?:vs\.? ?)?(?:val(?:idation)?|test|eval)[- ]?(?:accuracy[- ]|loss[- ])?gap"
         r"|generali[sz]ation gap|over-?fitting|\boverfits?\b",
         "train_val_gap",
         False,
@@ -193,7 +193,8 @@ _COUNT_NOUN = re.compile(
     r"\s*(?:epochs?|steps?|classes|class|gpus?|nodes?|layers?|heads?|runs?|seeds?|images?|samples?"
     r"|examples?|tokens?|words?|documents?|docs?|labels?|languages?|instances?|hosts?|workers?|folds?"
     r"|iterations?|batch(?:es)?|shots?|times|cores?|cpus?|rows?|columns?|entities|entity|categories"
-    r"|points?|turns?|pages?|frames?|users?|people|items?|files?|levels?|stages?|blocks?|experts?)\b",
+    r"|points?|turns?|pages?|frames?|users?|people|items?|files?|levels?|stages?|blocks?|experts?"
+    r"|evaluations?|evals?|checks?|rounds?|attempts?|retries|retry|repeats?|occurrences?|in a row)\b",
     re.IGNORECASE,
 )
 # Metrics a number without a unit may not measure: "train for 3 ..." is not 3 hours.

@@ -234,6 +234,10 @@ class _NodeReader:
                 items.append(CrpgItem(text, pinned or extract_threshold(text, section)))
                 continue
             fields = self.mapping(item, field)
+            if len(fields) == 1 and not set(fields) & {"text", "threshold"}:
+                raise self.fail(
+                    item, field, "read as a mapping because of ': ' in it; put the item in quotes"
+                )
             self.check_keys(fields, ("text", "threshold"), f"{field}.")
             if "text" not in fields:
                 raise self.fail(item, f"{field}.text", "missing (each item needs its text)")
