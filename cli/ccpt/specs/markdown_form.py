@@ -37,8 +37,10 @@ from ccpt.specs.thresholds import explicit_threshold, extract_threshold
 from ccpt.specs.yaml_form import SpecFileError, parse_criterion
 
 _HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
+# `**Label:** rest`, `**Label**: rest`, or a bold line on its own (`**CONSTRAINTS**`).
 _BOLD_LABEL = re.compile(
-    r"^\s*(?:[*+-]\s+)?(?:\*\*|__)(?P<label>[^*_]+?)\s*:?\s*(?:\*\*|__)\s*:?\s*(?P<rest>.*)$"
+    r"^\s*(?:[*+-]\s+)?(?:\*\*|__)(?P<label>[^*_:]+?)\s*"
+    r"(?::\s*(?:\*\*|__)\s*(?P<rest>.*)|(?:\*\*|__)\s*:\s*(?P<rest2>.*)|(?:\*\*|__)\s*)$"
 )
 _PLAIN_LABEL = re.compile(r"^\s*(?P<label>[A-Za-z][A-Za-z ]{1,30}?)\s*:\s*(?P<rest>.*)$")
 _BULLET = re.compile(r"^(?P<indent>\s*)(?:[*+•-]|\d{1,3}[.)])\s+(?P<text>.*)$")
@@ -209,8 +211,11 @@ def _classify(raw_lines: list[str]) -> list[_Line]:
                 line.heading = (len(heading.group(1)), heading.group(2))
             else:
                 label = _BOLD_LABEL.match(raw)
-                if label:
-                    line.label = (label["label"].strip(), label["rest"].strip())
+                bullet = _BULLET.match(raw)
+                if label and (not bullet or _is_known_name(label["label"])):
+                    # "- **Accuracy:** 90%" is a list item; "- **Prompt:** ..." still a label.
+                    rest = label["rest"] if label["rest"] is not None else label["rest2"] or ""
+                    line.label = (label["label"].strip(), rest.strip())
                 else:
                     plain = _PLAIN_LABEL.match(raw)
                     if plain and normalise_name(plain["label"]) in _PLAIN_SECTIONS:
@@ -232,7 +237,10 @@ def _is_story_marker(line: _Line) -> bool:
 
 
 def _is_known(line: _Line) -> bool:
-    name = _name(line) or ""
+    return _is_known_name(_name(line) or "")
+
+
+def _is_known_name(name: str) -> bool:
     return _section_of(name) is not None or normalise_name(name) in _SCALARS
 
 

@@ -113,6 +113,7 @@ class _NodeReader:
     def __init__(self, loader: yaml.SafeLoader, source: str) -> None:
         self.loader = loader
         self.source = source
+        self.key_nodes: dict[int, yaml.Node] = {}  # value node -> its key, for errors about the key
 
     def fail(self, node: yaml.Node, field: str, problem: str) -> SpecFileError:
         return SpecFileError(self.source, node.start_mark.line + 1, field, problem)
@@ -126,6 +127,7 @@ class _NodeReader:
         for key_node, value_node in node.value:
             key = self.loader.construct_object(key_node, deep=True)
             result[str(key)] = value_node
+            self.key_nodes[id(value_node)] = key_node
         return result
 
     def sequence(self, node: yaml.Node, field: str) -> list[yaml.Node]:
@@ -156,7 +158,9 @@ class _NodeReader:
             if key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1)
                 hint = f"did you mean '{close[0]}'?" if close else f"known fields: {', '.join(allowed)}"
-                raise self.fail(node, f"{where}{key}", f"unknown field ({hint})")
+                raise self.fail(
+                    self.key_nodes.get(id(node), node), f"{where}{key}", f"unknown field ({hint})"
+                )
 
     def spec(self, node: yaml.Node, where: str) -> TaskSpec:
         fields = self.mapping(node, where)

@@ -1,0 +1,133 @@
+"""Reading machine-checkable thresholds out of CRPG prose, phrasing by phrasing."""
+
+from __future__ import annotations
+
+import pytest
+
+from ccpt.specs.model import Threshold
+from ccpt.specs.thresholds import extract_threshold, normalize
+
+# (section, text, metric, op, value): each a phrasing a spec author actually writes.
+PHRASINGS = [
+    # The issue's own examples.
+    ("rewards", "Achieve >90% top-1 accuracy", "accuracy", ">=", 0.9),
+    ("constraints", "<50ms per image", "latency_ms", "<", 50),
+    ("constraints", "Model size under 100MB", "model_size_mb", "<", 100),
+    ("penalties", "Overfitting (>5% train-val gap)", "train_val_gap", ">", 0.05),
+    ("rewards", "Macro-F1 ≥ 0.85", "macro_f1", ">=", 0.85),
+    # Percentages become fractions.
+    ("rewards", "Accuracy of at least 92%", "accuracy", ">=", 0.92),
+    ("rewards", "Recall   ≥   95 %", "recall", ">=", 0.95),
+    ("rewards", "mIoU above 70%", "miou", ">=", 0.7),
+    ("rewards", "Exact match 75 or better", "exact_match", ">=", 0.75),
+    ("rewards", "MFU of at least 45%", "mfu", ">=", 0.45),
+    ("rewards", "Win rate — at least 60% vs the base model", "win_rate", ">=", 0.6),
+    ("constraints", "Train at most 1% of parameters", "trainable_params_fraction", "<=", 0.01),
+    (
+        "constraints",
+        "Trainable parameters 0.1\u20131% of parameters",
+        "trainable_params_fraction",
+        "<=",
+        0.01,
+    ),
+    ("constraints", "No more than 2% accuracy drop on the original benchmark", "accuracy_drop", "<=", 0.02),
+    (
+        "penalties",
+        "Catastrophic forgetting (more than 2% drop on general benchmarks)",
+        "accuracy_drop",
+        ">",
+        0.02,
+    ),
+    ("penalties", "Accuracy below 80%", "accuracy", "<", 0.8),
+    # Plain fractions and scores.
+    ("rewards", "Accuracy of at least 0.9", "accuracy", ">=", 0.9),
+    ("rewards", "Entity-level F1 \u2013 at least 0.85", "f1", ">=", 0.85),
+    ("rewards", "mAP@0.5 ≥ 0.5 on COCO val", "map", ">=", 0.5),
+    ("rewards", "BLEU-4 > 30", "bleu", ">=", 30),
+    ("rewards", "CIDEr ≥ 1.0 on the Karpathy test split", "cider", ">=", 1.0),
+    ("rewards", "Perplexity below 20 on the held-out set", "perplexity", "<", 20),
+    ("rewards", "Eval loss < 6.0", "eval_loss", "<", 6.0),
+    ("rewards", "ResNet-50 reaches 76% accuracy", "accuracy", ">=", 0.76),
+    # Time: ms and s to milliseconds, minutes and hours to hours.
+    ("constraints", "Latency must not exceed 50 ms", "latency_ms", "<=", 50),
+    ("constraints", "Inference latency: 50 ms or less", "latency_ms", "<=", 50),
+    ("constraints", "p95 latency < 0.2 s", "latency_ms", "<", 200),
+    ("constraints", "sub-50ms latency", "latency_ms", "<", 50),
+    ("penalties", "Latency above 100ms", "latency_ms", ">", 100),
+    ("constraints", "Training time ≤ 2 hours on one GPU", "training_hours", "<=", 2),
+    ("constraints", "Training finishes in under 30 minutes on a laptop CPU", "training_hours", "<", 0.5),
+    ("constraints", "Within 8 GPU hours", "gpu_hours", "<=", 8),
+    # Sizes: MB/GB for the model, GB/GiB for memory.
+    ("constraints", "Model size under 1.5 GB", "model_size_mb", "<", 1500),
+    ("constraints", "Memory budget: 24 GB", "gpu_memory_gb", "<=", 24),
+    ("constraints", "Fits in 16GB of GPU memory", "gpu_memory_gb", "<=", 16),
+    ("constraints", "Peak memory no more than 40 GiB", "gpu_memory_gb", "<=", 40),
+    ("constraints", "Checkpoint no larger than 500 MB", "model_size_mb", "<=", 500),
+    # Counts, money, rates.
+    ("constraints", "Under 7B parameters", "parameters_m", "<", 7000),
+    ("constraints", "Base model under 400M parameters", "parameters_m", "<", 400),
+    ("constraints", "Cloud cost under $500", "cost_usd", "<", 500),
+    ("constraints", "Cloud cost under $2,000", "cost_usd", "<", 2000),
+    ("rewards", "Throughput of at least 1,000 images/s", "throughput", ">=", 1000),
+    ("rewards", "≥ 2000 tokens/s on one H200", "tokens_per_second", ">=", 2000),
+    # Unicode signs and ASCII spellings of them.
+    ("constraints", "latency ≤ 40ms", "latency_ms", "<=", 40),
+    ("constraints", "latency =< 40ms", "latency_ms", "<=", 40),
+    ("rewards", "accuracy => 0.9", "accuracy", ">=", 0.9),
+    # The first number with a metric wins; a metric word across a comma does not count.
+    ("rewards", "Use 4 GPUs, accuracy >= 0.9", "accuracy", ">=", 0.9),
+    ("rewards", "Achieve 90% accuracy and 50 ms latency", "accuracy", ">=", 0.9),
+    # A bare number takes the metric's natural direction; penalties flip it.
+    ("rewards", "Validation accuracy 93", "accuracy", ">=", 0.93),
+    ("penalties", "Latency 200 ms", "latency_ms", ">", 200),
+]
+
+
+@pytest.mark.parametrize(
+    ("section", "text", "metric", "op", "value"), PHRASINGS, ids=[p[1] for p in PHRASINGS]
+)
+def test_phrasing_becomes_threshold(section: str, text: str, metric: str, op: str, value: float) -> None:
+    threshold = extract_threshold(text, section)
+    assert threshold is not None, text
+    assert (threshold.metric, threshold.op) == (metric, op)
+    assert threshold.value == pytest.approx(value)
+
+
+def test_there_are_at_least_thirty_phrasings() -> None:
+    assert len(PHRASINGS) >= 30
+
+
+NO_THRESHOLD = [
+    "Llama-2-7B with 4-bit quantization",
+    "8x8 digit images",
+    "Train for 3 epochs",
+    "Data is scikit-learn's bundled digits (no download at run time)",
+    "Use a ResNet-50 backbone",
+    "Loss spikes (> 2x the running mean)",
+    "Memory budget: [GPU memory] GB",
+    "Train only [0.1-1%] of parameters",
+    "Hardware: 1x A100",
+    "Batch size 32 with fp16",
+]
+
+
+@pytest.mark.parametrize("text", NO_THRESHOLD)
+def test_names_counts_and_placeholders_are_not_thresholds(text: str) -> None:
+    assert extract_threshold(text, "constraints") is None
+
+
+def test_reward_strict_lower_bound_is_an_inclusive_target_but_a_penalty_keeps_it_strict() -> None:
+    assert extract_threshold("accuracy over 90%", "rewards") == Threshold("accuracy", ">=", 0.9, "fraction")
+    assert extract_threshold("accuracy over 90%", "constraints") == Threshold(
+        "accuracy", ">", 0.9, "fraction"
+    )
+
+
+def test_penalty_threshold_is_the_condition_that_triggers_it() -> None:
+    threshold = extract_threshold("Overfitting (>5% train-val gap)", "penalties")
+    assert threshold is not None
+    assert threshold.holds(0.08) and not threshold.holds(0.03)
+
+
+def test_normalize_turns_unicode_signs_and_dashes_into_ascii() -> None:
+    assert normalize("a ≥ 1 \u2013 b ≤ 2\u00a0c \u2212 d") == "a >= 1 - b <= 2 c - d"
