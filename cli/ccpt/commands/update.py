@@ -104,7 +104,7 @@ def _print_result(result: UpdateResult) -> None:
     )
     if conflicts:
         console.print(
-            f"[bold red]{len(conflicts)} conflict(s)[/bold red] to resolve (look for <<<<<<< markers): "
-            + escape(", ".join(conflicts))
+            f"[bold red]{len(conflicts)} conflict{'s' if len(conflicts) != 1 else ''}[/bold red] to resolve "
+            "(look for <<<<<<< markers): " + escape(", ".join(conflicts))
         )
     console.print("Review with `git diff`, run `pytest`, then commit: git commit -am 'ccpt update'")

@@ -104,11 +104,11 @@ def render_pristine(
                 cleanup_on_error=False,
                 settings=Settings(),  # ignore the user's copier settings: no trusted prefixes, no defaults
             )
-    except KeyboardInterrupt:
-        raise
-    except (CopierError, TemplateError, ValueError, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CcptError(f"rendering the template failed: {reason}", hint="nothing was written") from exc
+    except Exception as exc:  # a template can fail in any way; the user gets one line (--debug: all)
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if not isinstance(exc, CopierError | TemplateError):
+            message = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+        raise CcptError(f"rendering the template failed: {message}", hint="nothing was written") from exc
     final = {
         name: worker.answers.combined[name]
         for name, question in template.questions.items()
