@@ -12,6 +12,9 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# Fixtures that start real local servers, one module per area.
+pytest_plugins = ["tests.messages_api"]
+
 # Variables that would make a test depend on the developer's own machine.
 _LEAKY_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "AWS_PROFILE", "CCPT_DEBUG")
 

@@ -71,11 +71,15 @@ class Reply:
     retry_after: float | None = None
     cut_after_chars: int | None = None  # close the connection mid-stream (no final chunk)
     omit_message_stop: bool = False  # end the body cleanly but never send message_stop
+    error_event_after_chars: int | None = None  # send an SSE `error` event (overloaded) mid-stream
     chunk_delay: float = 0.0
     output_tokens: int | None = None
+    stop_reason_override: str | None = None  # e.g. "max_tokens"
 
     @property
     def stop_reason(self) -> str:
+        if self.stop_reason_override:
+            return self.stop_reason_override
         return "tool_use" if self.tool_calls else "end_turn"
 
 
@@ -225,9 +229,7 @@ def _make_handler(server: MessagesApiServer) -> type[BaseHTTPRequestHandler]:
             for name, data in _stream_events(request, reply, server.usage_for(request.body)):
                 if name == "message_stop" and reply.omit_message_stop:
                     continue
-                payload = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
-                self.wfile.flush()
+                self._write_chunk(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
                 if name == "content_block_delta":
                     sent_chars += len(data["delta"].get("text", ""))
                     if reply.chunk_delay:
@@ -235,7 +237,15 @@ def _make_handler(server: MessagesApiServer) -> type[BaseHTTPRequestHandler]:
                 if reply.cut_after_chars is not None and sent_chars >= reply.cut_after_chars:
                     self._cut()
                     return
+                if reply.error_event_after_chars is not None and sent_chars >= reply.error_event_after_chars:
+                    error = _error_body("overloaded_error", "scripted overloaded_error")
+                    self._write_chunk(f"event: error\ndata: {json.dumps(error)}\n\n".encode())
+                    break
             self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+
+        def _write_chunk(self, payload: bytes) -> None:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
             self.wfile.flush()
 
         def _cut(self) -> None:
