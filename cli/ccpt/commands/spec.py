@@ -26,7 +26,7 @@ REF_HELP = "A built-in spec id (ccpt spec list), a .yaml/.md file, or FILE#ID fo
 
 
 def parse_sets(values: list[str] | None) -> dict[str, str]:
-    """`--set key=value` options as a mapping (shared with `ccpt new`)."""
+    """`--set key=value` options as a mapping."""
     result: dict[str, str] = {}
     for value in values or []:
         key, sep, text = value.partition("=")
@@ -134,7 +134,8 @@ def check(
         for report in reports:
             _print_report(report)
         failed = [r.spec_id for r in reports if not r.passed]
-        summary = f"{len(reports)} spec(s) checked, {len(reports) - len(failed)} passed"
+        checked = f"{len(reports)} spec{'s' if len(reports) != 1 else ''} checked"
+        summary = f"{checked}, {len(reports) - len(failed)} passed"
         console.print(summary + (f", {len(failed)} failed: {', '.join(failed)}" if failed else ""))
     if any(not report.passed for report in reports):
         raise typer.Exit(1)

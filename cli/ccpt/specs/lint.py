@@ -169,6 +169,8 @@ def _testable(spec: TaskSpec) -> Verdict:
         return Verdict("Testable", "fail", f"cannot be tested while {_open(spec)} are unfilled")
     numeric = [item for item in spec.rewards if item.threshold]
     criteria = len(spec.acceptance)
+    criteria_text = _count(criteria, "acceptance criterion", "acceptance criteria")
+    targets_text = _count(len(numeric), "numeric target")
     if not criteria and not numeric:
         return Verdict(
             "Testable",
@@ -176,12 +178,18 @@ def _testable(spec: TaskSpec) -> Verdict:
             "no acceptance criteria and no reward with a number: nothing decides when it is done",
         )
     if not criteria:
-        return Verdict(
-            "Testable", "warn", f"{len(numeric)} numeric target(s) but no Given/When/Then criteria"
-        )
+        return Verdict("Testable", "warn", f"{targets_text} but no Given/When/Then criteria")
     if not numeric:
-        return Verdict("Testable", "warn", f"{criteria} acceptance criteria but no reward with a number")
-    return Verdict("Testable", "pass", f"{criteria} acceptance criteria, {len(numeric)} numeric target(s)")
+        return Verdict(
+            "Testable",
+            "warn",
+            f"{criteria_text} but no reward with a number",
+        )
+    return Verdict(
+        "Testable",
+        "pass",
+        f"{criteria_text}, {targets_text}",
+    )
 
 
 def _task_kind(spec: TaskSpec) -> Verdict:
@@ -210,7 +218,7 @@ def _constraints(spec: TaskSpec) -> Verdict:
             "constraints", "warn", f"unknown metric(s) {unknown}: generated gates cannot measure them"
         )
     return Verdict(
-        "constraints", "pass", f"{len(spec.constraints)} constraint(s), {checked} machine-checkable"
+        "constraints", "pass", f"{_count(len(spec.constraints), 'constraint')}, {checked} machine-checkable"
     )
 
 
@@ -244,13 +252,17 @@ def _penalties(spec: TaskSpec) -> Verdict:
                 f"'{penalty.text}' triggers for every value the constraints and rewards allow",
             )
     checked = sum(1 for item in spec.penalties if item.threshold)
-    return Verdict("penalties", "pass", f"{len(spec.penalties)} penalty(ies), {checked} with a threshold")
+    return Verdict(
+        "penalties",
+        "pass",
+        f"{_count(len(spec.penalties), 'penalty', 'penalties')}, {checked} with a threshold",
+    )
 
 
 def _goal_state(spec: TaskSpec) -> Verdict:
     if not spec.goal_state:
         return Verdict("goal state", "warn", "none: list the deliverables and how each is validated")
-    return Verdict("goal state", "pass", f"{len(spec.goal_state)} deliverable(s)")
+    return Verdict("goal state", "pass", f"{_count(len(spec.goal_state), 'deliverable')}")
 
 
 def _parameters(spec: TaskSpec) -> Verdict:
@@ -319,6 +331,10 @@ def _unknown_metrics(items: list[CrpgItem]) -> str:
         {i.threshold.metric for i in items if i.threshold and i.threshold.metric not in METRIC_UNITS}
     )
     return ", ".join(names)
+
+
+def _count(number: int, word: str, plural: str | None = None) -> str:
+    return f"{number} {word if number == 1 else plural or word + 's'}"
 
 
 def _short(text: str, limit: int = 60) -> str:
