@@ -195,3 +195,49 @@ def test_a_configured_git_identity_is_used(tmp_path: Path, git_isolated: Path) -
     result = run_ccpt("new", "proj", "--defaults", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert git(tmp_path / "proj", "log", "-1", "--format=%an").strip() == "Ada"
+
+
+def test_open_questions_are_asked_on_a_terminal(tmp_path: Path) -> None:
+    """A real pseudo-terminal: copier asks what the spec leaves open, and the answers stick."""
+    import pty
+    import select
+
+    spec = load_spec("causal-lm").to_dict()
+    spec.pop("scaffold", None)
+    (tmp_path / "lm.yaml").write_text(yaml.safe_dump(spec))
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: ccpt new on the terminal (never returns into pytest)
+        try:
+            os.chdir(tmp_path)
+            os.execv(
+                sys.executable, [sys.executable, "-m", "ccpt", "new", "proj", "--spec", "lm.yaml", "--no-git"]
+            )
+        finally:
+            os._exit(127)
+    seen = b""
+
+    def wait_for(text: bytes) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 60
+        while text not in seen:
+            assert time.monotonic() < deadline, seen[-500:]
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                seen += os.read(fd, 4096)
+
+    for prompt, answer in (
+        (b"Dataset", b"\r"),
+        (b"Model", b"tiny/local-model\r"),
+        (b"precision", b"\x1b[B\r"),
+    ):
+        wait_for(prompt)
+        os.write(fd, answer)
+    wait_for(b"Distributed")
+    os.write(fd, b"\r")
+    wait_for(b"ccpt new")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    answers = yaml.safe_load((tmp_path / "proj/.copier-answers.yml").read_text())
+    assert answers["model_name"] == "tiny/local-model" and answers["precision"] == "bf16"
+    assert answers["dataset"] == "builtin" and answers["distributed"] == "ddp"
