@@ -230,3 +230,15 @@ def test_bold_bullets_are_items_not_sections() -> None:
     assert [i.text for i in spec.rewards] == ["Accuracy: at least 90%", "Fast"]
     assert spec.rewards[0].threshold == Threshold("accuracy", ">=", 0.9, "fraction")
     assert spec.extra_sections == {}
+
+
+def test_windows_line_endings_tabs_emoji_headings_and_single_star_emphasis() -> None:
+    text = (
+        "# \U0001f680 Image segmentation\r\n\r\n**User Story**:\r\nAs a *radiologist*\r\n"
+        "I want tumours outlined\r\nSo that review is faster\r\n\r\n"
+        "## \U0001f3af REWARDS:\r\n\t- Dice \u2265 0.8\r\n   * mIoU \u2014 at least 75 %\r\n"
+    )
+    spec = parse_markdown_specs(text)[0]
+    assert (spec.id, spec.task_kind) == ("image-segmentation", "semantic-segmentation")
+    assert spec.story == Story("radiologist", "tumours outlined", "review is faster")
+    assert [str(item.threshold) for item in spec.rewards] == ["dice >= 0.8", "miou >= 0.75"]

@@ -45,6 +45,7 @@ _BOLD_LABEL = re.compile(
 _PLAIN_LABEL = re.compile(r"^\s*(?P<label>[A-Za-z][A-Za-z ]{1,30}?)\s*:\s*(?P<rest>.*)$")
 _BULLET = re.compile(r"^(?P<indent>\s*)(?:[*+•-]|\d{1,3}[.)])\s+(?P<text>.*)$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
+_EMPHASIS = re.compile(r"(?<![\w*_])[*_](\S(?:[^*_]*\S)?)[*_](?![\w*_])")
 _ROLE = re.compile(r"@agent-(?P<role>[A-Za-z][A-Za-z0-9_-]*)")
 
 # Section names as a reader meets them (normalised: lowercase letters and spaces) -> field.
@@ -136,6 +137,7 @@ def _section_of(name: str) -> str | None:
 def _clean(text: str) -> str:
     """Emphasis markers gone, whitespace collapsed: the text a bullet stands for."""
     text = text.replace("**", "").replace("__", "")
+    text = _EMPHASIS.sub(r"\g<1>", text)  # *word* and _word_, but not train_val_gap
     return " ".join(text.split())
 
 

@@ -52,6 +52,7 @@ METRIC_UNITS: dict[str, str] = {
     "exact_match": "fraction",
     "map": "fraction",
     "miou": "fraction",
+    "dice": "fraction",
     "bleu": "score",
     "rouge_l": "fraction",
     "cider": "score",
