@@ -1,9 +1,314 @@
-"""`ccpt train` (not built yet: the command exists so help and completion list it)."""
+"""`ccpt train`: the project's training entry under torchrun, here or over SSH on many hosts."""
 
 from __future__ import annotations
 
-from ccpt.errors import NotBuiltYet
+import os
+import shlex
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from ccpt.commands.common import load_settings
+from ccpt.commands.output import console, err_console, make_table, print_json, styled_status
+from ccpt.errors import CcptError
+
+if TYPE_CHECKING:
+    from ccpt.config import Settings
+    from ccpt.launch.hostfile import HostEntry
+    from ccpt.launch.job import JobEvent, JobResult
+    from ccpt.launch.launcher import TrainRequest
+    from ccpt.launch.plan import JobSpec, LaunchPlan
 
 
-def train() -> None:
-    raise NotBuiltYet("train")
+def train(
+    script_args: list[str] = typer.Argument(
+        None, metavar="[-- SCRIPT_ARGS...]", help="Arguments for the training script, after `--`."
+    ),
+    nproc_per_node: str = typer.Option(
+        "auto", "--nproc-per-node", help="Processes per node: a number, or auto (one per GPU, else 1)."
+    ),
+    hosts: str = typer.Option(
+        None, "--hosts", help="Comma-separated hosts: names, IPs or ssh config aliases."
+    ),
+    hostfile: Path = typer.Option(
+        None, "--hostfile", help="DeepSpeed-style hostfile: `HOST slots=N` a line."
+    ),
+    ec2_tag: str = typer.Option(None, "--ec2-tag", help="Use the running EC2 instances tagged KEY=VALUE."),
+    ec2_address: str = typer.Option(
+        "private", "--ec2-address", help="With --ec2-tag: private or public IPs."
+    ),
+    nodes: int = typer.Option(None, "--nodes", help="Use only the first N hosts."),
+    include: str = typer.Option(None, "--include", help="Use only these hosts (comma-separated)."),
+    exclude: str = typer.Option(None, "--exclude", help="Leave these hosts out (comma-separated)."),
+    ssh_config: str = typer.Option(
+        None, "--ssh-config", help="ssh client config file (default: ~/.ssh/config)."
+    ),
+    connect_timeout: int = typer.Option(
+        10, "--connect-timeout", help="Seconds to wait for each ssh connection."
+    ),
+    fanout: int = typer.Option(8, "--fanout", help="Hosts contacted at once when connecting."),
+    python: str = typer.Option(
+        None, "--python", help="Python on the nodes (default: this ccpt's interpreter)."
+    ),
+    sync: bool = typer.Option(
+        False, "--sync", help="rsync the project (minus .gitignore'd files) to every host."
+    ),
+    env: list[str] = typer.Option(None, "--env", "-e", help="NAME=VALUE for every process; repeatable."),
+    max_restarts: int = typer.Option(0, "--max-restarts", help="torchrun restarts of a failed worker group."),
+    rdzv_port: int = typer.Option(
+        None, "--rdzv-port", help="Rendezvous port on the first node (default: free)."
+    ),
+    entry: str = typer.Option(
+        None, "--entry", help="Training script and its fixed args (setting train_entry)."
+    ),
+    run_dir: str = typer.Option(
+        None, "--run-dir", help="Where run logs go (setting run_dir; default runs/)."
+    ),
+    job_id: str = typer.Option(None, "--job-id", help="Name this run (default: time stamp + random)."),
+    no_torchrun: bool = typer.Option(
+        False,
+        "--no-torchrun",
+        help="Run the entry once per node with plain python (scripts with own workers).",
+    ),
+    grace: float = typer.Option(5.0, "--grace", help="Seconds between SIGTERM and SIGKILL at teardown."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the exact command for every node; start nothing."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="With --dry-run: print the plan as JSON."),
+    region: str = typer.Option(None, "--region", help="AWS region for --ec2-tag."),
+    profile: str = typer.Option(None, "--profile", help="AWS profile for --ec2-tag."),
+    endpoint_url: str = typer.Option(None, "--endpoint-url", help="AWS endpoint (LocalStack or moto)."),
+) -> None:
+    """Run the project's training entry (`train_entry`, e.g. `src/runner.py train`) under torchrun.
+
+    Locally by default; with --hosts, --hostfile or --ec2-tag, one torchrun per host over SSH
+    after a parallel pre-flight. Logs of every rank go to RUN_DIR/JOB_ID/; rank 0 (locally) or
+    every rank with a host:rank prefix (multi-node) is shown here. Ctrl-C or any failing node
+    ends the job everywhere; the exit code is the job's.
+    """
+    settings = load_settings(
+        train_entry=entry,
+        run_dir=run_dir,
+        ssh_config=ssh_config,
+        region=region,
+        profile=profile,
+        endpoint_url=endpoint_url,
+    )
+    if json_output and not dry_run:
+        raise CcptError("--json works with --dry-run only", exit_code=2)
+    host_list = _hosts(settings, hosts, hostfile, ec2_tag, ec2_address, nodes, include, exclude)
+    job = _job(settings, host_list is not None, script_args or [], python, env or [], job_id)
+    job = replace(job, max_restarts=max_restarts, torchrun=not no_torchrun, grace=grace)
+    request = _request(settings, job, host_list, nproc_per_node)
+    request.rdzv_port, request.connect_timeout, request.fanout, request.sync = (
+        rdzv_port,
+        connect_timeout,
+        fanout,
+        sync,
+    )
+    if dry_run:
+        from ccpt.launch.launcher import dry_plan
+
+        plan = dry_plan(request)
+        print_json(plan.to_dict()) if json_output else _print_plan(plan)
+        return
+    result = _launch(request)
+    _print_summary(request, result)
+    raise typer.Exit(result.exit_code)
+
+
+def _hosts(
+    settings: Settings,
+    hosts: str | None,
+    hostfile: Path | None,
+    ec2_tag: str | None,
+    ec2_address: str,
+    nodes: int | None,
+    include: str | None,
+    exclude: str | None,
+) -> list[HostEntry] | None:
+    """The hosts to use, or None for a local run."""
+    from ccpt.launch import hostfile as hostfiles
+
+    given = [
+        flag
+        for flag, value in (("--hosts", hosts), ("--hostfile", hostfile), ("--ec2-tag", ec2_tag))
+        if value
+    ]
+    if len(given) > 1:
+        raise CcptError(
+            f"{' and '.join(given)} cannot be combined", hint="pick one source of hosts", exit_code=2
+        )
+    if not given:
+        if nodes or include or exclude:
+            raise CcptError("--nodes/--include/--exclude need --hosts, --hostfile or --ec2-tag", exit_code=2)
+        return None
+    if hosts:
+        entries = hostfiles.parse_hosts_flag(hosts)
+    elif hostfile:
+        entries = hostfiles.read_hostfile(hostfile)
+    else:
+        from ccpt.launch.ec2 import Ec2, parse_tag
+
+        client = Ec2(settings.region, settings.profile, settings.endpoint_url)
+        entries = [
+            hostfiles.HostEntry(address)
+            for address in client.addresses_by_tag(parse_tag(ec2_tag), ec2_address)
+        ]
+    return hostfiles.select_hosts(
+        entries,
+        nodes,
+        hostfiles.split_names(include, "--include") if include else (),
+        hostfiles.split_names(exclude, "--exclude") if exclude else (),
+    )
+
+
+def _job(
+    settings: Settings,
+    remote: bool,
+    script_args: list[str],
+    python: str | None,
+    env_flags: list[str],
+    job_id: str | None,
+) -> JobSpec:
+    from ccpt.launch.plan import (
+        ENV_FILE,
+        JobSpec,
+        check_job_id,
+        collect_env,
+        entry_argv,
+        new_job_id,
+        parse_env_file,
+    )
+
+    workdir = _workdir(settings)
+    env_path = workdir / ENV_FILE
+    env_file = (
+        parse_env_file(env_path.read_text(encoding="utf-8"), str(env_path)) if env_path.is_file() else {}
+    )
+    return JobSpec(
+        job_id=check_job_id(job_id) if job_id else new_job_id(),
+        python=python or sys.executable,
+        workdir=str(workdir),
+        entry=entry_argv(settings.train_entry),
+        script_args=script_args,
+        env=collect_env(os.environ, env_file, env_flags, remote=remote),
+    )
+
+
+def _workdir(settings: Settings) -> Path:
+    """The project root: where the settings file was found, else the current directory."""
+    return (settings.project_root or Path.cwd()).resolve()
+
+
+def _request(
+    settings: Settings, job: JobSpec, hosts: list[HostEntry] | None, nproc_per_node: str
+) -> TrainRequest:
+    from ccpt.launch.launcher import TrainRequest
+
+    run_root = Path(settings.run_dir)
+    return TrainRequest(
+        job=job,
+        run_dir=run_root if run_root.is_absolute() else _workdir(settings) / run_root,
+        hosts=hosts,
+        nproc=_nproc(nproc_per_node),
+        ssh_config=settings.ssh_config,
+        sync_excludes=[] if run_root.is_absolute() else [settings.run_dir],
+    )
+
+
+def _nproc(value: str) -> int | None:
+    if value == "auto":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise CcptError(f"--nproc-per-node must be auto or a positive number, got {value!r}", exit_code=2)
+    return int(value)
+
+
+def _launch(request: TrainRequest) -> JobResult:
+    from ccpt.launch.launcher import Console, run_local, run_remote
+
+    colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    output = Console(sys.stdout, colour)
+    err_console.print(f"[dim]job {request.job.job_id} · logs in {request.job_dir}[/dim]", highlight=False)
+    if request.hosts is None:
+        return run_local(request, output, _show_event)
+    return run_remote(request, output, _show_event)
+
+
+def _show_event(event: JobEvent) -> None:
+    from ccpt.launch.launcher import PreflightEvent
+
+    if isinstance(event, PreflightEvent) and event.report is not None:
+        rows = [
+            [f.host, styled_status("OK" if f.ok else "FAIL"), f.python, f.torch, f.cuda, f.gpus, f.slots]
+            for f in event.report.findings
+        ]
+        for row, f in zip(rows, event.report.findings, strict=True):
+            row += [f.workdir, f.port, "; ".join(f.problems)]
+        columns = [
+            "host",
+            "status",
+            "python",
+            "torch",
+            "cuda",
+            "gpus",
+            "procs",
+            "workdir",
+            "port",
+            "problems",
+        ]
+        err_console.print(make_table("pre-flight", columns, rows))
+        return
+    style = {"stopping": "yellow", "forcing": "red"}.get(event.kind, "dim")
+    err_console.print(f"[{style}]· {event.message}[/{style}]", highlight=False, markup=True)
+
+
+def _print_plan(plan: LaunchPlan) -> None:
+    from ccpt.launch.plan import masked_env
+
+    _plain(
+        f"job {plan.job_id} · {len(plan.nodes)} node(s) · world size {plan.world_size} · "
+        f"rendezvous {plan.rdzv_endpoint}"
+    )
+    for node in plan.nodes:
+        _plain(
+            f"\n# {node.label}: node rank {node.node_rank}, address {node.address}, {node.nproc} process(es)"
+        )
+        _plain(shlex.join(node.argv))
+        if node.remote_command:
+            _plain(f"# remote command: {node.remote_command}")
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in masked_env(node.env).items())
+        _plain(f"# stdin: ccpt's node wrapper, then env: {env}")
+
+
+def _plain(text: str) -> None:
+    """A line printed as is: commands hold brackets that rich would read as markup."""
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
+def _print_summary(request: TrainRequest, result: JobResult) -> None:
+    where = request.job_dir
+    if result.exit_code == 0:
+        err_console.print(
+            f"[green]✓[/green] job {result.job_id} finished in {result.duration_s:.1f} s · logs: {where}",
+            highlight=False,
+        )
+        return
+    if result.interrupted:
+        head = f"[yellow]interrupted[/yellow]: job {result.job_id} stopped on every node"
+    elif result.failure is not None:
+        head = f"[red]✗ job {result.job_id} failed[/red]: {result.failure.where} {result.failure.reason}"
+    else:
+        head = f"[red]✗ job {result.job_id} failed[/red] (exit code {result.exit_code})"
+    if result.teardown_s is not None:
+        head += f" · teardown {result.teardown_s:.1f} s"
+    err_console.print(head, highlight=False)
+    if result.failure is not None and result.failure.last_lines:
+        err_console.print(f"[dim]last lines of {result.failure.where}:[/dim]", highlight=False)
+        for line in result.failure.last_lines:
+            err_console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+    err_console.print(f"[dim]logs: {where}[/dim]", highlight=False)

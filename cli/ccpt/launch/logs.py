@@ -1,0 +1,180 @@
+"""One console stream from many nodes, full logs on disk, and memory that stays flat.
+
+Each node's stdout and stderr arrive as byte chunks. `LogRouter` cuts them into lines, reads the
+rank from torchrun's `[rankN]:` prefix, writes every line to `HOST.log` and `rank-N.log` under
+the run directory, and echoes the lines the console should show with a coloured `host:rank`
+prefix. It keeps only a few last lines per rank and host (for the failure summary) and the
+fields of torchrun's "Root Cause" report, so a job's memory does not grow with its output.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Container
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, TextIO
+
+_RANK_RE = re.compile(rb"^\[rank(\d+)\]:")
+_ROOT_CAUSE = "Root Cause (first observed failure)"
+_REPORT_RANK_RE = re.compile(r"^\s*rank\s*:\s*(\d+)")
+_REPORT_EXIT_RE = re.compile(r"^\s*exitcode\s*:\s*(-?\d+)")
+_UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+_COLOURS = ("36", "33", "35", "32", "34", "91", "96", "93")
+TAIL_LINES = 20
+MAX_LINE_BYTES = 64 * 1024  # a line longer than this is cut, so one endless line cannot fill memory
+
+
+@dataclass
+class RootCause:
+    """The first failure torchrun reported on one host."""
+
+    rank: int | None = None
+    exit_code: int | None = None
+
+
+@dataclass
+class _HostState:
+    colour: str
+    log: BinaryIO
+    partial: dict[str, bytearray]
+    tail: deque[str]
+    in_report: bool = False
+    root_cause: RootCause | None = None
+
+
+class LogRouter:
+    """Routes node output to files and the console; `console_ranks=None` shows every rank."""
+
+    def __init__(
+        self,
+        log_dir: Path,
+        console: TextIO,
+        colour: bool = False,
+        console_ranks: Container[int] | None = None,
+        show_host: bool = True,
+    ) -> None:
+        self.log_dir = log_dir
+        self.console = console
+        self.colour = colour
+        self.console_ranks = console_ranks
+        self.show_host = show_host
+        self.lines = 0
+        self._hosts: dict[str, _HostState] = {}
+        self._rank_logs: dict[int, BinaryIO] = {}
+        self._rank_tails: dict[int, deque[str]] = {}
+        self._rank_hosts: dict[int, str] = {}
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def add_host(self, host: str) -> None:
+        if host not in self._hosts:
+            path = self.log_dir / f"{_UNSAFE_FILE_CHARS.sub('_', host)}.log"
+            self._hosts[host] = _HostState(
+                colour=_COLOURS[len(self._hosts) % len(_COLOURS)],
+                log=path.open("ab"),
+                partial={"out": bytearray(), "err": bytearray()},
+                tail=deque(maxlen=TAIL_LINES),
+            )
+
+    def feed(self, host: str, stream: str, chunk: bytes) -> None:
+        """Take a chunk of a host's stdout ('out') or stderr ('err'); complete lines are routed."""
+        state = self._hosts[host]
+        buffer = state.partial[stream]
+        buffer += chunk
+        if b"\n" not in chunk:
+            if len(buffer) > MAX_LINE_BYTES:
+                self._route(host, state, bytes(buffer))
+                buffer.clear()
+            return
+        *lines, rest = buffer.split(b"\n")
+        for line in lines:
+            self._route(host, state, line)
+        buffer[:] = rest
+
+    def finish(self, host: str, stream: str) -> None:
+        """The stream ended: route what is left of its last line."""
+        state = self._hosts[host]
+        buffer = state.partial[stream]
+        if buffer:
+            self._route(host, state, bytes(buffer))
+            buffer.clear()
+
+    def _route(self, host: str, state: _HostState, raw: bytes) -> None:
+        self.lines += 1
+        raw = raw.rstrip(b"\r")
+        match = _RANK_RE.match(raw)
+        rank = int(match.group(1)) if match else None
+        if match:
+            raw = raw[match.end() :]
+            raw = raw[1:] if raw.startswith(b" ") else raw
+        text = raw.decode("utf-8", errors="replace")
+        label = host if rank is None else f"{host}:{rank}"
+        state.log.write(f"{label} | ".encode() + raw + b"\n")
+        state.tail.append(text)
+        if rank is None:
+            self._read_report(state, text)
+        else:
+            self._rank_hosts[rank] = host
+            self._rank_file(rank).write(raw + b"\n")
+            self._rank_tails.setdefault(rank, deque(maxlen=TAIL_LINES)).append(text)
+        if self.console_ranks is None or rank is None or rank in self.console_ranks:
+            self._echo(label, state.colour, text)
+
+    def _echo(self, label: str, colour: str, text: str) -> None:
+        if not self.show_host:
+            self.console.write(text + "\n")
+        elif self.colour:
+            self.console.write(f"\x1b[{colour}m{label}\x1b[0m | {text}\n")
+        else:
+            self.console.write(f"{label} | {text}\n")
+
+    def _rank_file(self, rank: int) -> BinaryIO:
+        handle = self._rank_logs.get(rank)
+        if handle is None:
+            handle = self._rank_logs[rank] = (self.log_dir / f"rank-{rank}.log").open("ab")
+        return handle
+
+    def _read_report(self, state: _HostState, text: str) -> None:
+        """Pick the rank and exit code out of torchrun's "Root Cause" block."""
+        if _ROOT_CAUSE in text:
+            state.in_report = True
+            state.root_cause = RootCause()
+            return
+        if not state.in_report or state.root_cause is None:
+            return
+        if state.root_cause.rank is None and (match := _REPORT_RANK_RE.match(text)):
+            state.root_cause.rank = int(match.group(1))
+        elif state.root_cause.exit_code is None and (match := _REPORT_EXIT_RE.match(text)):
+            state.root_cause.exit_code = int(match.group(1))
+        if state.root_cause.rank is not None and state.root_cause.exit_code is not None:
+            state.in_report = False
+
+    def root_cause(self, host: str) -> RootCause | None:
+        return self._hosts[host].root_cause
+
+    def last_lines(self, host: str, rank: int | None = None, count: int = 10) -> list[str]:
+        """The last lines a rank printed, else the last lines of its host."""
+        if rank is not None and rank in self._rank_tails:
+            return list(self._rank_tails[rank])[-count:]
+        return list(self._hosts[host].tail)[-count:]
+
+    def ranks_on(self, host: str) -> list[int]:
+        return sorted(rank for rank, owner in self._rank_hosts.items() if owner == host)
+
+    def flush(self) -> None:
+        self.console.flush()
+        for state in self._hosts.values():
+            state.log.flush()
+        for handle in self._rank_logs.values():
+            handle.flush()
+
+    def close(self) -> None:
+        for host in self._hosts:
+            for stream in ("out", "err"):
+                self.finish(host, stream)
+        self.flush()
+        for state in self._hosts.values():
+            state.log.close()
+        for handle in self._rank_logs.values():
+            handle.close()

@@ -1,0 +1,233 @@
+"""Fan-out over the system OpenSSH client: one master connection per host, reused by every step.
+
+With `local.py`, the only module that starts processes. The user's ssh config, ProxyJump and
+agent all work because this is plain `ssh`; host keys are checked as the config says (nothing
+here turns checking off). Each host gets one multiplexing master (`ControlMaster`), opened in a
+bounded window with a retry when the server drops a connection during the handshake (sshd's
+MaxStartups does that under load), as pdsh does; the probe, rsync, launch and kill steps then
+ride on those masters without new handshakes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from ccpt.errors import CcptError
+from ccpt.launch.local import start_with_payload
+from ccpt.launch.plan import NodePlan, SshOptions, boot_payload, kill_argv, probe_argv
+from ccpt.launch.preflight import Probe, describe_failure
+
+SSH_FAILED = 255
+# What ssh prints when the server drops a connection before authenticating (MaxStartups, load).
+RESET_MARKERS = (
+    "Connection reset by peer",
+    "Connection closed by",
+    "kex_exchange_identification",
+    "ssh_exchange_identification",
+)
+DEFAULT_FANOUT = 8
+DEFAULT_RETRIES = 4
+
+
+@dataclass(frozen=True)
+class StepResult:
+    host: str
+    returncode: int
+    stdout: str
+    stderr: str
+    retries: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def was_reset(result: StepResult) -> bool:
+    return result.returncode == SSH_FAILED and any(marker in result.stderr for marker in RESET_MARKERS)
+
+
+class SshFanout:
+    """Runs one command per host, at most `window` at a time, retrying dropped handshakes."""
+
+    def __init__(self, window: int = DEFAULT_FANOUT, retries: int = DEFAULT_RETRIES) -> None:
+        if window < 1:
+            raise CcptError(f"--fanout must be at least 1, got {window}", exit_code=2)
+        self.window, self.retries = window, retries
+
+    def run(
+        self,
+        commands: Mapping[str, Sequence[str]],
+        payload: bytes | None = None,
+        timeout: float = 60.0,
+    ) -> dict[str, StepResult]:
+        if not commands:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(self.window, len(commands))) as pool:
+            futures = {
+                host: pool.submit(self._run_one, host, argv, payload, timeout)
+                for host, argv in commands.items()
+            }
+            return {host: future.result() for host, future in futures.items()}
+
+    def _run_one(self, host: str, argv: Sequence[str], payload: bytes | None, timeout: float) -> StepResult:
+        attempt = 0
+        while True:
+            result = _run(host, argv, payload, timeout, attempt)
+            if not was_reset(result) or attempt >= self.retries:
+                return result
+            attempt += 1
+            time.sleep(0.2 * 2**attempt * (0.5 + random.random()))
+
+
+def _run(host: str, argv: Sequence[str], payload: bytes | None, timeout: float, retries: int) -> StepResult:
+    try:
+        done = subprocess.run(
+            list(argv),
+            input=payload if payload is not None else b"",
+            capture_output=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return StepResult(host, SSH_FAILED, "", f"timed out after {timeout:g} s", retries)
+    except OSError as exc:
+        raise CcptError(f"cannot run {argv[0]}: {exc.strerror}", hint="install the OpenSSH client") from exc
+    decode = lambda data: data.decode("utf-8", errors="replace")  # noqa: E731
+    return StepResult(host, done.returncode, decode(done.stdout), decode(done.stderr), retries)
+
+
+class SshSession:
+    """The masters and control directory of one launch; close() ends the masters."""
+
+    def __init__(
+        self,
+        config_file: str | None = None,
+        connect_timeout: int = 10,
+        fanout: int = DEFAULT_FANOUT,
+    ) -> None:
+        if config_file is not None and not Path(config_file).is_file():
+            raise CcptError(f"ssh config {config_file} not found", exit_code=2)
+        if shutil.which("ssh") is None:
+            raise CcptError(
+                "the OpenSSH client (ssh) is not installed", hint="apt-get install openssh-client"
+            )
+        # A short path: unix socket names are limited to about 100 bytes.
+        base = "/tmp" if Path("/tmp").is_dir() else None
+        self.control_dir = tempfile.mkdtemp(prefix="ccpt-ssh-", dir=base)
+        self.options = SshOptions(self.control_dir, config_file, connect_timeout)
+        self.fanout = SshFanout(fanout)
+        self.connect_timeout = connect_timeout
+        self.masters: list[str] = []
+        self.retries = 0
+
+    def __enter__(self) -> SshSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _step(
+        self,
+        commands: Mapping[str, Sequence[str]],
+        payload: bytes | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, StepResult]:
+        results = self.fanout.run(commands, payload, timeout or self.connect_timeout * 2 + 30)
+        self.retries += sum(result.retries for result in results.values())
+        return results
+
+    def addresses(self, hosts: Sequence[str]) -> dict[str, str]:
+        """The address each host's connection goes to (ssh -G), for --local-addr and rendezvous."""
+        results = self._step({host: self.options.resolve(host) for host in hosts}, timeout=15)
+        addresses = {}
+        for host in hosts:
+            result = results[host]
+            hostname = next(
+                (
+                    line.split(None, 1)[1]
+                    for line in result.stdout.splitlines()
+                    if line.startswith("hostname ")
+                ),
+                None,
+            )
+            if not result.ok or not hostname:
+                raise CcptError(
+                    f"ssh cannot resolve {host}: {describe_failure(result.returncode, result.stderr)}",
+                    hint="check the host name and your ssh config (--ssh-config)",
+                )
+            addresses[host] = hostname.strip()
+        return addresses
+
+    def connect(self, hosts: Sequence[str]) -> dict[str, StepResult]:
+        """Open one master per host (handshake and authentication, once)."""
+        results = self._step({host: self.options.open_master(host) for host in hosts})
+        self.masters += [host for host, result in results.items() if result.ok]
+        return results
+
+    def probe(self, hosts: Sequence[str], python: str, workdir: str, port: int | None) -> list[Probe]:
+        """Connect, then run the probe on every host; the first host also checks the port."""
+        connected = self.connect(hosts)
+        reachable = [host for host in hosts if connected[host].ok]
+        commands = {
+            host: self.options.command(host, probe_argv(python, workdir, port if host == hosts[0] else None))
+            for host in reachable
+        }
+        answers = self._step(commands, boot_payload("probe.py"))
+        probes = []
+        for host in hosts:
+            result = answers.get(host) or connected[host]
+            retries = connected[host].retries
+            probes.append(Probe.from_output(host, result.returncode, result.stdout, result.stderr, retries))
+        return probes
+
+    def sync(self, hosts: Sequence[str], workdir: str, excludes: Sequence[str] = ()) -> dict[str, StepResult]:
+        """Copy the project to the same path on every host (rsync, honouring .gitignore files)."""
+        made = self._step(
+            {host: self.options.command(host, ["mkdir", "-p", "--", workdir]) for host in hosts}
+        )
+        failed = {host: result for host, result in made.items() if not result.ok}
+        copies = self._step(
+            {host: self.options.rsync(host, workdir, excludes) for host in hosts if host not in failed},
+            timeout=3600,
+        )
+        return {**copies, **failed}
+
+    def transport(self, python: str, job_id: str, grace: float) -> SshTransport:
+        return SshTransport(self.options, python, job_id, grace)
+
+    def close(self) -> None:
+        if self.masters:
+            self._step({host: self.options.close_master(host) for host in self.masters}, timeout=10)
+            self.masters = []
+        shutil.rmtree(self.control_dir, ignore_errors=True)
+
+
+class SshTransport:
+    """Starts each node's plan through ssh; force_stop runs the wrapper's kill mode there."""
+
+    remote = True
+
+    def __init__(self, options: SshOptions, python: str, job_id: str, grace: float) -> None:
+        self.options, self.python, self.job_id, self.grace = options, python, job_id, grace
+
+    def start(self, node: NodePlan) -> subprocess.Popen[bytes]:
+        return start_with_payload(node.argv, boot_payload("node_wrapper.py", node.env))
+
+    def force_stop(self, node: NodePlan) -> subprocess.Popen[bytes] | None:
+        assert node.host is not None
+        argv = self.options.command(
+            node.host, kill_argv(self.python, self.job_id, node.node_rank, self.grace)
+        )
+        proc = start_with_payload(argv, boot_payload("node_wrapper.py"), capture=False)
+        assert proc.stdin is not None
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        return proc

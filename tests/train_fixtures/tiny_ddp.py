@@ -1,0 +1,58 @@
+"""A tiny, real DDP training job for launch tests: linear regression on synthetic data (gloo).
+
+Flags let a test make one rank fail at a given step, slow the steps down, print many lines,
+or save a checkpoint, so the launcher's failure handling and teardown meet a real job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--max-steps", type=int, default=5)
+    parser.add_argument("--sleep", type=float, default=0.0, help="seconds to wait after each step")
+    parser.add_argument("--fail-rank", type=int, default=-1)
+    parser.add_argument("--fail-step", type=int, default=-1)
+    parser.add_argument("--exit-code", type=int, default=3)
+    parser.add_argument("--save", default="", help="rank 0 saves the weights here at the end")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    torch.manual_seed(0)
+    model = DistributedDataParallel(torch.nn.Linear(4, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    generator = torch.Generator().manual_seed(rank)
+    inputs = torch.randn(64, 4, generator=generator)
+    targets = inputs @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
+    print(f"rank {rank} of {world} on {os.environ.get('CCPT_NODE_RANK', '?')} ready", flush=True)
+    for step in range(1, args.max_steps + 1):
+        if rank == args.fail_rank and step == args.fail_step:
+            print(f"rank {rank} fails on purpose at step {step}", file=sys.stderr, flush=True)
+            sys.exit(args.exit_code)
+        loss = torch.nn.functional.mse_loss(model(inputs), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        print(f"step {step} loss {loss.item():.4f} rank {rank}", flush=True)
+        time.sleep(args.sleep)
+    if rank == 0 and args.save:
+        torch.save(model.module.state_dict(), args.save)
+    dist.destroy_process_group()
+    print(f"rank {rank} done", flush=True)
+
+
+if __name__ == "__main__":
+    main()
