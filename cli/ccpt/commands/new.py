@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 from ccpt.commands.output import console, err_console, make_table, print_json
 
@@ -77,8 +78,8 @@ def new(
             print_json({"pretend": True, "notes": notes, "files": [vars(item) for item in planned]})
             return
         _print_notes(notes)
-        rows = [(item.action, item.path, item.size) for item in planned]
-        console.print(make_table(f"ccpt new {path} --pretend", ["action", "path", "bytes"], rows))
+        rows = [(item.action, escape(item.path), item.size) for item in planned]
+        console.print(make_table(escape(f"ccpt new {path} --pretend"), ["action", "path", "bytes"], rows))
         creates = sum(item.action == "create" for item in planned)
         console.print(
             f"Would write {len(planned)} files ({creates} new) to {path}"
@@ -103,7 +104,7 @@ def _nothing():  # a do-nothing context manager where a spinner would fight the 
 
 def _print_notes(notes: list[str]) -> None:
     for note in notes:
-        err_console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False)
 
 
 def next_commands(path: Path) -> list[str]:
@@ -118,15 +119,15 @@ def next_commands(path: Path) -> list[str]:
 
 
 def _summary_panel(project: NewProject):
-    from rich.markup import escape
     from rich.panel import Panel
 
     lines = [
-        f"[bold]{escape(str(project.path))}[/bold]: {project.task_kind} project from spec "
-        f"[cyan]{project.spec_id}[/cyan] (template {project.template_version}), {len(project.files)} files."
+        f"Made [bold]{escape(str(project.path))}[/bold] ({len(project.files)} files).",
+        f"Task {project.task_kind} from spec [cyan]{escape(project.spec_id)}[/cyan]; "
+        f"template {project.template_version}.",
     ]
     if project.replaced:
-        lines.append(f"Replaced {len(project.replaced)} of your files: {', '.join(project.replaced)}")
+        lines.append(f"Replaced {len(project.replaced)} of your files: {escape(', '.join(project.replaced))}")
     git = project.git
     if git and git.commit:
         lines.append(
