@@ -1,0 +1,159 @@
+"""`runner.py check`: the task spec's acceptance gates, measured on a finished run.
+
+specs/task.yaml is the spec this project was made from. Its constraints, rewards and penalties
+that carry a threshold ("accuracy >= 0.9", "latency_ms < 50") are machine-checkable. Each metric
+is measured on the run: from the final record of its metrics.jsonl (the saved model's scores,
+the train-val gap, parameter count, training time), from model.pt on disk (size), or by timing
+predictions (latency). Each gate is then
+  pass          a reward or constraint that holds, or a penalty whose condition does not hold
+  fail          a reward or constraint that does not hold, or a penalty whose condition holds
+  not measured  a metric this project does not measure (cost_usd, bleu ...): neither pass nor fail
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from config import ProjectError
+
+COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+}
+SECTIONS = ("constraints", "rewards", "penalties")
+# Metrics copied from the final record as they are (names as in the spec).
+FINAL_METRICS = (
+    "accuracy",
+    "top5_accuracy",
+    "macro_f1",
+    "precision",
+    "recall",
+    "eval_loss",
+    "perplexity",
+    "train_val_gap",
+)
+ALIASES = {"f1": "macro_f1"}
+LATENCY_SAMPLES = 20
+
+
+@dataclass
+class Gate:
+    section: str  # constraints, rewards or penalties
+    text: str  # the spec's own words
+    metric: str
+    op: str
+    target: float
+    observed: float | None = None
+    status: str = "not measured"
+
+    def judge(self, observed: float) -> None:
+        holds = COMPARISONS[self.op](observed, self.target)
+        self.observed = observed
+        self.status = "pass" if holds != (self.section == "penalties") else "fail"
+
+
+def read_gates(spec_path: Path) -> list[Gate]:
+    """Every constraint, reward and penalty of the spec that has a threshold."""
+    if not spec_path.exists():
+        raise ProjectError(f"no task spec at {spec_path}; `ccpt new` writes it (or pass --spec FILE)")
+    try:
+        spec = yaml.safe_load(spec_path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ProjectError(f"{spec_path} is not valid YAML: {error}") from None
+    gates = []
+    for section in SECTIONS:
+        for item in spec.get(section) or []:
+            threshold = item.get("threshold") if isinstance(item, dict) else None
+            if not threshold:
+                continue
+            if threshold.get("op") not in COMPARISONS:
+                raise ProjectError(f"{spec_path}: {section}: unknown comparison {threshold.get('op')!r}")
+            metric = str(threshold["metric"])
+            gates.append(
+                Gate(section, str(item.get("text", "")), metric, threshold["op"], float(threshold["value"]))
+            )
+    return gates
+
+
+def read_records(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        raise ProjectError(f"{run_dir} has no metrics.jsonl; train first: python src/runner.py train")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def measure(run_dir: Path, wanted: set[str]) -> dict[str, float]:
+    """The value of each metric in `wanted` that this run can give (others are left out)."""
+    records = read_records(run_dir)
+    finals = [r for r in records if r["kind"] == "final"]
+    if not finals:
+        raise ProjectError(f"{run_dir.name} has not finished (no final record); train it to the end first")
+    final, training = finals[-1], [r for r in records if r["kind"] == "train"]
+    values: dict[str, float] = {name: final[name] for name in FINAL_METRICS if name in final}
+    values["parameters_m"] = final["parameters"] / 1e6
+    values["trainable_params_fraction"] = final["trainable_parameters"] / max(final["parameters"], 1)
+    values["training_hours"] = final["elapsed_s"] / 3600
+    values["gpu_hours"] = values["training_hours"] * final["gpus"]
+    values["model_size_mb"] = (run_dir / "model.pt").stat().st_size / 1e6
+    for metric, key, combine in (
+        ("throughput", "samples_per_s", statistics.median),
+        ("tokens_per_second", "tokens_per_s", statistics.median),
+        ("mfu", "mfu", statistics.median),
+        ("gpu_memory_gb", "gpu_memory_gb", max),
+    ):
+        seen = [r[key] for r in training if key in r]
+        if seen:
+            values[metric] = combine(seen)
+    for alias, name in ALIASES.items():
+        if name in values:
+            values[alias] = values[name]
+    if "latency_ms" in wanted:
+        values["latency_ms"] = measure_latency_ms(run_dir)
+    return {name: value for name, value in values.items() if name in wanted}
+
+
+def measure_latency_ms(run_dir: Path, samples: int = LATENCY_SAMPLES) -> float:
+    """Median wall time of one prediction as the server makes it (per generated token for text
+    generation), after a few warm-up calls."""
+    from predictor import Predictor
+
+    predictor = Predictor(run_dir)
+    inputs = predictor.sample_inputs(samples + 3)
+    for example in inputs[:3]:
+        predictor.predict(example)
+    timings = []
+    for example in inputs[3:]:
+        start = time.perf_counter()
+        result = predictor.predict(example)
+        timings.append((time.perf_counter() - start) * 1000 / max(result.get("tokens", 1), 1))
+    return statistics.median(timings)
+
+
+def check_run(run_dir: Path, spec_path: Path) -> list[Gate]:
+    """Judge every machine-checkable gate of the spec on the run."""
+    gates = read_gates(spec_path)
+    observed = measure(run_dir, {gate.metric for gate in gates})
+    for gate in gates:
+        if gate.metric in observed:
+            gate.judge(observed[gate.metric])
+    return gates
+
+
+def all_passed(gates: list[Gate]) -> bool:
+    """No gate failed ("not measured" is not a failure)."""
+    return all(gate.status != "fail" for gate in gates)
+
+
+def gates_as_json(gates: list[Gate]) -> str:
+    return json.dumps([asdict(gate) for gate in gates], indent=2)

@@ -1,0 +1,474 @@
+"""The training loop: plain PyTorch, one file, readable top to bottom.
+
+Runs as one process, or as one process per GPU under torchrun (DDP: NCCL on CUDA, gloo on CPU).
+Each optimizer step runs `grad_accum_steps` micro-batches (bf16 autocast on CUDA), clips the
+gradient norm and steps AdamW (fused on CUDA) at a learning rate that warms up linearly and then
+follows a cosine down to lr * min_lr_ratio. Every `eval_every` steps the model is evaluated on
+the validation split: the best weights so far go to model.pt (what predict, serve and check
+use), the whole training state to checkpoint.pt (what `train --resume` continues from), both
+written atomically, and training stops early after `patience` evaluations without improvement.
+
+metrics.jsonl in the run directory gets one JSON object per line, readable while training runs:
+  {"kind": "train", "step", "epoch", "loss", "lr", "grad_norm", "samples_per_s" or "tokens_per_s", ...}
+  {"kind": "eval",  "step", "eval_loss", "accuracy" ..., "best": true when model.pt was updated}
+  {"kind": "final", "step", the saved model's metrics, "train_val_gap", "parameters", "elapsed_s", ...}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import Subset
+
+import metrics
+from config import Config, ProjectError
+from data import TaskData, build_loader, load_preprocessor
+from network import build_model, count_parameters
+
+# Dense bf16 peak of one GPU, for model-FLOPs utilisation (MFU) in the training log.
+PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12}
+
+
+# --- Where this process runs ---------------------------------------------------------------
+
+
+@dataclass
+class Runtime:
+    """This process's place in the job (rank among torchrun's processes), its device and numerics."""
+
+    rank: int
+    local_rank: int
+    world_size: int
+    device: torch.device
+    bf16: bool
+    compile: bool
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+
+def setup_runtime(config: Config) -> Runtime:
+    """Join torchrun's process group when launched by torchrun (it sets RANK and WORLD_SIZE).
+
+    `config` must be resolved (config.resolve_auto): no "auto" left in device or precision.
+    """
+    rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if world_size > 1 and config.distributed != "ddp":
+        raise ProjectError(
+            "launched by torchrun but distributed=none; use --set distributed=ddp or plain python"
+        )
+    device = torch.device(config.device)
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank if device.index is None else device.index)
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls (outside autocast) on tensor cores
+        torch.backends.cudnn.allow_tf32 = True
+    if world_size > 1:
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Runtime(
+        rank=rank,
+        local_rank=local_rank,
+        world_size=world_size,
+        device=device,
+        bf16=config.precision == "bf16" and device.type == "cuda",
+        compile=config.compile == "true",
+    )
+
+
+def teardown_runtime(runtime: Runtime) -> None:
+    if runtime.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+# --- Small components ----------------------------------------------------------------------
+
+
+def build_optimizer(model: nn.Module, config: Config, fused: bool) -> torch.optim.AdamW:
+    """AdamW that decays matrices and kernels but not biases and norm scales (as GPT-2 did)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, config.adam_beta2), fused=fused)
+
+
+def learning_rate(step: int, config: Config, total_steps: int) -> float:
+    """Linear warm-up (at most a fifth of the run), then cosine decay to lr * min_lr_ratio."""
+    warmup = min(config.warmup_steps, total_steps // 5)
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+    min_lr = config.lr * config.min_lr_ratio
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - min_lr)
+
+
+def atomic_save(obj: object, path: Path) -> None:
+    """torch.save to a temporary file, then rename over `path`: a crash never leaves a torn file."""
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(obj, temporary)
+    os.replace(temporary, path)
+
+
+class MetricsLog:
+    """metrics.jsonl: each record appended and flushed at once, so dashboards can follow a run."""
+
+    def __init__(self, path: Path, enabled: bool):
+        self.path = path
+        self.enabled = enabled
+
+    def write(self, kind: str, **values: object) -> None:
+        if self.enabled:
+            with self.path.open("a") as file:
+                file.write(json.dumps({"kind": kind, "time": round(time.time(), 3), **values}) + "\n")
+
+
+class ProgressDisplay:
+    """A rich progress bar with the latest loss on rank 0; silent on the other ranks."""
+
+    def __init__(self, total: int, completed: int, enabled: bool):
+        self.enabled = enabled
+        self.progress = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[status]}"),
+            disable=not enabled,
+        )
+        self.task = self.progress.add_task("train", total=total, completed=completed, status="")
+
+    def __enter__(self) -> ProgressDisplay:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def update(self, step: int, status: str | None = None) -> None:
+        fields = {"status": status} if status is not None else {}
+        self.progress.update(self.task, completed=step, **fields)
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            self.progress.console.print(text, soft_wrap=True)
+
+
+def model_flops_utilisation(model: nn.Module, tokens_per_s: float, runtime: Runtime) -> float | None:
+    """Achieved model FLOP/s over the GPUs' peak, when the model can count its FLOPs per token."""
+    flops_per_token = getattr(model, "flops_per_token", None)
+    if flops_per_token is None or not runtime.cuda:
+        return None
+    name = torch.cuda.get_device_name(runtime.device)
+    peak = next((flops for gpu, flops in PEAK_BF16_FLOPS.items() if gpu in name), None)
+    return flops_per_token() * tokens_per_s / (peak * runtime.world_size) if peak else None
+
+
+@torch.no_grad()
+def evaluate_model(
+    model: nn.Module,
+    loader: torch.utils.data.DataLoader,
+    data: TaskData,
+    runtime: Runtime,
+    max_batches: int = 0,
+) -> dict[str, float]:
+    """Metrics over a split (its first `max_batches` batches if set), summed across processes."""
+    was_training = model.training
+    model.eval()
+    counters = metrics.new_metrics(data, runtime.device)
+    for index, (inputs, targets) in enumerate(loader):
+        if max_batches and index >= max_batches:
+            break
+        inputs, targets = inputs.to(runtime.device), targets.to(runtime.device)
+        with torch.autocast(runtime.device.type, dtype=torch.bfloat16, enabled=runtime.bf16):
+            logits, loss = model(inputs, targets)
+        counters.update(logits, targets, loss)
+    if runtime.distributed:
+        counters.all_reduce()
+    model.train(was_training)
+    return counters.compute()
+
+
+def load_trained_model(run_dir: Path, device: torch.device) -> tuple[Config, object, nn.Module, int]:
+    """A run's config, preprocessing and best model (model.pt), in eval mode on `device`."""
+    config = Config.load(run_dir / "config.json")
+    preprocessor = load_preprocessor(run_dir)
+    model = build_model(config, preprocessor, load_weights=False)
+    saved = torch.load(run_dir / "model.pt", map_location=device, weights_only=True)
+    model.load_state_dict(saved["model"])
+    return config, preprocessor, model.to(device).eval(), saved["step"]
+
+
+# --- The trainer ---------------------------------------------------------------------------
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint must hold besides weights and optimizer to continue exactly."""
+
+    step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0  # batches of the current epoch already trained on
+    best_score: float | None = None
+    evals_without_improvement: int = 0
+    elapsed_s: float = 0.0  # training time of earlier sessions of this run
+
+
+class Trainer:
+    def __init__(self, config: Config, data: TaskData, model: nn.Module, run_dir: Path, runtime: Runtime):
+        self.config, self.data, self.run_dir, self.runtime = config, data, run_dir, runtime
+        self.raw_model = model.to(runtime.device)  # what gets saved; the wrappers below share its weights
+        self.model: nn.Module = self.raw_model
+        self.ddp: DistributedDataParallel | None = None
+        if runtime.distributed:
+            device_ids = [runtime.device.index] if runtime.cuda else None
+            self.ddp = DistributedDataParallel(
+                self.raw_model, device_ids=device_ids, gradient_as_bucket_view=True
+            )
+            self.model = self.ddp
+        if runtime.compile:
+            self.model = torch.compile(self.model)
+        self.optimizer = build_optimizer(self.raw_model, config, fused=runtime.cuda)
+
+        shard = {"rank": runtime.rank, "world_size": runtime.world_size, "pin_memory": runtime.cuda}
+        self.train_loader = build_loader(data.train, config, train=True, **shard)
+        self.val_loader = build_loader(data.val, config, train=False, **shard)
+        # As many training examples as validation ones, to measure the train-val gap.
+        train_sample = Subset(data.train, range(min(len(data.train), len(data.val))))
+        self.train_eval_loader = build_loader(train_sample, config, train=False, **shard)
+        if len(self.train_loader) == 0:
+            raise ProjectError(
+                f"the training split has {len(data.train)} examples per process, "
+                f"fewer than batch_size={config.batch_size}; lower --batch-size"
+            )
+        steps_per_epoch = max(1, len(self.train_loader) // config.grad_accum_steps)
+        self.total_steps = config.max_steps or config.epochs * steps_per_epoch
+
+        self.state = TrainState()
+        self.best_weights: dict[str, torch.Tensor] | None = None
+        self.log = MetricsLog(run_dir / "metrics.jsonl", enabled=runtime.is_main)
+        self.display = ProgressDisplay(self.total_steps, 0, enabled=runtime.is_main)
+        self.stop_requested = False
+        self.session_start = time.perf_counter()
+        torch.manual_seed(config.seed + runtime.rank)  # different dropout masks on each rank
+
+    # The loop ---------------------------------------------------------------------------
+
+    def fit(self, stop_at_step: int | None = None) -> dict[str, float] | None:
+        """Train to the last step (or until early stopping) and return the final record.
+
+        `stop_at_step` (or Ctrl-C / SIGTERM) ends this session early with a checkpoint to resume
+        from and returns None; the learning-rate schedule still runs to the last step.
+        """
+        config = self.config
+        batches = self.batches()
+        self.display.update(self.state.step)
+        loss_sum, window_items, window_start = 0.0, 0, time.perf_counter()
+        with self.display, self.stop_on_signals():
+            while self.state.step < self.total_steps:
+                lr = learning_rate(self.state.step, config, self.total_steps)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                loss, items, grad_norm = self.train_step(batches)
+                self.state.step += 1
+                step = self.state.step
+                loss_sum, window_items = loss_sum + loss, window_items + items
+
+                if step % config.log_every == 0 or step == self.total_steps:
+                    steps_in_window = (step - 1) % config.log_every + 1
+                    mean_loss = float(loss_sum) / steps_in_window  # float() waits for the GPU
+                    self.log_training(step, mean_loss, lr, grad_norm, window_items, window_start)
+                    loss_sum, window_items, window_start = 0.0, 0, time.perf_counter()
+                    if self.should_stop():
+                        self.save_checkpoint()
+                        self.display.note(f"stopped at step {step}; resume with `runner.py train --resume`")
+                        return None
+                if step % config.eval_every == 0 or step == self.total_steps:
+                    if self.evaluate_and_checkpoint():
+                        self.display.note(f"early stop: no improvement in {config.patience} evaluations")
+                        break
+                    window_start = time.perf_counter()  # keep evaluation time out of throughput
+                if step == stop_at_step:
+                    self.save_checkpoint()
+                    return None
+        return self.finish()
+
+    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Training batches, epoch after epoch, starting where a resumed run left off."""
+        sampler = self.train_loader.sampler
+        while True:
+            sampler.set_epoch(self.state.epoch)
+            sampler.start = self.state.batches_in_epoch * self.config.batch_size
+            for batch in self.train_loader:
+                self.state.batches_in_epoch += 1
+                yield batch
+            self.state.epoch += 1
+            self.state.batches_in_epoch = 0
+
+    def train_step(self, batches: Iterator) -> tuple[torch.Tensor, int, torch.Tensor | None]:
+        """One optimizer step over `grad_accum_steps` micro-batches; gradients are averaged across
+        processes only on the last micro-batch. Returns the mean loss, items seen, gradient norm."""
+        accum, device = self.config.grad_accum_steps, self.runtime.device
+        total_loss = torch.zeros((), device=device)
+        items = 0
+        for micro_step in range(accum):
+            inputs, targets = next(batches)
+            inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+            last = micro_step == accum - 1
+            with self.ddp.no_sync() if self.ddp and not last else contextlib.nullcontext():
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.runtime.bf16):
+                    _, loss = self.model(inputs, targets)
+                (loss / accum).backward()
+            total_loss += loss.detach()
+            items += metrics.items_in_batch(targets)
+        grad_norm = None
+        if self.config.grad_clip > 0:
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total_loss / accum, items, grad_norm
+
+    def log_training(
+        self, step: int, loss: float, lr: float, grad_norm: torch.Tensor | None, items: int, since: float
+    ) -> None:
+        per_second = items * self.runtime.world_size / max(time.perf_counter() - since, 1e-9)
+        record: dict[str, object] = {"step": step, "epoch": self.state.epoch, "loss": loss, "lr": lr}
+        if grad_norm is not None:
+            record["grad_norm"] = float(grad_norm)
+        record[metrics.THROUGHPUT] = per_second
+        mfu = model_flops_utilisation(self.raw_model, per_second, self.runtime)
+        if mfu is not None:
+            record["mfu"] = mfu
+        if self.runtime.cuda:
+            record["gpu_memory_gb"] = torch.cuda.max_memory_allocated(self.runtime.device) / 2**30
+        record["elapsed_s"] = self.elapsed()
+        self.log.write("train", **record)
+        unit = metrics.THROUGHPUT.removesuffix("_per_s")
+        self.display.update(step, f"loss {loss:.4f}  lr {lr:.2e}  {per_second:,.0f} {unit}/s")
+
+    # Evaluation and checkpoints ---------------------------------------------------------
+
+    def evaluate(self, loader: torch.utils.data.DataLoader) -> dict[str, float]:
+        return evaluate_model(self.raw_model, loader, self.data, self.runtime, self.config.eval_batches)
+
+    def evaluate_and_checkpoint(self) -> bool:
+        """Evaluate, keep the best weights and a checkpoint; True when early stopping says stop."""
+        results = self.evaluate(self.val_loader)
+        score, best = results[metrics.MONITOR], self.state.best_score
+        improved = best is None or (score > best if metrics.HIGHER_IS_BETTER else score < best)
+        if improved:
+            self.state.best_score, self.state.evals_without_improvement = score, 0
+            self.best_weights = {
+                k: v.detach().to("cpu", copy=True) for k, v in self.raw_model.state_dict().items()
+            }
+            if self.runtime.is_main:
+                atomic_save({"model": self.best_weights, "step": self.state.step}, self.run_dir / "model.pt")
+        else:
+            self.state.evals_without_improvement += 1
+        self.log.write("eval", step=self.state.step, epoch=self.state.epoch, best=improved, **results)
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in results.items() if isinstance(v, float))
+        self.display.note(f"step {self.state.step}  {shown}" + ("  (saved)" if improved else ""))
+        self.save_checkpoint()
+        return self.config.patience > 0 and self.state.evals_without_improvement >= self.config.patience
+
+    def elapsed(self) -> float:
+        return self.state.elapsed_s + time.perf_counter() - self.session_start
+
+    def save_checkpoint(self) -> None:
+        """Everything `train --resume` needs, written by rank 0 (all ranks hold the same weights)."""
+        if not self.runtime.is_main:
+            return
+        state = asdict(self.state) | {"elapsed_s": self.elapsed()}
+        checkpoint = {
+            "model": self.raw_model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "state": state,
+            "rng": torch.get_rng_state(),
+        }
+        atomic_save(checkpoint, self.run_dir / "checkpoint.pt")
+
+    def load_checkpoint(self) -> None:
+        """Continue a run: weights, optimizer moments, step and data position, best model so far."""
+        checkpoint = torch.load(
+            self.run_dir / "checkpoint.pt", map_location=self.runtime.device, weights_only=True
+        )
+        self.raw_model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.state = TrainState(**checkpoint["state"])
+        if not self.runtime.distributed:  # each rank has its own RNG; only rank 0's was saved
+            torch.set_rng_state(checkpoint["rng"].cpu())
+        if (self.run_dir / "model.pt").exists():
+            self.best_weights = torch.load(self.run_dir / "model.pt", map_location="cpu", weights_only=True)[
+                "model"
+            ]
+
+    def finish(self) -> dict[str, float]:
+        """Measure the saved model on the validation split and on as many training examples, and
+        log it as the run's final record (what `runner.py check` reads)."""
+        if self.best_weights is not None:
+            self.raw_model.load_state_dict(self.best_weights)
+        val = self.evaluate(self.val_loader)
+        train = self.evaluate(self.train_eval_loader)
+        record: dict[str, float] = {
+            **val,
+            "train_" + metrics.MONITOR: train[metrics.MONITOR],
+            "train_eval_loss": train["eval_loss"],
+            "train_val_gap": metrics.generalization_gap(train, val),
+            "parameters": count_parameters(self.raw_model),
+            "trainable_parameters": count_parameters(self.raw_model, trainable_only=True),
+            "elapsed_s": self.elapsed(),
+            "world_size": self.runtime.world_size,
+            "gpus": self.runtime.world_size if self.runtime.cuda else 0,
+        }
+        self.log.write("final", step=self.state.step, **record)
+        return record
+
+    # Stopping on request ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def stop_on_signals(self) -> Iterator[None]:
+        """Ctrl-C or SIGTERM (a spot instance's notice) ends the run at the next log step, with a
+        checkpoint. A second Ctrl-C stops at once."""
+
+        def request_stop(signum: int, frame: object) -> None:
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.stop_requested = True
+
+        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def should_stop(self) -> bool:
+        """Whether any process was asked to stop (all of them must stop at the same step)."""
+        if not self.runtime.distributed:
+            return self.stop_requested
+        flag = torch.tensor(int(self.stop_requested), device=self.runtime.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())

@@ -1,0 +1,92 @@
+"""`runner.py check` on a short real training run: every gate of the spec reported, judged right."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from acceptance import read_gates
+from config import SPEC_PATH
+from conftest import TINY, run_script, set_flags
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A short training run made the way a user makes one: `python src/runner.py train`."""
+    runs = tmp_path_factory.mktemp("runs")
+    result = run_script(
+        "src/runner.py", "train", "--max-steps", "30", *set_flags({**TINY, "runs_dir": str(runs)})
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = runs.iterdir()
+    return run_dir
+
+
+def check(run_dir: Path, *args: str):
+    return run_script("src/runner.py", "check", "--run", str(run_dir), *args)
+
+
+def write_spec(path: Path, **sections: list[tuple[str, str, float]]) -> Path:
+    spec = {"id": "test", "title": "test", "task_kind": "test"}
+    for section, gates in sections.items():
+        spec[section] = [
+            {"text": f"{metric} {op} {value}", "threshold": {"metric": metric, "op": op, "value": value}}
+            for metric, op, value in gates
+        ]
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_check_reports_every_gate_of_the_projects_spec(finished_run: Path) -> None:
+    result = check(finished_run, "--json")
+    gates = json.loads(result.stdout)
+    assert [g["metric"] for g in gates] == [g.metric for g in read_gates(SPEC_PATH)]
+    assert {g["status"] for g in gates} <= {"pass", "fail", "not measured"}
+    assert result.returncode == (1 if any(g["status"] == "fail" for g in gates) else 0)
+
+
+def test_check_passes_when_every_measured_gate_holds(finished_run: Path, tmp_path: Path) -> None:
+    spec = write_spec(
+        tmp_path / "spec.yaml",
+        constraints=[("model_size_mb", "<", 1000), ("latency_ms", "<", 60_000), ("cost_usd", "<=", 5)],
+        rewards=[("eval_loss", "<", 100), ("parameters_m", "<", 1000)],
+        penalties=[("train_val_gap", ">", 1.0)],
+    )
+    result = check(finished_run, "--spec", str(spec))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all measured gates pass" in result.stdout
+    assert "not measured" in result.stdout  # cost_usd: nothing here knows the bill
+
+
+def test_check_fails_a_missed_reward_and_a_triggered_penalty(finished_run: Path, tmp_path: Path) -> None:
+    spec = write_spec(
+        tmp_path / "spec.yaml",
+        rewards=[("eval_loss", "<", 0.0)],
+        penalties=[("parameters_m", ">", 0.0)],
+        constraints=[("model_size_mb", "<", 1000)],
+    )
+    result = check(finished_run, "--spec", str(spec), "--json")
+    assert result.returncode == 1
+    statuses = {g["metric"]: g["status"] for g in json.loads(result.stdout)}
+    assert statuses == {"eval_loss": "fail", "parameters_m": "fail", "model_size_mb": "pass"}
+
+
+def test_latency_and_size_are_measured_not_copied(finished_run: Path, tmp_path: Path) -> None:
+    spec = write_spec(
+        tmp_path / "spec.yaml", constraints=[("latency_ms", "<", 60_000), ("model_size_mb", "<", 1e6)]
+    )
+    gates = {g["metric"]: g for g in json.loads(check(finished_run, "--spec", str(spec), "--json").stdout)}
+    assert 0 < gates["latency_ms"]["observed"] < 60_000
+    size_mb = (finished_run / "model.pt").stat().st_size / 1e6
+    assert gates["model_size_mb"]["observed"] == pytest.approx(size_mb)
+
+
+def test_check_without_a_run_says_what_to_do(tmp_path: Path) -> None:
+    result = run_script("src/runner.py", "check", "--runs-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "train one first" in result.stderr

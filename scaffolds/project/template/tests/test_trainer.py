@@ -1,0 +1,150 @@
+"""The training loop: it learns, it saves and resumes exactly, it stops when asked, it runs under DDP."""
+
+from __future__ import annotations
+
+import itertools
+import signal
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import Subset
+
+from config import Config, ProjectError
+from conftest import TINY, make_trainer, read_records, run_script, set_flags
+from data import TaskData
+from network import build_model
+from trainer import Trainer, learning_rate, load_trained_model
+
+
+def test_loss_goes_down_over_a_short_run(config: Config, data: TaskData, tmp_path: Path) -> None:
+    trainer = make_trainer(replace(config, max_steps=30, log_every=5), data, tmp_path / "run")
+    trainer.fit()
+    losses = [r["loss"] for r in read_records(tmp_path / "run") if r["kind"] == "train"]
+    assert len(losses) == 6
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_overfits_a_single_batch(config: Config, data: TaskData) -> None:
+    torch.manual_seed(0)
+    model = build_model(config, data.preprocessor)
+    inputs, targets = next(iter(torch.utils.data.DataLoader(data.train, batch_size=8)))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.eval()  # no dropout: the same batch must become easy
+    first = None
+    for _ in range(100):
+        _, loss = model(inputs, targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        first = first if first is not None else loss.item()
+    assert loss.item() < 0.1 * first
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor(config: Config) -> None:
+    config = replace(config, lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    rates = [learning_rate(step, config, total_steps=100) for step in range(100)]
+    assert rates[0] == pytest.approx(0.1)
+    assert max(rates) == pytest.approx(1.0)
+    assert rates.index(max(rates)) == 9
+    assert all(a >= b for a, b in itertools.pairwise(rates[9:]))
+    assert rates[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_metrics_log_has_train_eval_and_final_records(config: Config, data: TaskData, tmp_path: Path) -> None:
+    make_trainer(replace(config, max_steps=10), data, tmp_path / "run").fit()
+    records = read_records(tmp_path / "run")
+    kinds = [r["kind"] for r in records]
+    assert kinds.count("train") == 2 and kinds.count("eval") == 1 and kinds[-1] == "final"
+    train = next(r for r in records if r["kind"] == "train")
+    assert {"step", "epoch", "loss", "lr", "grad_norm", "elapsed_s"} <= set(train)
+    assert any(key.endswith("_per_s") for key in train)
+    final = records[-1]
+    assert {"eval_loss", "train_val_gap", "parameters", "elapsed_s", "world_size"} <= set(final)
+
+
+def test_saved_model_loads_back_with_identical_outputs(
+    config: Config, data: TaskData, tmp_path: Path
+) -> None:
+    trainer = make_trainer(replace(config, max_steps=10), data, tmp_path / "run")
+    trainer.fit()  # ends holding the saved (best) weights
+    _, _, loaded, step = load_trained_model(tmp_path / "run", torch.device("cpu"))
+    inputs, _ = next(iter(torch.utils.data.DataLoader(data.val, batch_size=4)))
+    trainer.raw_model.eval()
+    with torch.no_grad():
+        assert torch.equal(trainer.raw_model(inputs)[0], loaded(inputs)[0])
+    assert step == 10
+    assert not list((tmp_path / "run").glob("*.tmp")), "atomic writes leave no temporary files"
+    checkpoint = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert checkpoint["state"]["step"] == 10 and checkpoint["optimizer"]["state"]
+
+
+def test_resume_reproduces_an_uninterrupted_run(config: Config, data: TaskData, tmp_path: Path) -> None:
+    config = replace(config, max_steps=12, eval_every=4, log_every=2)
+    straight = make_trainer(config, data, tmp_path / "straight")
+    straight.fit()
+
+    interrupted = make_trainer(config, data, tmp_path / "resumed")
+    assert interrupted.fit(stop_at_step=6) is None
+    resumed = make_trainer(config, data, tmp_path / "resumed")
+    resumed.load_checkpoint()
+    assert resumed.state.step == 6
+    resumed.fit()
+
+    for (name, a), b in zip(
+        straight.raw_model.state_dict().items(), resumed.raw_model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    losses = [
+        [r["loss"] for r in read_records(tmp_path / d) if r["kind"] == "train"]
+        for d in ("straight", "resumed")
+    ]
+    assert losses[0] == losses[1]
+
+
+def test_early_stopping_ends_a_run_that_stopped_improving(
+    config: Config, data: TaskData, tmp_path: Path
+) -> None:
+    config = replace(config, lr=0.0, max_steps=100, eval_every=2, patience=2)
+    trainer = make_trainer(config, data, tmp_path / "run")
+    final = trainer.fit()
+    assert trainer.state.step == 6  # evaluations at 2 (best), 4 and 6 (no better): stop
+    assert final is not None and read_records(tmp_path / "run")[-1]["kind"] == "final"
+
+
+def test_ctrl_c_stops_at_the_next_log_step_with_a_checkpoint(
+    config: Config, data: TaskData, tmp_path: Path
+) -> None:
+    class InterruptedTrainer(Trainer):
+        def train_step(self, batches):
+            if self.state.step == 3:
+                signal.raise_signal(signal.SIGINT)  # as if the user pressed Ctrl-C
+            return super().train_step(batches)
+
+    trainer = make_trainer(
+        replace(config, max_steps=50, log_every=5), data, tmp_path / "run", InterruptedTrainer
+    )
+    assert trainer.fit() is None
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["state"]["step"] == 5
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.slow
+def test_two_processes_train_with_ddp_under_torchrun(tmp_path: Path) -> None:
+    overrides = {**TINY, "runs_dir": str(tmp_path), "eval_every": "4"}
+    result = run_script(
+        "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "src/runner.py", "train", "--max-steps", "4", "--run-name", "ddp", *set_flags(overrides),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    final = read_records(tmp_path / "ddp")[-1]
+    assert final["kind"] == "final" and final["world_size"] == 2
+
+
+def test_a_training_split_smaller_than_a_batch_is_refused(
+    config: Config, data: TaskData, tmp_path: Path
+) -> None:
+    small = replace(data, train=Subset(data.train, range(3)))
+    with pytest.raises(ProjectError, match="fewer than batch_size"):
+        make_trainer(config, small, tmp_path / "run")

@@ -1,0 +1,237 @@
+"""Images in, (pixels, label) batches out: sources, splits, preprocessing and loaders.
+
+Where the images come from (config.dataset):
+  builtin      scikit-learn's handwritten digits: 1,797 real 8x8 grey images in 10 classes,
+               shipped inside scikit-learn, so nothing is downloaded
+  a folder     images in one sub-folder per class (Hugging Face "imagefolder"), or a dataset
+               saved with `save_to_disk`
+  a file       .csv / .json / .jsonl / .parquet with an image column and a label column
+  a hub name   any Hugging Face image-classification dataset (needs the network once)
+
+Every source becomes a Hugging Face `datasets.Dataset` with an image column (PIL images) and a
+class-label column, so one preprocessing path serves them all.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict, Features, load_dataset, load_from_disk
+from datasets import Image as ImageFeature
+from PIL import Image
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+from config import Config, ProjectError
+
+DATA_FILE_BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+VALIDATION_SPLITS = ("validation", "valid", "val", "test")
+
+
+# --- Sources -------------------------------------------------------------------------------
+
+
+def digits_dataset() -> Dataset:
+    """scikit-learn's digits as a dataset of 8x8 grey PIL images (16 grey levels scaled to 0-255)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    pixels = (digits.images * (255 / 16)).round().astype(np.uint8)
+    features = Features({"image": ImageFeature(), "label": ClassLabel(names=[str(d) for d in range(10)])})
+    images = [Image.fromarray(p) for p in pixels]
+    return Dataset.from_dict({"image": images, "label": digits.target.tolist()}, features=features)
+
+
+def read_dataset(name: str) -> Dataset | DatasetDict:
+    """A local folder or file, a `save_to_disk` folder, or a Hugging Face hub dataset."""
+    path = Path(name).expanduser()
+    if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+        return load_from_disk(str(path))
+    if path.is_file():
+        builder = DATA_FILE_BUILDERS.get(path.suffix)
+        if builder is None:
+            raise ProjectError(f"cannot read {path}: use a {', '.join(DATA_FILE_BUILDERS)} file or a folder")
+        return load_dataset(builder, data_files=str(path))
+    return load_dataset(str(path) if path.exists() else name)
+
+
+def train_val_split(
+    source: Dataset | DatasetDict, config: Config, label_column: str
+) -> tuple[Dataset, Dataset]:
+    """The source's own validation split if it has one; otherwise a stratified, seeded split."""
+    if isinstance(source, DatasetDict):
+        for name in VALIDATION_SPLITS:
+            if name in source and name != "train":
+                return source["train"], source[name]
+        source = source["train"]
+    stratify = label_column if isinstance(source.features[label_column], ClassLabel) else None
+    parts = source.train_test_split(
+        test_size=config.val_fraction, seed=config.seed, stratify_by_column=stratify
+    )
+    return parts["train"], parts["test"]
+
+
+def find_column(
+    dataset: Dataset | DatasetDict, wanted: str, feature_type: type, names: tuple[str, ...]
+) -> str:
+    """The column `wanted`, or the first of `feature_type`, or the first present of `names`."""
+    features = (dataset["train"] if isinstance(dataset, DatasetDict) else dataset).features
+    if wanted:
+        if wanted not in features:
+            raise ProjectError(f"the dataset has no column {wanted!r}; it has {', '.join(features)}")
+        return wanted
+    typed = [name for name, feature in features.items() if isinstance(feature, feature_type)]
+    present = [name for name in names if name in features]
+    if not typed and not present:
+        raise ProjectError(f"no {names[0]} column found among {', '.join(features)}; set it with --set")
+    return (typed or present)[0]
+
+
+# --- Preprocessing -------------------------------------------------------------------------
+
+
+@dataclass
+class ImagePreprocessor:
+    """PIL image -> normalised float tensor [channels, size, size]; also knows the label names.
+
+    Saved with each run (preprocessor.json), so serving applies exactly the training transform.
+    """
+
+    image_size: int
+    channels: int
+    labels: list[str]
+    mean: float = 0.5
+    std: float = 0.5
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        image = image.convert("L" if self.channels == 1 else "RGB")
+        if image.size != (self.image_size, self.image_size):
+            image = image.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR)
+        pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)
+        pixels = pixels.unsqueeze(0) if self.channels == 1 else pixels.permute(2, 0, 1)
+        return (pixels - self.mean) / self.std
+
+    def save(self, run_dir: Path) -> None:
+        (run_dir / "preprocessor.json").write_text(json.dumps(vars(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, run_dir: Path) -> ImagePreprocessor:
+        return cls(**json.loads((run_dir / "preprocessor.json").read_text()))
+
+
+def make_preprocessor(config: Config, sample: Image.Image, labels: list[str]) -> ImagePreprocessor:
+    """Size and channels from the settings, a pretrained model's config, or the images themselves."""
+    size, channels = config.image_size or max(sample.size), 1 if sample.mode in ("L", "1") else 3
+    if config.model_name:
+        from transformers import AutoConfig
+
+        model_config = AutoConfig.from_pretrained(config.model_name)
+        size = config.image_size or getattr(model_config, "image_size", size)
+        channels = getattr(model_config, "num_channels", channels)
+    return ImagePreprocessor(image_size=int(size), channels=int(channels), labels=labels)
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """A Hugging Face split seen as (pixels, label) pairs for a DataLoader."""
+
+    def __init__(self, split: Dataset, preprocessor: ImagePreprocessor, image_column: str, label_column: str):
+        self.split = split
+        self.preprocessor = preprocessor
+        self.image_column = image_column
+        self.label_column = label_column
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        example = self.split[index]
+        return self.preprocessor(example[self.image_column]), int(example[self.label_column])
+
+    def image(self, index: int) -> Image.Image:
+        return self.split[index][self.image_column]
+
+
+@dataclass
+class TaskData:
+    train: ImageDataset
+    val: ImageDataset
+    preprocessor: ImagePreprocessor
+
+
+def build_data(config: Config, run_dir: Path | None = None) -> TaskData:
+    """Read the source, split it, and wrap both splits with the preprocessing (the one saved in
+    `run_dir` when continuing a run)."""
+    source = digits_dataset() if config.dataset == "builtin" else read_dataset(config.dataset)
+    image_column = find_column(source, config.image_column, ImageFeature, ("image", "img", "pixel_values"))
+    label_column = find_column(source, config.label_column, ClassLabel, ("label", "labels", "class"))
+    train, val = train_val_split(source, config, label_column)
+    if run_dir is not None:
+        preprocessor = load_preprocessor(run_dir)
+    else:
+        label_feature = train.features[label_column]
+        if isinstance(label_feature, ClassLabel):
+            labels = list(label_feature.names)
+        else:
+            labels = [str(i) for i in range(max(train[label_column]) + 1)]
+        preprocessor = make_preprocessor(config, train[0][image_column], labels)
+    return TaskData(
+        train=ImageDataset(train, preprocessor, image_column, label_column),
+        val=ImageDataset(val, preprocessor, image_column, label_column),
+        preprocessor=preprocessor,
+    )
+
+
+def load_preprocessor(run_dir: Path) -> ImagePreprocessor:
+    return ImagePreprocessor.load(run_dir)
+
+
+# --- Loading -------------------------------------------------------------------------------
+
+
+class ResumableSampler(DistributedSampler):
+    """DistributedSampler that can start part-way into an epoch, so a resumed run sees the same
+    batches an uninterrupted one would have. Works in a single process too (one replica)."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset, num_replicas: int, rank: int, seed: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self.start = 0  # indices of this epoch already used
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(super().__iter__(), self.start, None)
+
+    def __len__(self) -> int:
+        return super().__len__() - self.start
+
+
+def build_loader(
+    dataset: torch.utils.data.Dataset,
+    config: Config,
+    *,
+    train: bool,
+    rank: int = 0,
+    world_size: int = 1,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """Training: shuffled, sharded across processes, full batches only. Evaluation: in order, each
+    process taking every world_size-th example, so together they see each example exactly once."""
+    sampler = None
+    if train:
+        sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank, seed=config.seed)
+    else:
+        dataset = Subset(dataset, range(rank, len(dataset), world_size))
+    return DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        drop_last=train,
+        num_workers=config.num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=config.num_workers > 0,
+        # Its own generator, so creating a loader does not draw from the global RNG (exact resume).
+        generator=torch.Generator().manual_seed(config.seed),
+    )

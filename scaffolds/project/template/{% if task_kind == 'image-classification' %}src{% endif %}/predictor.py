@@ -1,0 +1,49 @@
+"""A trained run's model answering one image at a time (for `runner.py predict`, the server, and
+the latency that `runner.py check` measures)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from config import ProjectError
+from data import build_data
+from trainer import load_trained_model
+
+
+class Predictor:
+    def __init__(self, run_dir: Path, device: str = "auto"):
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.run_dir = run_dir
+        self.device = torch.device(device)
+        self.config, self.preprocessor, self.model, self.step = load_trained_model(run_dir, self.device)
+
+    @torch.no_grad()
+    def predict(self, image: Image.Image, top_k: int = 5) -> dict[str, object]:
+        """The most likely label and the top-k labels with their probabilities."""
+        pixels = self.preprocessor(image).unsqueeze(0).to(self.device)
+        logits, _ = self.model(pixels)
+        probabilities = logits.float().softmax(dim=-1)[0]
+        top = probabilities.topk(min(top_k, len(self.preprocessor.labels)))
+        ranked = [
+            {"label": self.preprocessor.labels[i], "probability": round(p, 6)}
+            for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+        ]
+        return {"label": ranked[0]["label"], "top": ranked}
+
+    def read_input(self, argument: str) -> Image.Image:
+        """A command-line argument (an image file's path) as an image."""
+        try:
+            image = Image.open(argument)
+            image.load()
+        except OSError as error:  # a missing file, or one PIL cannot decode
+            raise ProjectError(f"cannot read an image from {argument}: {error}") from None
+        return image
+
+    def sample_inputs(self, count: int) -> list[Image.Image]:
+        """Validation images, for timing predictions."""
+        val = build_data(self.config, self.run_dir).val
+        return [val.image(i % len(val)) for i in range(count)]

@@ -1,0 +1,75 @@
+"""The HTTP API over real HTTP, and `runner.py predict`: images in, labels out, bad input refused."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+from conftest import run_script
+from data import TaskData
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_health_names_the_task_and_the_run(server_url: str, trained_run: Path) -> None:
+    response = httpx.get(f"{server_url}/health")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "task": "image-classification",
+        "run": trained_run.name,
+        "step": 40,
+    }
+
+
+def test_an_uploaded_digit_gets_ranked_labels(server_url: str, data: TaskData) -> None:
+    image = data.val.image(0)
+    response = httpx.post(f"{server_url}/predict?top_k=3", files={"file": ("digit.png", png_bytes(image))})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    probabilities = [entry["probability"] for entry in body["top"]]
+    assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True)
+    assert body["label"] == body["top"][0]["label"] and body["label"] in data.preprocessor.labels
+
+
+def test_most_validation_digits_are_labelled_right_over_http(server_url: str, data: TaskData) -> None:
+    right = 0
+    for index in range(20):
+        upload = {"file": ("digit.png", png_bytes(data.val.image(index)))}
+        label = httpx.post(f"{server_url}/predict", files=upload).json()["label"]
+        right += label == data.preprocessor.labels[data.val[index][1]]
+    assert right >= 10  # far above chance (2 of 20) after a short run
+
+
+def test_a_file_that_is_not_an_image_gets_415_with_a_reason(server_url: str) -> None:
+    response = httpx.post(f"{server_url}/predict", files={"file": ("notes.txt", b"not a picture")})
+    assert response.status_code == 415
+    assert "not an image" in response.json()["detail"]
+
+
+def test_a_request_without_a_file_gets_422_naming_the_field(server_url: str) -> None:
+    response = httpx.post(f"{server_url}/predict")
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("file:")
+
+
+def test_a_bad_top_k_gets_422(server_url: str) -> None:
+    upload = {"file": ("digit.png", png_bytes(Image.new("L", (8, 8))))}
+    response = httpx.post(f"{server_url}/predict?top_k=0", files=upload)
+    assert response.status_code == 422 and "top_k" in response.json()["detail"]
+
+
+def test_runner_predict_labels_image_files(trained_run: Path, data: TaskData, tmp_path: Path) -> None:
+    data.val.image(0).save(tmp_path / "digit.png")
+    result = run_script("src/runner.py", "predict", "--run", str(trained_run), str(tmp_path / "digit.png"))
+    assert result.returncode == 0, result.stderr
+    assert "digit.png:" in result.stdout
+    missing = run_script("src/runner.py", "predict", "--run", str(trained_run), str(tmp_path / "none.png"))
+    assert missing.returncode == 2 and "cannot read an image" in missing.stderr
