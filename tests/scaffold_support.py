@@ -42,6 +42,11 @@ def git(repo: Path, *args: str) -> str:
     return result.stdout
 
 
+def git_bytes(repo: Path, *args: str) -> bytes:
+    """Like `git`, for output that is not text (blobs)."""
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=True).stdout
+
+
 def builtin_template_copy(dest: Path) -> Path:
     """A copy of the built-in template (copier.yml + template/) that a test may change."""
     shutil.copytree(scaffolds_dir() / "project", dest, ignore=shutil.ignore_patterns("__pycache__"))
@@ -49,12 +54,13 @@ def builtin_template_copy(dest: Path) -> Path:
 
 
 def small_template(dest: Path, files: Mapping[str, str], config: str = "") -> Path:
-    """A minimal copier template: a project_name question plus `files` (paths under template/)."""
+    """A minimal copier template: a project_name question, its answers file, and `files` (under template/)."""
     (dest / "template").mkdir(parents=True)
     (dest / "copier.yml").write_text(
         "_subdirectory: template\n_templates_suffix: .jinja\n"
         "project_name:\n  type: str\n  default: demo\n" + textwrap.dedent(config)
     )
+    files = {"{{_copier_conf.answers_file}}.jinja": "project_name: {{ project_name }}\n", **files}
     for path, text in files.items():
         target = dest / "template" / path
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ what ccpt itself promises about the render.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -66,6 +67,7 @@ def test_the_template_record_is_a_separate_branch_with_the_pristine_render(tmp_p
     changed = git(root, "diff", "--name-only", "ccpt-template", "HEAD").split()
     assert changed == [".copier-answers.yml"]
     assert "_src_path" not in (root / ".copier-answers.yml").read_text()  # no machine paths recorded
+    assert sorted(git(root, "ls-files").split()) == project.files  # every rendered file is committed
 
 
 def test_rendering_the_same_answers_twice_gives_identical_bytes(tmp_path: Path) -> None:
@@ -173,3 +175,12 @@ def test_ccpt_help_and_the_new_and_update_commands_do_not_import_copier() -> Non
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
     assert run_ccpt("new", "--help").returncode == 0
+
+
+def test_json_result_for_scripts(tmp_path: Path) -> None:
+    result = run_ccpt("new", "proj", "--defaults", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    made = json.loads(result.stdout)
+    assert made["task_kind"] == "image-classification" and "CLAUDE.md" in made["files"]
+    assert made["git"]["branch"] == "main" and made["git"]["template_commit"]
+    assert made["answers"]["precision"] == "auto"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
+from ccpt.scaffold.template import ProjectTemplate
 from tests.conftest import run_ccpt
 from tests.scaffold_support import builtin_template_copy, git, git_isolated, make_project, tree_snapshot
 from tests.test_update_merge import EXPECTED_PLAN, change_template, edit_project
@@ -23,15 +25,21 @@ SAME_VERSION_PLAN = {
 
 
 @pytest.fixture(scope="module")
-def changed_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = builtin_template_copy(tmp_path_factory.mktemp("template-next") / "project")
+def template_now(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A snapshot of the built-in template, frozen for this module (the tree may change meanwhile)."""
+    return builtin_template_copy(tmp_path_factory.mktemp("template-now") / "project")
+
+
+@pytest.fixture(scope="module")
+def changed_template(template_now: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = Path(shutil.copytree(template_now, tmp_path_factory.mktemp("template-next") / "project"))
     change_template(root)
     return root
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    make_project(tmp_path / "demo")
+def project(tmp_path: Path, template_now: Path) -> Path:
+    make_project(tmp_path / "demo", template=ProjectTemplate.load(template_now))
     edit_project(tmp_path / "demo")
     return tmp_path / "demo"
 

@@ -6,6 +6,7 @@ edits are real commits in the project's own repository.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,15 @@ import yaml
 
 from ccpt.scaffold.template import ProjectTemplate
 from ccpt.scaffold.update import Status, apply_update, planned_update
-from tests.scaffold_support import builtin_template_copy, git, git_isolated, make_project, tree_snapshot
+from tests.scaffold_support import (
+    builtin_template_copy,
+    git,
+    git_bytes,
+    git_isolated,
+    make_project,
+    small_template,
+    tree_snapshot,
+)
 
 pytestmark = pytest.mark.usefixtures(git_isolated.__name__)
 
@@ -87,22 +96,29 @@ def edit_project(project: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def template_v2(tmp_path_factory: pytest.TempPathFactory) -> ProjectTemplate:
-    root = builtin_template_copy(tmp_path_factory.mktemp("template-v2") / "project")
+def template_v1(tmp_path_factory: pytest.TempPathFactory) -> ProjectTemplate:
+    """A snapshot of the built-in template, frozen for this module (the tree may change meanwhile)."""
+    return ProjectTemplate.load(builtin_template_copy(tmp_path_factory.mktemp("template-v1") / "project"))
+
+
+@pytest.fixture(scope="module")
+def template_v2(template_v1: ProjectTemplate, tmp_path_factory: pytest.TempPathFactory) -> ProjectTemplate:
+    """The next release of that snapshot: version 0.2.0 with `change_template` applied."""
+    root = Path(shutil.copytree(template_v1.root, tmp_path_factory.mktemp("template-v2") / "project"))
     change_template(root)
     return ProjectTemplate.load(root, version="0.2.0")
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    make_project(tmp_path / "demo")
+def project(tmp_path: Path, template_v1: ProjectTemplate) -> Path:
+    make_project(tmp_path / "demo", template=template_v1)
     edit_project(tmp_path / "demo")
     return tmp_path / "demo"
 
 
-def test_a_fresh_project_is_up_to_date(tmp_path: Path) -> None:
-    make_project(tmp_path / "demo")
-    with planned_update(tmp_path / "demo", ProjectTemplate.load()) as plan:
+def test_a_fresh_project_is_up_to_date(tmp_path: Path, template_v1: ProjectTemplate) -> None:
+    make_project(tmp_path / "demo", template=template_v1)
+    with planned_update(tmp_path / "demo", template_v1) as plan:
         assert plan.up_to_date
         assert {change.status for change in plan.changes} == {Status.UNCHANGED}
 
@@ -201,9 +217,9 @@ def test_an_error_while_writing_puts_every_file_back(
     assert git(project, "rev-parse", "ccpt-template") == base
 
 
-def test_a_changed_answer_rerenders_what_depends_on_it(tmp_path: Path) -> None:
-    make_project(tmp_path / "demo")
-    with planned_update(tmp_path / "demo", ProjectTemplate.load(), {"precision": "bf16"}) as plan:
+def test_a_changed_answer_rerenders_what_depends_on_it(tmp_path: Path, template_v1: ProjectTemplate) -> None:
+    make_project(tmp_path / "demo", template=template_v1)
+    with planned_update(tmp_path / "demo", template_v1, {"precision": "bf16"}) as plan:
         touched = {
             change.path: change.status for change in plan.changes if change.status is not Status.UNCHANGED
         }
@@ -214,3 +230,26 @@ def test_a_changed_answer_rerenders_what_depends_on_it(tmp_path: Path) -> None:
         apply_update(plan)
     assert "| precision | `bf16` |" in (tmp_path / "demo/README.md").read_text()
     assert yaml.safe_load((tmp_path / "demo/.copier-answers.yml").read_text())["precision"] == "bf16"
+
+
+def test_binary_files_are_updated_when_untouched_and_never_half_merged(tmp_path: Path) -> None:
+    blobs = {"logo.bin": b"\x89PNG\0v1", "weights.bin": b"\0\1\2v1"}
+    v1 = small_template(tmp_path / "v1", {"README.md.jinja": "# {{ project_name }}\n"})
+    for name, data in blobs.items():
+        (v1 / "template" / name).write_bytes(data)
+    v2 = Path(shutil.copytree(v1, tmp_path / "v2"))
+    for name in blobs:
+        (v2 / "template" / name).write_bytes(blobs[name].replace(b"v1", b"v2"))
+    make_project(tmp_path / "demo", template=ProjectTemplate.load(v1))
+    project = tmp_path / "demo"
+    (project / "logo.bin").write_bytes(b"\x89PNG\0mine")
+    git(project, "commit", "-q", "-am", "my logo")
+    with planned_update(project, ProjectTemplate.load(v2)) as plan:
+        statuses = {change.path: change for change in plan.changes}
+        assert statuses["weights.bin"].status is Status.UPDATED
+        assert statuses["logo.bin"].status is Status.CONFLICT
+        assert "git show ccpt-template:logo.bin" in statuses["logo.bin"].detail
+        apply_update(plan)
+    assert (project / "weights.bin").read_bytes() == b"\0\1\2v2"
+    assert (project / "logo.bin").read_bytes() == b"\x89PNG\0mine"
+    assert git_bytes(project, "show", "ccpt-template:logo.bin") == b"\x89PNG\0v2"

@@ -92,7 +92,12 @@ def replaced_files(render_dir: Path, target: Path, files: Iterable[str]) -> list
 def move_into_place(render_dir: Path, target: Target) -> None:
     """Move the render to the target: one rename when the target is missing, else entry by entry."""
     if not target.exists:
-        os.rename(render_dir, target.path)
+        try:
+            os.rename(render_dir, target.path)
+        except OSError as exc:  # something else created the folder while we rendered
+            raise CcptError(
+                f"{target.path} appeared while rendering ({exc.strerror}); nothing was written"
+            ) from exc
         return
     blocked = blocked_paths(render_dir, target.path)
     if blocked:

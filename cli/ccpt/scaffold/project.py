@@ -108,6 +108,10 @@ def create_project(request: NewRequest) -> NewProject:
         render_dir = stage / "project"
         rendered = render_pristine(request.template, answers, render_dir, interactive=prompt)
         replaced = [] if target.fresh else replaced_files(render_dir, target.path, rendered.files)
+        if request.git and request.template.answers_file not in rendered.files:
+            notes.append(
+                f"the template writes no {request.template.answers_file}, so ccpt update cannot follow it"
+            )
         outcome = None
         if request.git and (target.fresh or not Git(target.path).is_repo_root()):
             outcome = _commit_in_new_repo(request, render_dir)
