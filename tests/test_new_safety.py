@@ -241,3 +241,14 @@ def test_open_questions_are_asked_on_a_terminal(tmp_path: Path) -> None:
     answers = yaml.safe_load((tmp_path / "proj/.copier-answers.yml").read_text())
     assert answers["model_name"] == "tiny/local-model" and answers["precision"] == "bf16"
     assert answers["dataset"] == "builtin" and answers["distributed"] == "ddp"
+
+
+def test_new_dot_fills_the_empty_current_folder_in_place(tmp_path: Path) -> None:
+    here = tmp_path / "digits"
+    here.mkdir()
+    inode = here.stat().st_ino
+    result = run_ccpt("new", ".", "--defaults", cwd=here)
+    assert result.returncode == 0, result.stderr
+    assert here.stat().st_ino == inode  # the same folder (a shell sitting in it stays valid)
+    assert yaml.safe_load((here / ".copier-answers.yml").read_text())["project_name"] == "digits"
+    assert git(here, "status", "--porcelain") == "" and "cd ." not in result.stdout

@@ -139,3 +139,9 @@ def test_a_template_version_this_ccpt_does_not_ship_is_refused(tmp_path: Path) -
     result = run_ccpt("update", "--to", "9.9.9", cwd=tmp_path / "demo")
     assert result.returncode == 1
     assert "template version 9.9.9 is not available" in result.stderr
+
+
+def test_update_finds_the_project_from_a_subfolder(project: Path, changed_template: Path) -> None:
+    result = run_ccpt("update", "--pretend", "--template", str(changed_template), cwd=project / "docs/adr")
+    assert result.returncode == 0, result.stderr
+    assert table_rows(result.stdout)["CLAUDE.md"] == "merged"

@@ -107,10 +107,16 @@ def _print_notes(notes: list[str]) -> None:
         err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False)
 
 
+def _shown(path: Path) -> str:
+    """The path as the user typed it, unless that is `.` (then where it really is)."""
+    return str(path.resolve()) if str(path) in (".", "./") else str(path)
+
+
 def next_commands(path: Path) -> list[str]:
     """What to run after `ccpt new`: install, train briefly, check the gates, test."""
+    enter = [] if path.resolve() == Path.cwd().resolve() else [f"cd {shlex.quote(str(path))}"]
     return [
-        f"cd {shlex.quote(str(path))}",
+        *enter,
         "pip install -e '.[dev]'",
         "python src/runner.py train --max-steps 60",
         "python src/runner.py check",
@@ -122,7 +128,7 @@ def _summary_panel(project: NewProject):
     from rich.panel import Panel
 
     lines = [
-        f"Made [bold]{escape(str(project.path))}[/bold] ({len(project.files)} files).",
+        f"Made [bold]{escape(_shown(project.path))}[/bold] ({len(project.files)} files).",
         f"Task {project.task_kind} from spec [cyan]{escape(project.spec_id)}[/cyan]; "
         f"template {project.template_version}.",
     ]

@@ -25,7 +25,9 @@ STATUS_STYLES = {
 
 
 def update(
-    path: Path = typer.Argument(Path("."), help="The project folder (default: the current one)."),
+    path: Path | None = typer.Argument(
+        None, help="The project folder (default: the project around the current folder)."
+    ),
     pretend: bool = typer.Option(False, "--pretend", help="Show the plan table; write nothing."),
     to: str | None = typer.Option(
         None, "--to", metavar="VERSION", help="Template version to update to (default: this ccpt's)."
@@ -39,10 +41,13 @@ def update(
     ),
 ) -> None:
     from ccpt.scaffold.answers import parse_assignments
+    from ccpt.scaffold.records import find_project
     from ccpt.scaffold.template import ProjectTemplate
     from ccpt.scaffold.update import apply_update, ensure_clean, planned_update
 
     template = ProjectTemplate.load(template_dir)
+    if path is None:
+        path = find_project(Path.cwd(), template)
     with ExitStack() as stack:
         with err_console.status("Rendering the template with the recorded answers ..."):
             plan = stack.enter_context(planned_update(path, template, parse_assignments(data or []), to))

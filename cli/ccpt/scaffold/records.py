@@ -58,6 +58,18 @@ class ProjectRecords:
     version: str
 
 
+def find_project(start: Path, template: ProjectTemplate) -> Path:
+    """The nearest folder at or above `start` with the answers file (stopping at a repository root),
+    so `ccpt update` works from anywhere inside a project; `start` itself when there is none."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / template.answers_file).is_file():
+            return folder
+        if (folder / ".git").exists():
+            break
+    return start
+
+
 def read_records(project: Path, template: ProjectTemplate) -> ProjectRecords:
     """The records of the project at `project`, or one clear line saying what is missing."""
     if not project.is_dir():
