@@ -184,3 +184,23 @@ def test_json_result_for_scripts(tmp_path: Path) -> None:
     assert made["task_kind"] == "image-classification" and "CLAUDE.md" in made["files"]
     assert made["git"]["branch"] == "main" and made["git"]["template_commit"]
     assert made["answers"]["precision"] == "auto"
+
+
+def test_workflow_hooks_and_issue_templates_are_well_formed(tmp_path: Path) -> None:
+    make_project(tmp_path / "demo", spec="causal-lm")
+    root = tmp_path / "demo"
+    workflow = yaml.safe_load((root / ".github/workflows/ci.yml").read_text())
+    steps = [step.get("run", "") for step in workflow["jobs"]["test"]["steps"]]
+    assert any("pytest" in run for run in steps) and any("ruff check" in run for run in steps)
+    hooks = yaml.safe_load((root / ".pre-commit-config.yaml").read_text())
+    assert {hook["id"] for repo in hooks["repos"] for hook in repo["hooks"]} == {"ruff-check", "ruff-format"}
+    templates = sorted((root / ".github/ISSUE_TEMPLATE").glob("*.md"))
+    assert [path.stem for path in templates] == ["bug", "epic", "feature", "spike", "user-story"]
+    for path in templates:
+        meta = front_matter(path)
+        assert meta.get("name") and meta.get("about"), path.name
+    story = (root / ".github/ISSUE_TEMPLATE/user-story.md").read_text()
+    for letter in ("Independent", "Negotiable", "Valuable", "Estimable", "Small", "Testable"):
+        assert f"- [ ] **{letter}**" in story
+    assert (root / "docs/adr/0000-template.md").is_file() and (root / "docs/sprints/TEMPLATE.md").is_file()
+    assert "causal-lm" in (root / "docs/adr/0001-training-stack.md").read_text()
