@@ -127,13 +127,12 @@ def render_pristine(
 
 
 def write_spec(path: Path, spec: Mapping[str, Any]) -> None:
-    """`specs/task.yaml` in the spec schema's own field order."""
-    from ccpt.specs.model import TaskSpec
+    """`specs/task.yaml` as `ccpt spec` writes specs: schema field order, multi-line text as blocks."""
+    from ccpt.specs import TaskSpec, dump_yaml
 
     try:
-        data = TaskSpec.from_dict(spec).to_dict()
-    except (KeyError, TypeError, ValueError):
-        data = dict(spec)  # a template's own spec shape: keep it as recorded
+        body = dump_yaml(TaskSpec.from_dict(spec))
+    except (KeyError, TypeError, ValueError):  # a template's own spec shape: keep it as recorded
+        body = yaml.safe_dump(dict(spec), sort_keys=False, allow_unicode=True, width=100)
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
     path.write_text(SPEC_HEADER + body, encoding="utf-8")
