@@ -83,12 +83,16 @@ def root(
 app.command(
     "new",
     help="Render a complete, tested ML project from a task spec.",
-    epilog=examples("ccpt new demo", "ccpt new nlp --spec text-classification"),
+    epilog=examples(
+        "ccpt new demo",
+        "ccpt new nlp --spec text-classification --pretend",
+        "ccpt new lm --spec causal-lm --data precision=bf16 --defaults",
+    ),
 )(new.new)
 app.command(
     "update",
     help="Bring template improvements into a project made by `ccpt new`, keeping your edits.",
-    epilog=examples("ccpt update --pretend", "ccpt update demo"),
+    epilog=examples("ccpt update --pretend", "ccpt update demo", "ccpt update --data precision=bf16"),
 )(update.update)
 app.add_typer(
     spec.app,

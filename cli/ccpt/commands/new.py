@@ -27,7 +27,10 @@ def new(
         help="Built-in spec id (ccpt spec list) or a spec file (.yaml/.md, FILE#id).",
     ),
     set_values: list[str] | None = typer.Option(
-        None, "--set", metavar="KEY=VALUE", help="Fill a [placeholder] parameter of the spec (repeatable)."
+        None,
+        "--set",
+        metavar="KEY=VALUE",
+        help="Fill a placeholder parameter of the spec (ccpt spec check lists them).",
     ),
     data: list[str] | None = typer.Option(
         None,
