@@ -17,12 +17,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -92,6 +96,16 @@ def echo_responder(request: RecordedRequest) -> Reply:
     return Reply(text=f"## Answer\n\nYou asked: *{question}*\n\n- first point\n- second point\n")
 
 
+class _QuietHTTPServer(ThreadingHTTPServer):
+    """Clients that hang up (a cut stream, a closed keep-alive connection) are normal here."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class MessagesApiServer:
     """A threaded HTTP server on 127.0.0.1 with a reply script and a request log."""
 
@@ -104,9 +118,8 @@ class MessagesApiServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._httpd = _QuietHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
@@ -373,3 +386,23 @@ def messages_api() -> Iterator[MessagesApiServer]:
         yield server
     finally:
         server.stop()
+
+
+def run_ccpt_in_process(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, input: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `ccpt` app in this process (typer's CliRunner): the same code path as the
+    console script, without paying for a fresh interpreter and SDK import on every call."""
+    from typer.testing import CliRunner
+
+    from ccpt.app import app
+
+    previous = Path.cwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(app, list(args), input=input, env={"COLUMNS": "200", **(env or {})})
+    finally:
+        os.chdir(previous)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)

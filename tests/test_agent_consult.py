@@ -1,4 +1,9 @@
-"""`ccpt agent ROLE "..."` end to end: the real CLI and the real SDK against a local Messages API."""
+"""`ccpt agent ROLE "..."` end to end: the real CLI and the real SDK against a local Messages API.
+
+Tests that depend on the process boundary (piped stdout and stdin, warnings, the exact request
+of a fresh process) run `ccpt` in a subprocess; the others run the same app in-process, which
+skips a fresh interpreter and SDK import per call.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import pytest
 
 from ccpt.agents.models import Usage, cost_usd
 from tests.conftest import run_ccpt
-from tests.messages_api import FAKE_API_KEY, MessagesApiServer, api_env
+from tests.messages_api import FAKE_API_KEY, MessagesApiServer, api_env, run_ccpt_in_process
 
 FOOTER = re.compile(
     r"(?P<role>\w+) · (?P<model>[\w-]+) · input (?P<input>[\d,]+) · output (?P<output>[\d,]+) · "
@@ -25,6 +30,15 @@ def agent(
 ) -> subprocess.CompletedProcess[str]:
     """`ccpt agent ...` with the SDK pointed at `server` and a private HOME."""
     return run_ccpt("agent", *args, cwd=cwd, env={**api_env(server, key), "HOME": str(cwd)}, input=input)
+
+
+def agent_here(
+    server: MessagesApiServer, cwd: Path, *args: str, key: str | None = FAKE_API_KEY, input: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """The same as `agent`, in this process."""
+    return run_ccpt_in_process(
+        "agent", *args, cwd=cwd, env={**api_env(server, key), "HOME": str(cwd)}, input=input
+    )
 
 
 def footer(stderr: str) -> dict[str, str]:
@@ -75,8 +89,8 @@ def test_the_system_prompt_is_charter_then_role_with_cache_control_on_the_prefix
 def test_a_repeat_question_reads_the_prefix_from_the_cache_and_costs_less(
     messages_api: MessagesApiServer, tmp_path: Path
 ) -> None:
-    first = footer(agent(messages_api, tmp_path, "network", "first question").stderr)
-    second = footer(agent(messages_api, tmp_path, "network", "second question").stderr)
+    first = footer(agent_here(messages_api, tmp_path, "network", "first question").stderr)
+    second = footer(agent_here(messages_api, tmp_path, "network", "second question").stderr)
     assert tokens(first["write"]) > 1024 and tokens(first["read"]) == 0
     assert tokens(second["write"]) == 0 and tokens(second["read"]) == tokens(first["write"])
     assert float(second["cost"]) < float(first["cost"]) / 3
@@ -86,7 +100,7 @@ def test_json_output_has_answer_model_usage_cost_and_ids(
     messages_api: MessagesApiServer, tmp_path: Path
 ) -> None:
     messages_api.reply("Use bf16 autocast.")
-    result = agent(messages_api, tmp_path, "training", "--json", "fp16 or bf16?")
+    result = agent_here(messages_api, tmp_path, "training", "--json", "fp16 or bf16?")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["answer"] == "Use bf16 autocast."
@@ -110,7 +124,7 @@ def test_dry_run_needs_no_key_and_prints_the_exact_request_that_is_later_sent(
     assert printed["headers"]["authorization"] == "(ANTHROPIC_API_KEY not set)"
     assert "estimated" in dry.stderr and "over claude-sonnet-5-5's minimum" in dry.stderr
 
-    sent = agent(messages_api, tmp_path, *args)
+    sent = agent_here(messages_api, tmp_path, *args)
     assert sent.returncode == 0, sent.stderr
     (request,) = messages_api.message_requests()
     assert request.body == printed["body"]
@@ -120,7 +134,7 @@ def test_dry_run_needs_no_key_and_prints_the_exact_request_that_is_later_sent(
 def test_dry_run_with_a_key_counts_the_prefix_with_the_token_count_endpoint(
     messages_api: MessagesApiServer, tmp_path: Path
 ) -> None:
-    result = agent(messages_api, tmp_path, "network", "--dry-run", "--json", "q")
+    result = agent_here(messages_api, tmp_path, "network", "--dry-run", "--json", "q")
     assert result.returncode == 0, result.stderr
     assert [r.path for r in messages_api.requests] == ["/v1/messages/count_tokens"]
     cache = json.loads(result.stdout)["cache"]
@@ -131,7 +145,7 @@ def test_dry_run_with_a_key_counts_the_prefix_with_the_token_count_endpoint(
 def test_dry_run_says_when_the_prefix_is_under_the_models_cache_floor(
     messages_api: MessagesApiServer, tmp_path: Path
 ) -> None:
-    result = agent(messages_api, tmp_path, "network", "--model", "haiku", "--dry-run", "q", key=None)
+    result = agent_here(messages_api, tmp_path, "network", "--model", "haiku", "--dry-run", "q", key=None)
     assert result.returncode == 0, result.stderr
     assert "will NOT be cached" in result.stderr and "claude-haiku-5-5" in result.stderr
 
@@ -165,7 +179,7 @@ def test_attached_files_and_standard_input_are_sent_with_their_paths(
 def test_piped_input_without_a_question_asks_for_a_review(
     messages_api: MessagesApiServer, tmp_path: Path
 ) -> None:
-    result = agent(messages_api, tmp_path, "DataEngineer", input="Traceback: CUDA out of memory\n")
+    result = agent_here(messages_api, tmp_path, "DataEngineer", input="Traceback: CUDA out of memory\n")
     assert result.returncode == 0, result.stderr
     assert "Review the attached input" in messages_api.message_requests()[0].last_user_text
 
@@ -174,8 +188,8 @@ def test_a_missing_or_binary_file_is_refused_before_anything_is_sent(
     messages_api: MessagesApiServer, tmp_path: Path
 ) -> None:
     (tmp_path / "weights.bin").write_bytes(b"\x00\x01\x02")
-    missing = agent(messages_api, tmp_path, "network", "-f", "nope.py", "q")
-    binary = agent(messages_api, tmp_path, "network", "-f", "weights.bin", "q")
+    missing = agent_here(messages_api, tmp_path, "network", "-f", "nope.py", "q")
+    binary = agent_here(messages_api, tmp_path, "network", "-f", "weights.bin", "q")
     assert missing.returncode == 2 and "--file nope.py: no such file" in missing.stderr
     assert binary.returncode == 2 and "looks binary" in binary.stderr
     assert messages_api.requests == []
@@ -187,9 +201,9 @@ def test_continue_sends_the_earlier_turns_of_the_last_conversation_with_that_rol
     messages_api.reply("Use LoRA with rank 16.")
     messages_api.reply("Then QLoRA with 4-bit NF4 weights.")
     messages_api.reply("Unrelated answer.")
-    assert agent(messages_api, tmp_path, "ModelArchitect", "fine-tune a 7B model?").returncode == 0
-    assert agent(messages_api, tmp_path, "TestArchitect", "tests for it?").returncode == 0
-    result = agent(messages_api, tmp_path, "model", "-c", "and with only 16 GB?")
+    assert agent_here(messages_api, tmp_path, "ModelArchitect", "fine-tune a 7B model?").returncode == 0
+    assert agent_here(messages_api, tmp_path, "TestArchitect", "tests for it?").returncode == 0
+    result = agent_here(messages_api, tmp_path, "model", "-c", "and with only 16 GB?")
     assert result.returncode == 0, result.stderr
 
     messages = messages_api.message_requests()[2].body["messages"]
@@ -198,7 +212,9 @@ def test_continue_sends_the_earlier_turns_of_the_last_conversation_with_that_rol
         {"role": "assistant", "content": "Use LoRA with rank 16."},
         {"role": "user", "content": "and with only 16 GB?"},
     ]
-    entries = json.loads(run_ccpt("agent", "log", "--json", "--role", "model").stdout)
+    entries = json.loads(
+        run_ccpt_in_process("agent", "log", "--json", "--role", "model", cwd=tmp_path).stdout
+    )
     assert [e["question"] for e in entries] == ["and with only 16 GB?", "fine-tune a 7B model?"]
     assert entries[0]["conversation_id"] == entries[1]["conversation_id"]
 
@@ -206,7 +222,7 @@ def test_continue_sends_the_earlier_turns_of_the_last_conversation_with_that_rol
 def test_continue_without_an_earlier_conversation_is_a_clear_error(
     messages_api: MessagesApiServer, tmp_path: Path
 ) -> None:
-    result = agent(messages_api, tmp_path, "network", "-c", "more?")
+    result = agent_here(messages_api, tmp_path, "network", "-c", "more?")
     assert result.returncode == 2
     assert "no earlier conversation with NetworkArchitect" in result.stderr
     assert messages_api.requests == []
@@ -216,18 +232,18 @@ def test_history_logs_each_consultation_and_log_shows_it(
     messages_api: MessagesApiServer, tmp_path: Path
 ) -> None:
     messages_api.reply("Checkpoint every 10 minutes on spot.")
-    assert agent(messages_api, tmp_path, "compute", "spot or on-demand for 8 hours?").returncode == 0
-    assert agent(messages_api, tmp_path, "compute", "--no-log", "not logged").returncode == 0
+    assert agent_here(messages_api, tmp_path, "compute", "spot or on-demand for 8 hours?").returncode == 0
+    assert agent_here(messages_api, tmp_path, "compute", "--no-log", "not logged").returncode == 0
 
-    listing = run_ccpt("agent", "log")
+    listing = run_ccpt_in_process("agent", "log", cwd=tmp_path)
     assert listing.returncode == 0
     assert "ComputeOrchestrator" in listing.stdout and "spot or on-demand" in listing.stdout
     assert "not logged" not in listing.stdout
 
-    shown = run_ccpt("agent", "log", "1")
+    shown = run_ccpt_in_process("agent", "log", "1", cwd=tmp_path)
     assert "Checkpoint every 10 minutes on spot." in shown.stdout
     assert "claude-sonnet-5-5" in shown.stderr and "$" in shown.stderr
-    entry = json.loads(run_ccpt("agent", "log", "1", "--json").stdout)
+    entry = json.loads(run_ccpt_in_process("agent", "log", "1", "--json", cwd=tmp_path).stdout)
     assert entry["status"] == "complete" and entry["cost_usd"] > 0 and entry["usage"]["output_tokens"] > 0
     assert entry["model"] == "claude-sonnet-5-5" and entry["message_id"].startswith("msg_")
 
@@ -240,7 +256,7 @@ def test_no_secret_reaches_the_history_file(
         "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"
     )
     messages_api.reply(f"Never commit {FAKE_API_KEY} or AKIAIOSFODNN7EXAMPLE.")
-    result = agent(messages_api, tmp_path, "cloud", "-f", ".env", f"is my key {FAKE_API_KEY} safe here?")
+    result = agent_here(messages_api, tmp_path, "cloud", "-f", ".env", f"is my key {FAKE_API_KEY} safe here?")
     assert result.returncode == 0, result.stderr
     raw = (isolated_env / "history.db").read_bytes()
     for secret in (FAKE_API_KEY, "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"):
@@ -253,7 +269,7 @@ def test_no_secret_reaches_the_history_file(
 
 def test_no_stream_waits_for_one_json_response(messages_api: MessagesApiServer, tmp_path: Path) -> None:
     messages_api.reply("One piece.")
-    result = agent(messages_api, tmp_path, "metrics", "--no-stream", "macro or micro F1?")
+    result = agent_here(messages_api, tmp_path, "metrics", "--no-stream", "macro or micro F1?")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "One piece.\n"
     assert "stream" not in messages_api.message_requests()[0].body
@@ -263,7 +279,7 @@ def test_no_stream_waits_for_one_json_response(messages_api: MessagesApiServer, 
 def test_model_and_max_tokens_options_shape_the_request(
     messages_api: MessagesApiServer, tmp_path: Path
 ) -> None:
-    result = agent(messages_api, tmp_path, "network", "--model", "sonnet", "--max-tokens", "321", "q")
+    result = agent_here(messages_api, tmp_path, "network", "--model", "sonnet", "--max-tokens", "321", "q")
     assert result.returncode == 0, result.stderr
     body = messages_api.message_requests()[0].body
     assert body["model"] == "claude-sonnet-5-5" and body["max_tokens"] == 321
@@ -273,7 +289,7 @@ def test_the_configured_default_model_serves_roles_that_inherit(
     messages_api: MessagesApiServer, tmp_path: Path
 ) -> None:
     (tmp_path / "ccpt.toml").write_text('model = "claude-opus-4-8"\n')
-    assert agent(messages_api, tmp_path, "DomainExpert", "q").returncode == 0
+    assert agent_here(messages_api, tmp_path, "DomainExpert", "q").returncode == 0
     assert messages_api.message_requests()[0].body["model"] == "claude-opus-4-8"
 
 
@@ -294,6 +310,6 @@ def test_an_answer_cut_by_max_tokens_says_so(messages_api: MessagesApiServer, tm
         return Reply(text="partial plan", stop_reason_override="max_tokens")
 
     messages_api.responder = truncated
-    result = agent(messages_api, tmp_path, "network", "--max-tokens", "5", "q")
+    result = agent_here(messages_api, tmp_path, "network", "--max-tokens", "5", "q")
     assert result.returncode == 0
     assert "cut at 5 tokens" in result.stderr

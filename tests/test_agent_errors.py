@@ -14,13 +14,18 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_ccpt
-from tests.messages_api import FAKE_API_KEY, MessagesApiServer, Reply, api_env
+from tests.messages_api import FAKE_API_KEY, MessagesApiServer, Reply, api_env, run_ccpt_in_process
 
 
 def agent(
     server: MessagesApiServer, cwd: Path, *args: str, key: str | None = FAKE_API_KEY
 ) -> subprocess.CompletedProcess[str]:
     return run_ccpt("agent", *args, cwd=cwd, env={**api_env(server, key), "HOME": str(cwd)}, input="")
+
+
+def agent_here(server: MessagesApiServer, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The same as `agent`, in this process (no fresh interpreter per call)."""
+    return run_ccpt_in_process("agent", *args, cwd=cwd, env={**api_env(server), "HOME": str(cwd)})
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -30,8 +35,8 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def log_entries() -> list[dict]:
-    return json.loads(run_ccpt("agent", "log", "--json").stdout)
+def log_entries(cwd: Path) -> list[dict]:
+    return json.loads(run_ccpt_in_process("agent", "log", "--json", cwd=cwd).stdout)
 
 
 def test_a_missing_api_key_fails_in_one_line_saying_how_to_set_it(
@@ -48,7 +53,7 @@ def test_a_rejected_key_is_401_in_one_line_without_retries(
     messages_api: MessagesApiServer, tmp_path: Path
 ) -> None:
     messages_api.fail(401, "authentication_error")
-    result = agent(messages_api, tmp_path, "network", "q")
+    result = agent_here(messages_api, tmp_path, "network", "q")
     assert result.returncode == 1
     assert "the API key was rejected (401)" in one_error_line(result)
     assert len(messages_api.message_requests()) == 1
@@ -61,7 +66,7 @@ def test_a_busy_api_is_retried_and_then_answers(
     messages_api.fail(status, error_type, retry_after=0.05)
     messages_api.fail(status, error_type, retry_after=0.05)
     messages_api.reply("Answer after the retries.")
-    result = agent(messages_api, tmp_path, "network", "q")
+    result = agent_here(messages_api, tmp_path, "network", "q")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "Answer after the retries.\n"
     assert len(messages_api.message_requests()) == 3
@@ -80,7 +85,7 @@ def test_a_busy_api_after_all_retries_is_one_line(
 ) -> None:
     for _ in range(4):
         messages_api.fail(status, error_type, retry_after=0.02)
-    result = agent(messages_api, tmp_path, "network", "q")
+    result = agent_here(messages_api, tmp_path, "network", "q")
     assert result.returncode == 1
     assert message in one_error_line(result)
     assert len(messages_api.message_requests()) == 4
@@ -101,12 +106,12 @@ def test_a_stream_cut_mid_way_is_an_error_and_the_partial_answer_is_kept(
     messages_api: MessagesApiServer, tmp_path: Path
 ) -> None:
     messages_api.reply("The first part of a long answer. " * 10, cut_after_chars=60)
-    result = agent(messages_api, tmp_path, "network", "q")
+    result = agent_here(messages_api, tmp_path, "network", "q")
     assert result.returncode == 1
     line = one_error_line(result)
     assert "the answer stream was cut after" in line and "history entry #1" in line
     assert result.stdout.startswith("The first part of a long answer.")
-    (entry,) = log_entries()
+    (entry,) = log_entries(tmp_path)
     assert entry["status"] == "cut" and entry["answer"] == result.stdout.rstrip("\n")
 
 
@@ -114,11 +119,11 @@ def test_a_stream_that_ends_without_message_stop_is_not_an_answer(
     messages_api: MessagesApiServer, tmp_path: Path
 ) -> None:
     messages_api.reply("Looks complete, but the server never said so.", omit_message_stop=True)
-    result = agent(messages_api, tmp_path, "network", "--json", "q")
+    result = agent_here(messages_api, tmp_path, "network", "--json", "q")
     assert result.returncode == 1
     assert "the answer stream was cut after" in one_error_line(result)
     assert result.stdout == ""  # --json prints nothing rather than a half answer
-    assert log_entries()[0]["status"] == "cut"
+    assert log_entries(tmp_path)[0]["status"] == "cut"
 
 
 def test_ctrl_c_mid_stream_keeps_and_logs_the_partial_answer(
@@ -146,7 +151,7 @@ def test_ctrl_c_mid_stream_keeps_and_logs_the_partial_answer(
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: interrupted;"), stderr
     assert "kept as history entry #1" in lines[0]
-    (entry,) = log_entries()
+    (entry,) = log_entries(tmp_path)
     assert entry["status"] == "interrupted"
     assert entry["answer"].startswith("word word") and entry["answer"] == stdout.rstrip("\n")
     assert len(entry["answer"]) < len("word " * 400)
@@ -156,7 +161,7 @@ def test_an_api_error_event_mid_stream_keeps_the_partial_answer(
     messages_api: MessagesApiServer, tmp_path: Path
 ) -> None:
     messages_api.script.append(Reply(text="Half of the answer and then", error_event_after_chars=12))
-    result = agent(messages_api, tmp_path, "network", "q")
+    result = agent_here(messages_api, tmp_path, "network", "q")
     assert result.returncode == 1
     assert "the answer stopped with an API error: scripted overloaded_error" in one_error_line(result)
-    assert log_entries()[0]["status"] == "cut"
+    assert log_entries(tmp_path)[0]["status"] == "cut"

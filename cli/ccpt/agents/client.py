@@ -12,7 +12,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from ccpt.agents.models import Usage
 from ccpt.agents.prompt import ConsultRequest
@@ -181,8 +181,14 @@ class _AnswerReader:
         partial = "".join(self.received)
         return IncompleteAnswer(f"the answer stream was cut after {len(partial):,} characters", partial)
 
-    def failure(self, exc: Exception) -> CcptError | None:
-        """The error to raise for `exc`, or None when it is not an API or transport failure."""
+    def reraise(self, exc: Exception) -> NoReturn:
+        """Raise the one-line error for `exc`, or `exc` itself when it is not an API or transport failure."""
+        error = self._failure(exc)
+        if error is None:
+            raise exc
+        raise error from exc
+
+    def _failure(self, exc: Exception) -> CcptError | None:
         import anthropic
 
         if isinstance(exc, CcptError):
@@ -220,10 +226,7 @@ def stream_message(
                     yield delta
             yield reader.completion(stream)
     except Exception as exc:
-        error = reader.failure(exc)
-        if error is None:
-            raise
-        raise error from exc
+        reader.reraise(exc)
 
 
 async def astream_message(
@@ -239,10 +242,7 @@ async def astream_message(
                     yield delta
             yield reader.completion(stream)
     except Exception as exc:
-        error = reader.failure(exc)
-        if error is None:
-            raise
-        raise error from exc
+        reader.reraise(exc)
 
 
 def create_message(client: Any, request: ConsultRequest, base_url: str | None, timeout: float) -> Completion:
