@@ -77,13 +77,14 @@ def add_web_routes(app: FastAPI, run_dir: Path) -> None:
         return finite_json({"task": TASK_KIND, "served": run_dir.name, "runs": listing})
 
     @app.get("/api/runs/{name}")
-    def run_records(name: str, offset: int = Query(0, ge=0, description="byte offset to read from")) -> JSONResponse:
+    def run_records(
+        name: str, offset: int = Query(0, ge=0, description="first byte to read")
+    ) -> JSONResponse:
         path = runs.find(name)
-        records, next_offset = read_new_records(path / "metrics.jsonl", offset)
+        records, start, end = read_new_records(path / "metrics.jsonl", offset)
         config = json.loads((path / "config.json").read_text())
-        return finite_json(
-            {**runs.summary(path), "config": config, "records": records, "offset": next_offset}
-        )
+        body = {"config": config, "records": records, "start": start, "offset": end}
+        return finite_json({**runs.summary(path), **body})
 
     @app.get("/api/check")
     def check(run: str = Query("", description="run name (default: the served run)")) -> JSONResponse:
@@ -92,8 +93,8 @@ def add_web_routes(app: FastAPI, run_dir: Path) -> None:
             judged = gates.judge(path)
         except ProjectError as error:  # no spec, a malformed spec, or a run that has not finished
             raise HTTPException(409, str(error)) from None
-        body = {"run": path.name, "spec": SPEC_PATH.name, "passed": all(g["status"] != "fail" for g in judged)}
-        return finite_json({**body, "gates": judged})
+        passed = all(gate["status"] != "fail" for gate in judged)
+        return finite_json({"run": path.name, "spec": SPEC_PATH.name, "passed": passed, "gates": judged})
 
     @app.get("/api/examples")
     def sample_examples() -> JSONResponse:
@@ -179,14 +180,15 @@ def last_modified(run_dir: Path) -> float:
     return (metrics if metrics.exists() else run_dir / "config.json").stat().st_mtime
 
 
-def read_new_records(path: Path, offset: int) -> tuple[list[dict], int]:
-    """The complete records after byte `offset`, and the offset to ask for next time.
+def read_new_records(path: Path, offset: int) -> tuple[list[dict], int, int]:
+    """The complete records after byte `offset`: (records, where they start, where the next call
+    should start).
 
     A line still being written (no newline yet) is left for the next call. An offset past the
     end (the file was replaced) starts again from the beginning.
     """
     if not path.exists():
-        return [], 0
+        return [], 0, 0
     with path.open("rb") as file:
         size = file.seek(0, io.SEEK_END)
         file.seek(offset if offset <= size else 0)
@@ -201,7 +203,7 @@ def read_new_records(path: Path, offset: int) -> tuple[list[dict], int]:
             continue  # a damaged line should not hide the rest of the run
         if isinstance(record, dict):
             records.append(record)
-    return records, start + len(complete)
+    return records, start, start + len(complete)
 
 
 def last_record(path: Path) -> dict | None:

@@ -1,0 +1,102 @@
+// What every page shares: calling the API, showing its errors, the header's model line, label bars.
+
+/** An error the page shows as it is: the server's one-line `detail`, or what went wrong in the browser. */
+export class ApiError extends Error {
+  constructor(message, status = 0) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** The response of `fetch(path, options)` when it is a 2xx; otherwise an ApiError with the server's reason. */
+export async function request(path, options = {}) {
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError("The server did not answer. Is `python src/runner.py serve` still running?");
+  }
+  if (!response.ok) {
+    let detail = `${response.status} ${response.statusText}`;
+    try {
+      const body = await response.json();
+      if (typeof body.detail === "string") detail = body.detail;
+      else if (Array.isArray(body.detail) && body.detail[0]?.msg) detail = body.detail[0].msg;
+    } catch {
+      // not JSON: keep the status line
+    }
+    throw new ApiError(detail, response.status);
+  }
+  return response;
+}
+
+/** The JSON body of a successful request. */
+export async function api(path, options = {}) {
+  return (await request(path, options)).json();
+}
+
+/** POST a JSON body and return the JSON answer. */
+export function postJson(path, body, options = {}) {
+  return api(path, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+    ...options,
+  });
+}
+
+/** Show `message` in the page's alert box (role="alert", so screen readers announce it), or hide it. */
+export function showError(box, message) {
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+/** Fill the header's status line with the served run and its step, from /health. */
+export async function showServedModel(element) {
+  try {
+    const health = await api("/health");
+    element.textContent = `${health.task} · run ${health.run} · step ${health.step}`;
+  } catch (error) {
+    element.textContent = error.message;
+  }
+}
+
+/** Render ranked labels [{label, probability}] as a list of bars with their percentages. */
+export function renderBars(list, ranked) {
+  list.replaceChildren(
+    ...ranked.map(({ label, probability }) => {
+      const item = document.createElement("li");
+      const name = document.createElement("span");
+      name.className = "label";
+      name.textContent = label;
+      const track = document.createElement("span");
+      track.className = "track";
+      track.setAttribute("aria-hidden", "true");
+      const fill = document.createElement("span");
+      fill.className = "fill";
+      fill.style.width = `${(probability * 100).toFixed(1)}%`;
+      fill.style.display = "block";
+      track.append(fill);
+      const value = document.createElement("span");
+      value.className = "value";
+      value.textContent = percent(probability);
+      item.dataset.label = label;
+      item.dataset.probability = String(probability);
+      item.append(name, track, value);
+      return item;
+    }),
+  );
+}
+
+export function percent(probability) {
+  return `${(probability * 100).toFixed(1)}%`;
+}
+
+/** Show the label the model chose and its probability. */
+export function renderVerdict(element, result) {
+  const top = result.top[0];
+  const strong = document.createElement("strong");
+  strong.textContent = result.label;
+  element.replaceChildren("Predicted label: ", strong, ` (${percent(top.probability)})`);
+}

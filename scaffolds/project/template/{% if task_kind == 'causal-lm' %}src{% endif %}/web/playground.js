@@ -1,0 +1,120 @@
+// The generation playground: POST /api/generate streams the continuation as JSON lines,
+// {"text": piece} per token and {"done": true, "tokens": n, "ms_per_token": t} at the end.
+
+import { api, request, showError, showServedModel } from "./common.js";
+
+const form = document.getElementById("generate-form");
+const prompt = document.getElementById("prompt");
+const generateButton = document.getElementById("generate");
+const stopButton = document.getElementById("stop");
+const errorBox = document.getElementById("error");
+const output = document.getElementById("output");
+const promptEcho = document.getElementById("prompt-echo");
+const completion = document.getElementById("completion");
+const stats = document.getElementById("generation-stats");
+const examples = document.getElementById("examples");
+
+let controller = null; // aborts the running generation (Stop)
+
+function settings() {
+  const number = (id) => Number(document.getElementById(id).value);
+  return {
+    prompt: prompt.value,
+    max_new_tokens: number("max-new-tokens"),
+    temperature: number("temperature"),
+    top_k: number("top-k"),
+  };
+}
+
+async function generate() {
+  showError(errorBox, "");
+  controller = new AbortController();
+  generateButton.disabled = true;
+  stopButton.disabled = false;
+  output.setAttribute("aria-busy", "true");
+  promptEcho.textContent = prompt.value;
+  completion.textContent = "";
+  stats.textContent = "Generating…";
+  let tokens = 0;
+  let finished = false;
+  try {
+    const response = await request("/api/generate", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(settings()),
+      signal: controller.signal,
+    });
+    for await (const message of jsonLines(response.body)) {
+      if (message.done) {
+        finished = true;
+        stats.textContent = `${message.tokens} tokens, ${message.ms_per_token.toFixed(1)} ms per token.`;
+      } else {
+        completion.textContent += message.text;
+        tokens += 1;
+      }
+    }
+    if (!finished) throw new Error(`The generation broke off after ${tokens} tokens: see the server's log.`);
+  } catch (error) {
+    if (error.name === "AbortError") stats.textContent = `Stopped after ${tokens} tokens.`;
+    else {
+      stats.textContent = "Nothing generated.";
+      showError(errorBox, error.message);
+    }
+  } finally {
+    output.setAttribute("aria-busy", "false");
+    generateButton.disabled = false;
+    stopButton.disabled = true;
+  }
+}
+
+/** The JSON objects of a streamed body, one per line, as they arrive. */
+async function* jsonLines(body) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffered += value;
+    const lines = buffered.split("\n");
+    buffered = lines.pop();
+    for (const line of lines) if (line.trim()) yield JSON.parse(line);
+  }
+  if (buffered.trim()) yield JSON.parse(buffered);
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  generate();
+});
+prompt.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+    event.preventDefault();
+    if (!generateButton.disabled) generate();
+  }
+});
+stopButton.addEventListener("click", () => controller?.abort());
+
+async function loadExamples() {
+  try {
+    const { examples: prompts } = await api("/api/examples");
+    examples.replaceChildren(
+      ...prompts.map((example) => {
+        const choice = document.createElement("button");
+        choice.type = "button";
+        choice.className = "text-example";
+        choice.textContent = example;
+        choice.title = example;
+        choice.addEventListener("click", () => {
+          prompt.value = example;
+          prompt.focus();
+        });
+        return choice;
+      }),
+    );
+  } catch (error) {
+    examples.textContent = `No examples: ${error.message}`;
+  }
+}
+
+showServedModel(document.getElementById("served-model"));
+loadExamples();

@@ -1,0 +1,70 @@
+// The text playground: type a text or pick an example; POST /predict gives each label's probability.
+
+import { api, postJson, renderBars, renderVerdict, showError, showServedModel } from "./common.js";
+
+const form = document.getElementById("text-form");
+const text = document.getElementById("text");
+const button = document.getElementById("classify");
+const errorBox = document.getElementById("error");
+const verdict = document.getElementById("verdict");
+const bars = document.getElementById("bars");
+const examples = document.getElementById("examples");
+
+async function classify() {
+  showError(errorBox, "");
+  if (!text.value.trim()) {
+    showError(errorBox, "Type or paste a text to classify first.");
+    text.focus();
+    return;
+  }
+  button.disabled = true;
+  verdict.textContent = "Classifying…";
+  try {
+    const result = await postJson("/predict", { text: text.value });
+    renderVerdict(verdict, result);
+    verdict.classList.remove("muted");
+    renderBars(bars, result.top);
+  } catch (error) {
+    verdict.textContent = "No prediction.";
+    bars.replaceChildren();
+    showError(errorBox, error.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  classify();
+});
+text.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+    event.preventDefault();
+    classify();
+  }
+});
+
+async function loadExamples() {
+  try {
+    const { examples: texts } = await api("/api/examples");
+    examples.replaceChildren(
+      ...texts.map((example) => {
+        const choice = document.createElement("button");
+        choice.type = "button";
+        choice.className = "text-example";
+        choice.textContent = example;
+        choice.title = example;
+        choice.addEventListener("click", () => {
+          text.value = example;
+          classify();
+        });
+        return choice;
+      }),
+    );
+  } catch (error) {
+    examples.textContent = `No examples: ${error.message}`;
+  }
+}
+
+showServedModel(document.getElementById("served-model"));
+loadExamples();
