@@ -313,3 +313,29 @@ def test_an_answer_cut_by_max_tokens_says_so(messages_api: MessagesApiServer, tm
     result = agent_here(messages_api, tmp_path, "network", "--max-tokens", "5", "q")
     assert result.returncode == 0
     assert "cut at 5 tokens" in result.stderr
+
+
+def test_a_task_spec_travels_in_the_uncached_part_of_the_system_prompt(
+    messages_api: MessagesApiServer, tmp_path: Path
+) -> None:
+    spec = tmp_path / "task.md"
+    spec.write_text(
+        "## Sentiment for support tickets\n\n**User Story:** As a support lead, I want tickets labelled by "
+        "sentiment, so that angry customers are answered first.\n\n**Prompt:** Fine-tune a small encoder.\n\n"
+        "### CONSTRAINTS\n- Latency under 50ms per ticket\n\n### REWARDS\n- Macro-F1 of at least 0.85\n"
+    )
+    result = agent_here(messages_api, tmp_path, "metrics", "--spec", str(spec), "which metric gates this?")
+    assert result.returncode == 0, result.stderr
+    system = messages_api.message_requests()[0].body["system"]
+    assert len(system) == 3 and "cache_control" not in system[2]
+    assert "check your answer against it" in system[2]["text"]
+    assert "Macro-F1 of at least 0.85" in system[2]["text"] and "Latency under 50ms" in system[2]["text"]
+
+
+def test_an_unknown_spec_is_one_error_line_and_nothing_is_sent(
+    messages_api: MessagesApiServer, tmp_path: Path
+) -> None:
+    result = agent_here(messages_api, tmp_path, "metrics", "--spec", "no-such-spec", "q")
+    assert result.returncode != 0
+    assert "no-such-spec" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert messages_api.requests == []

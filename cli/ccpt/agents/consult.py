@@ -51,14 +51,8 @@ def spec_context(spec_ref: str | None) -> str:
     """The task spec's prompt text for the system prompt (empty without --spec)."""
     if not spec_ref:
         return ""
-    try:
-        from ccpt.specs import load_spec, render_prompt  # type: ignore[attr-defined]
-    except ImportError:
-        raise CcptError(
-            "--spec needs task-spec support, which this version of ccpt does not have yet",
-            hint="attach the spec file as text with --file instead",
-            exit_code=2,
-        ) from None
+    from ccpt.specs import load_spec, render_prompt
+
     spec = load_spec(spec_ref)
     return "The engineer attached this task spec; check your answer against it.\n\n" + render_prompt(spec)
 
