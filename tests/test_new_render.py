@@ -104,6 +104,9 @@ def test_claude_md_routes_to_every_agent_and_carries_the_spec_and_charter(tmp_pa
     names = {path.stem for path in (tmp_path / "demo/.claude/agents").iterdir()}
     routed = set(re.findall(r"^\| `([a-z-]+)` \|", claude, flags=re.M))
     assert routed == names
+    owners = claude.split("Module owners:", 1)[1].split("\n\n", 1)[0]
+    named = set(re.findall(r"\b([a-z]+(?:-[a-z]+)+)\b", owners))
+    assert named and named <= names, named - names
     spec = load_spec("image-classification")
     assert spec.title in claude and spec.story.i_want in claude
     for item in spec.rewards + spec.constraints + spec.penalties:
