@@ -23,12 +23,25 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--fail-rank", type=int, default=-1)
     parser.add_argument("--fail-step", type=int, default=-1)
     parser.add_argument("--exit-code", type=int, default=3)
+    parser.add_argument("--fail-once", default="", help="fail only while this marker file is absent")
     parser.add_argument("--save", default="", help="rank 0 saves the weights here at the end")
     return parser.parse_args()
 
 
+def fail_at(step: int, args: argparse.Namespace) -> None:
+    """Exit with --exit-code, unless --fail-once's marker shows this already happened once."""
+    if args.fail_once and os.path.exists(args.fail_once):
+        return
+    if args.fail_once:
+        open(args.fail_once, "w").close()
+    print(f"rank {args.fail_rank} fails on purpose at step {step}", file=sys.stderr, flush=True)
+    sys.exit(args.exit_code)
+
+
 def main() -> None:
     args = parse_args()
+    if args.fail_step == 0 and int(os.environ["RANK"]) == args.fail_rank:
+        fail_at(0, args)
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(0)
@@ -40,8 +53,7 @@ def main() -> None:
     print(f"rank {rank} of {world} on {os.environ.get('CCPT_NODE_RANK', '?')} ready", flush=True)
     for step in range(1, args.max_steps + 1):
         if rank == args.fail_rank and step == args.fail_step:
-            print(f"rank {rank} fails on purpose at step {step}", file=sys.stderr, flush=True)
-            sys.exit(args.exit_code)
+            fail_at(step, args)
         loss = torch.nn.functional.mse_loss(model(inputs), targets)
         optimizer.zero_grad()
         loss.backward()
