@@ -29,6 +29,7 @@ pytestmark = pytest.mark.usefixtures(git_isolated.__name__)
 AGENT_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(SCAFFOLD_KINDS))
 def test_each_task_kind_renders_with_defaults_into_a_committed_project(tmp_path: Path, kind: str) -> None:
     result = run_ccpt("new", "proj", "--spec", kind, "--defaults", cwd=tmp_path)

@@ -91,6 +91,7 @@ def test_a_failed_render_with_force_leaves_the_users_folder_as_it_was(tmp_path: 
     assert leftovers(tmp_path, "proj") == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_an_interrupted_render_leaves_nothing_behind(tmp_path: Path, signum: int) -> None:
     files = {f"ok{i}.txt": "ok\n" for i in range(10)}
@@ -197,6 +198,7 @@ def test_a_configured_git_identity_is_used(tmp_path: Path, git_isolated: Path) -
     assert git(tmp_path / "proj", "log", "-1", "--format=%an").strip() == "Ada"
 
 
+@pytest.mark.slow
 def test_open_questions_are_asked_on_a_terminal(tmp_path: Path) -> None:
     """A real pseudo-terminal: copier asks what the spec leaves open, and the answers stick."""
     import pty
