@@ -253,3 +253,23 @@ def test_binary_files_are_updated_when_untouched_and_never_half_merged(tmp_path:
     assert (project / "weights.bin").read_bytes() == b"\0\1\2v2"
     assert (project / "logo.bin").read_bytes() == b"\x89PNG\0mine"
     assert git_bytes(project, "show", "ccpt-template:logo.bin") == b"\x89PNG\0v2"
+
+
+def test_successive_updates_each_merge_from_the_last_render(tmp_path: Path) -> None:
+    def release(name: str, first_line: str) -> ProjectTemplate:
+        root = small_template(tmp_path / name, {"notes.md": f"{first_line}\nmiddle\nlast line\n"})
+        return ProjectTemplate.load(root, version=name)
+
+    v1, v2, v3 = release("1.0", "one"), release("2.0", "two"), release("3.0", "three")
+    make_project(tmp_path / "demo", template=v1)
+    project = tmp_path / "demo"
+    (project / "notes.md").write_text("one\nmiddle\nmy last line\n")
+    git(project, "commit", "-q", "-am", "mine")
+    for template, expected in ((v2, "two\nmiddle\nmy last line\n"), (v3, "three\nmiddle\nmy last line\n")):
+        with planned_update(project, template) as plan:
+            assert {change.path: change.status for change in plan.changes}["notes.md"] is Status.MERGED
+            apply_update(plan)
+        assert (project / "notes.md").read_text() == expected
+        git(project, "commit", "-q", "-am", f"ccpt update to {template.version}")
+    history = git(project, "log", "--format=%s", "ccpt-template").splitlines()
+    assert [line.split()[2] for line in history] == ["3.0", "2.0", "1.0"]
