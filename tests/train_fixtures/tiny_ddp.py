@@ -52,13 +52,13 @@ def main() -> None:
     targets = inputs @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
     print(f"rank {rank} of {world} on {os.environ.get('CCPT_NODE_RANK', '?')} ready", flush=True)
     for step in range(1, args.max_steps + 1):
-        if rank == args.fail_rank and step == args.fail_step:
-            fail_at(step, args)
         loss = torch.nn.functional.mse_loss(model(inputs), targets)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         print(f"step {step} loss {loss.item():.4f} rank {rank}", flush=True)
+        if rank == args.fail_rank and step == args.fail_step:
+            fail_at(step, args)  # after the step, while the other ranks sleep: clearly the first failure
         time.sleep(args.sleep)
     if rank == 0 and args.save:
         torch.save(model.module.state_dict(), args.save)
