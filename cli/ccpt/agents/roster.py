@@ -113,7 +113,7 @@ class Roster:
 
 def normalize(name: str) -> str:
     """Case- and separator-insensitive key: NetworkArchitect, network-architect -> networkarchitect."""
-    return re.sub(r"[^a-z0-9]", "", name.lower())
+    return "".join(char for char in name.lower() if char.isalnum())
 
 
 def title_from_name(name: str) -> str:
@@ -125,9 +125,10 @@ def parse_team_map(charter: str) -> dict[str, TeamSeat]:
     seats: dict[str, TeamSeat] = {}
     for line in charter.splitlines():
         cells = [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
-        if len(cells) != 4 or not re.fullmatch(r"[A-Z][A-Za-z]+", cells[0]) or cells[1] == "Team":
+        title = cells[0]
+        if len(cells) != 4 or not (title.isalpha() and title[0].isupper()) or cells[1] == "Team":
             continue
-        title, team, owns, hands = cells
+        _, team, owns, hands = cells
         targets = tuple(t.strip() for t in hands.split(",") if t.strip() and t.strip() not in {"—", "-"})
         seats[normalize(title)] = TeamSeat(title, team, "" if owns in {"—", "-"} else owns, targets)
     return seats
