@@ -100,3 +100,16 @@ export function renderVerdict(element, result) {
   strong.textContent = result.label;
   element.replaceChildren("Predicted label: ", strong, ` (${percent(top.probability)})`);
 }
+
+/** Buttons that each show one example text (truncated by the stylesheet) and call `pick` with it. */
+export function textExampleButtons(texts, pick) {
+  return texts.map((example) => {
+    const choice = document.createElement("button");
+    choice.type = "button";
+    choice.className = "text-example";
+    choice.textContent = example;
+    choice.title = example;
+    choice.addEventListener("click", () => pick(example));
+    return choice;
+  });
+}

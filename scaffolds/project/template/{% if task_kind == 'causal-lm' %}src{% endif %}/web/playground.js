@@ -1,7 +1,7 @@
 // The generation playground: POST /api/generate streams the continuation as JSON lines,
 // {"text": piece} per token and {"done": true, "tokens": n, "ms_per_token": t} at the end.
 
-import { api, request, showError, showServedModel } from "./common.js";
+import { api, request, showError, showServedModel, textExampleButtons } from "./common.js";
 
 const form = document.getElementById("generate-form");
 const prompt = document.getElementById("prompt");
@@ -98,17 +98,9 @@ async function loadExamples() {
   try {
     const { examples: prompts } = await api("/api/examples");
     examples.replaceChildren(
-      ...prompts.map((example) => {
-        const choice = document.createElement("button");
-        choice.type = "button";
-        choice.className = "text-example";
-        choice.textContent = example;
-        choice.title = example;
-        choice.addEventListener("click", () => {
-          prompt.value = example;
-          prompt.focus();
-        });
-        return choice;
+      ...textExampleButtons(prompts, (example) => {
+        prompt.value = example;
+        prompt.focus();
       }),
     );
   } catch (error) {

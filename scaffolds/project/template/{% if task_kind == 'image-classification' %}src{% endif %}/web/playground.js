@@ -37,7 +37,7 @@ async function classify(file) {
     preview.hidden = true;
     verdict.textContent = "No prediction.";
     bars.replaceChildren();
-    showError(errorBox, error.message);
+    showError(errorBox, `${file.name || "The image"}: ${error.message}`);
   }
 }
 

@@ -1,6 +1,6 @@
 // The text playground: type a text or pick an example; POST /predict gives each label's probability.
 
-import { api, postJson, renderBars, renderVerdict, showError, showServedModel } from "./common.js";
+import { api, postJson, renderBars, renderVerdict, showError, showServedModel, textExampleButtons } from "./common.js";
 
 const form = document.getElementById("text-form");
 const text = document.getElementById("text");
@@ -48,17 +48,9 @@ async function loadExamples() {
   try {
     const { examples: texts } = await api("/api/examples");
     examples.replaceChildren(
-      ...texts.map((example) => {
-        const choice = document.createElement("button");
-        choice.type = "button";
-        choice.className = "text-example";
-        choice.textContent = example;
-        choice.title = example;
-        choice.addEventListener("click", () => {
-          text.value = example;
-          classify();
-        });
-        return choice;
+      ...textExampleButtons(texts, (example) => {
+        text.value = example;
+        classify();
       }),
     );
   } catch (error) {

@@ -1,0 +1,278 @@
+"""A rendered, briefly trained project served for real, and headless Chromium to look at its pages.
+
+`served_project` renders a project with the real `ccpt new`, trains it for a few steps with
+`python src/runner.py train`, and starts `python src/runner.py serve --port P` in a subprocess,
+as its user would. `browser` is Debian's /usr/bin/chromium driven by Playwright (never a
+downloaded browser), with a fresh profile. Screenshots go to test-artifacts/web/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT, run_ccpt
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "web"
+LAPTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+# Nothing may come from the network; one thread each, so the server and trainer share 2 cores well.
+PROJECT_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "NO_COLOR": "1",
+    "COLUMNS": "200",
+    "OMP_NUM_THREADS": "1",
+}
+
+
+@dataclass
+class ServedProject:
+    root: Path
+    url: str
+    run_dir: Path
+
+    def records(self, run_dir: Path | None = None) -> list[dict]:
+        """The run's metrics.jsonl, as the trainer wrote it."""
+        path = (run_dir or self.run_dir) / "metrics.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def runner(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """`python src/runner.py ARGS` in the project, as its user runs it."""
+        return subprocess.run(
+            [sys.executable, "src/runner.py", *args],
+            cwd=self.root,
+            env={**os.environ, **PROJECT_ENV},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def start_runner(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "src/runner.py", *args],
+            cwd=self.root,
+            env={**os.environ, **PROJECT_ENV},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def served_project(parent: Path, task_kind: str, train_args: list[str]) -> Iterator[ServedProject]:
+    """Render `task_kind`'s project under `parent`, train it with `train_args`, and serve it."""
+    root = parent / task_kind
+    home = {"CCPT_HOME": str(parent / "home")}
+    made = run_ccpt("new", str(root), "--spec", task_kind, "--defaults", "--no-git", env=home)
+    assert made.returncode == 0, made.stderr
+    project = ServedProject(root, "", root)
+    trained = project.runner("train", "--run-name", "first", *train_args)
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    project.run_dir = root / "runs" / "first"
+    port = free_port()
+    server = project.start_runner("serve", "--port", str(port))
+    project.url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(project.url, server)
+        yield project
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def wait_until_healthy(url: str, server: subprocess.Popen[str], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"the server exited with {server.returncode}:\n{server.stdout.read()}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.2)
+    raise AssertionError(f"the server at {url} did not answer /health within {timeout} s")
+
+
+def http(url: str, body: bytes | None = None, content_type: str = "application/json") -> tuple[int, dict]:
+    """GET (or POST `body`) and return the status and the JSON body, 4xx included."""
+    request = urllib.request.Request(url, data=body, headers={"content-type": content_type} if body else {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def multipart(field: str, filename: str, data: bytes) -> tuple[bytes, str]:
+    """A multipart/form-data body with one file, and its content type."""
+    boundary = "ccpt-test-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+# --- The browser ---------------------------------------------------------------------------
+
+
+@contextmanager
+def chromium() -> Iterator[object]:
+    """A Playwright browser context on Debian's Chromium with a fresh profile."""
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile, sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, viewport=LAPTOP
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+class PageErrors:
+    """Script errors and failed requests other than the 4xx a test provokes on purpose."""
+
+    def __init__(self, page: object):
+        self.messages: list[str] = []
+        page.on("pageerror", lambda error: self.messages.append(f"script error: {error}"))
+        page.on(
+            "console",
+            lambda message: (
+                self.messages.append(f"console: {message.text}")
+                if message.type == "error" and "status of 4" not in message.text
+                else None
+            ),
+        )
+
+
+@contextmanager
+def open_page(context: object, url: str) -> Iterator[tuple[object, PageErrors]]:
+    """A new tab at `url`; on leaving, the page must have raised no script error."""
+    page = context.new_page()
+    errors = PageErrors(page)
+    try:
+        page.goto(url)
+        yield page, errors
+        assert not errors.messages, errors.messages
+    finally:
+        page.close()
+
+
+def screenshot(page: object, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def assert_readable_on_a_phone(page: object, name: str) -> None:
+    """At a phone's width nothing sticks out sideways (no horizontal scrolling), and a screenshot."""
+    page.set_viewport_size(PHONE)
+    page.wait_for_timeout(300)  # the charts redraw at the new width
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{name} is {overflow}px wider than a {PHONE['width']}px phone screen"
+    screenshot(page, name)
+    page.set_viewport_size(LAPTOP)
+
+
+def assert_every_control_is_labelled(page: object) -> None:
+    unlabelled = page.evaluate(
+        """[...document.querySelectorAll('input, textarea, select')]
+             .filter(e => e.labels.length === 0 && !e.getAttribute('aria-label')).map(e => e.id)"""
+    )
+    assert unlabelled == []
+
+
+# --- Reading what the dashboard drew -------------------------------------------------------
+
+
+def path_points(d: str) -> list[tuple[float, float]]:
+    """The (x, y) points of an SVG path made of M and L commands."""
+    return [(float(x), float(y)) for x, y in re.findall(r"[ML](-?[\d.]+),(-?[\d.]+)", d)]
+
+
+def drawn_series(page: object, key: str) -> dict:
+    """The path of the series `key` in the dashboard: its data-points and the points of its d."""
+    return page.eval_on_selector(
+        f'path.series[data-series="{key}"]',
+        "path => ({count: Number(path.dataset.points), d: path.getAttribute('d')})",
+    )
+
+
+def assert_curve_follows(page: object, key: str, steps: list[int], values: list[float]) -> None:
+    """The series `key` is drawn with one point per record, each where its step and value put it:
+    x and y are the same linear functions of step and value for every point (up to rounding),
+    with larger values higher up."""
+    drawn = drawn_series(page, key)
+    points = path_points(drawn["d"])
+    assert drawn["count"] == len(points) == len(values), (key, drawn["count"], len(points), len(values))
+    assert_linear([x for x, _ in points], steps, increasing=True)
+    assert_linear([y for _, y in points], values, increasing=False)
+
+
+def assert_linear(coordinates: list[float], data: list[float], increasing: bool) -> None:
+    """coordinates[i] == a + b * data[i] for one a and b (b > 0 if `increasing`), within 0.5 px."""
+    low, high = data.index(min(data)), data.index(max(data))
+    if data[low] == data[high]:
+        assert max(coordinates) - min(coordinates) < 0.5
+        return
+    scale = (coordinates[high] - coordinates[low]) / (data[high] - data[low])
+    assert (scale > 0) == increasing, (coordinates, data)
+    for coordinate, value in zip(coordinates, data, strict=True):
+        assert abs(coordinates[low] + (value - data[low]) * scale - coordinate) < 0.5, (coordinates, data)
+
+
+def markers(page: object, key: str) -> list[list[float]]:
+    """[step, value] of each marker (evaluation point) drawn for the series `key`."""
+    return page.eval_on_selector_all(
+        f'g.markers[data-series="{key}"] circle',
+        "dots => dots.map(d => [Number(d.dataset.step), Number(d.dataset.value)])",
+    )
+
+
+def gates_shown(page: object) -> list[tuple[str, str]]:
+    """(metric, result) of each row of the dashboard's acceptance table."""
+    return page.eval_on_selector_all(
+        "#gates tbody tr", "rows => rows.map(r => [r.dataset.metric, r.dataset.status])"
+    )
