@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -137,8 +138,6 @@ def _slug(text: str) -> str:
 
 class Ec2:
     """A thin, error-translating layer over boto3's EC2 client."""
-
-    wait_delay_s = 5
 
     def __init__(self, region: str | None, profile: str | None, endpoint_url: str | None) -> None:
         import boto3
@@ -315,7 +314,7 @@ class Ec2:
         )
         ids = [item["InstanceId"] for item in self._call("run_instances", **params)["Instances"]]
         progress("waiting until every instance is running")
-        self._wait("instance_running", ids)
+        self._wait(ids, "running")
         instances = [i for i in self.instances(request.tag) if i.id in ids]
         return Cluster(instances, group, placement, ami, notes)
 
@@ -338,15 +337,22 @@ class Ec2:
             return None
         return name
 
-    def _wait(self, waiter_name: str, ids: list[str]) -> None:
-        from botocore.exceptions import WaiterError
-
-        try:
-            self.client.get_waiter(waiter_name).wait(
-                InstanceIds=ids, WaiterConfig={"Delay": self.wait_delay_s, "MaxAttempts": 120}
-            )
-        except WaiterError as exc:
-            raise CcptError(f"EC2 instances did not reach the expected state: {exc}") from exc
+    def _wait(self, ids: list[str], state: str, timeout_s: float = 900.0) -> None:
+        """Poll until every instance is in `state`: quickly at first, then every 5 s."""
+        delays = iter((0.2, 0.5, 1, 2, 3, 4))
+        deadline = time.monotonic() + timeout_s
+        while True:
+            reservations = self._pages("describe_instances", "Reservations", InstanceIds=ids)
+            seen = {i["InstanceId"]: i["State"]["Name"] for r in reservations for i in r.get("Instances", [])}
+            if len(seen) == len(ids) and all(name == state for name in seen.values()):
+                return
+            failed = sorted(i for i, name in seen.items() if name == "terminated" and state != "terminated")
+            if failed or time.monotonic() > deadline:
+                raise CcptError(
+                    f"EC2 instances did not become {state}: {', '.join(f'{i} {n}' for i, n in seen.items())}",
+                    hint="see the EC2 console for the reason (capacity, quota, spot price)",
+                )
+            time.sleep(next(delays, 5))
 
     def terminate(self, instances: Sequence[Instance], tag: tuple[str, str]) -> list[str]:
         """Terminate `instances` (each must carry `tag`), wait, then delete ccpt's groups for the tag.
@@ -359,7 +365,7 @@ class Ec2:
         ids = [i.id for i in instances]
         if ids:
             self._call("terminate_instances", InstanceIds=ids)
-            self._wait("instance_terminated", ids)
+            self._wait(ids, "terminated")
         return self._delete_groups(tag)
 
     def _delete_groups(self, tag: tuple[str, str]) -> list[str]:
