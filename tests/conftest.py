@@ -13,7 +13,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Fixtures that start real local servers, one module per area.
-pytest_plugins = ["tests.messages_api"]
+pytest_plugins = ["tests.messages_api", "tests.web_support"]
 
 # Variables that would make a test depend on the developer's own machine.
 _LEAKY_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "AWS_PROFILE", "CCPT_DEBUG")

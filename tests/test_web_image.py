@@ -6,7 +6,6 @@ One project is rendered with `ccpt new`, trained for a few steps and served for 
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,18 +13,16 @@ import pytest
 
 from tests.web_support import (
     ServedProject,
-    assert_curve_follows,
+    assert_dashboard_shows_run,
     assert_every_control_is_labelled,
     assert_readable_on_a_phone,
-    chromium,
     drawn_series,
-    gates_shown,
     http,
-    markers,
     multipart,
     open_page,
     screenshot,
     served_project,
+    tab_to,
 )
 
 pytestmark = pytest.mark.slow
@@ -38,12 +35,6 @@ TRAIN = ["--max-steps", "20", "--set", "eval_every=5", "--set", "log_every=2", "
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedProject]:
     with served_project(tmp_path_factory.mktemp("web-image"), "image-classification", TRAIN) as served:
         yield served
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with chromium() as context:
-        yield context
 
 
 def digit_png(index: int, size: int = 8) -> bytes:
@@ -93,6 +84,15 @@ def test_changing_the_label_count_ranks_again(project: ServedProject, browser: o
         page.fill("#top-k", "3")
         page.press("#top-k", "Tab")  # leaving the field commits the change, as from the keyboard
         page.wait_for_function("() => document.querySelectorAll('#bars li').length === 3")
+
+
+def test_the_file_dialog_opens_from_the_keyboard(project: ServedProject, browser: object) -> None:
+    with open_page(browser, project.url + "/") as (page, _):
+        tab_to(page, "file")
+        with page.expect_file_chooser() as chooser:
+            page.keyboard.press("Space")
+        chooser.value.set_files(files=[{"name": "two.png", "mimeType": "image/png", "buffer": digit_png(2)}])
+        page.wait_for_selector("#bars li")
 
 
 def test_a_dropped_digit_is_classified(project: ServedProject, browser: object) -> None:
@@ -172,19 +172,10 @@ def test_the_dashboard_draws_the_runs_curves_from_its_metrics(
     evals = [r for r in records if r["kind"] == "eval"]
     assert len(train) == 10 and len(evals) == 4  # 20 steps, a line every 2, an evaluation every 5
     with open_page(browser, project.url + "/runs?run=first") as (page, _):
-        page.wait_for_selector('path.series[data-series="accuracy"]')
         assert_every_control_is_labelled(page)
-        for metric in ("loss", "lr", "samples_per_s", "grad_norm"):
-            assert_curve_follows(page, metric, [r["step"] for r in train], [r[metric] for r in train])
-        for metric in ("eval_loss", "accuracy", "macro_f1"):
-            assert_curve_follows(page, metric, [r["step"] for r in evals], [r[metric] for r in evals])
-        assert markers(page, "accuracy") == [[r["step"], r["accuracy"]] for r in evals]
-        assert page.inner_text("#run-status") == "finished"
-
-        page.wait_for_selector("#gates tbody tr")
-        checked = project.runner("check", "--run", "first", "--json")
-        expected = [[gate["metric"], gate["status"]] for gate in json.loads(checked.stdout)]
-        assert gates_shown(page) == expected and expected
+        assert_dashboard_shows_run(
+            page, project, ["loss", "lr", "samples_per_s", "grad_norm"], ["eval_loss", "accuracy", "macro_f1"]
+        )
         screenshot(page, "image-dashboard")
         assert_readable_on_a_phone(page, "image-dashboard-phone")
 

@@ -2,8 +2,9 @@
 
 `served_project` renders a project with the real `ccpt new`, trains it for a few steps with
 `python src/runner.py train`, and starts `python src/runner.py serve --port P` in a subprocess,
-as its user would. `browser` is Debian's /usr/bin/chromium driven by Playwright (never a
-downloaded browser), with a fresh profile. Screenshots go to test-artifacts/web/.
+as its user would. The `browser` fixture (registered in conftest.py) is Debian's /usr/bin/chromium
+driven by Playwright (never a downloaded browser), with a fresh profile. Screenshots go to
+test-artifacts/web/.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import REPO_ROOT, run_ccpt
 
@@ -155,9 +158,9 @@ def multipart(field: str, filename: str, data: bytes) -> tuple[bytes, str]:
 # --- The browser ---------------------------------------------------------------------------
 
 
-@contextmanager
-def chromium() -> Iterator[object]:
-    """A Playwright browser context on Debian's Chromium with a fresh profile."""
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """A Playwright browser context on Debian's Chromium with a fresh profile, for one module."""
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile, sync_playwright() as playwright:
@@ -216,6 +219,15 @@ def assert_readable_on_a_phone(page: object, name: str) -> None:
     page.set_viewport_size(LAPTOP)
 
 
+def tab_to(page: object, element_id: str, presses: int = 20) -> None:
+    """Press Tab until the element `element_id` has the focus, as a keyboard user gets there."""
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == element_id:
+            return
+    raise AssertionError(f"#{element_id} cannot be reached with the Tab key")
+
+
 def assert_every_control_is_labelled(page: object) -> None:
     unlabelled = page.evaluate(
         """[...document.querySelectorAll('input, textarea, select')]
@@ -269,6 +281,26 @@ def markers(page: object, key: str) -> list[list[float]]:
         f'g.markers[data-series="{key}"] circle',
         "dots => dots.map(d => [Number(d.dataset.step), Number(d.dataset.value)])",
     )
+
+
+def assert_dashboard_shows_run(
+    page: object, project: ServedProject, train_metrics: list[str], eval_metrics: list[str]
+) -> None:
+    """The open dashboard draws every record of the project's run as metrics.jsonl holds it, and its
+    acceptance table says what `runner.py check --json` says."""
+    records = project.records()
+    train = [r for r in records if r["kind"] == "train"]
+    evals = [r for r in records if r["kind"] == "eval"]
+    page.wait_for_selector(f'path.series[data-series="{eval_metrics[-1]}"]')
+    for metric, rows in [(m, train) for m in train_metrics] + [(m, evals) for m in eval_metrics]:
+        assert_curve_follows(page, metric, [r["step"] for r in rows], [r[metric] for r in rows])
+    for metric in eval_metrics:
+        assert markers(page, metric) == [[r["step"], r[metric]] for r in evals]
+    assert page.inner_text("#run-status") == "finished"
+    page.wait_for_selector("#gates tbody tr")
+    checked = project.runner("check", "--run", project.run_dir.name, "--json")
+    expected = [[gate["metric"], gate["status"]] for gate in json.loads(checked.stdout)]
+    assert gates_shown(page) == expected and expected
 
 
 def gates_shown(page: object) -> list[tuple[str, str]]:

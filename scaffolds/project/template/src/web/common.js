@@ -101,6 +101,11 @@ export function renderVerdict(element, result) {
   element.replaceChildren("Predicted label: ", strong, ` (${percent(top.probability)})`);
 }
 
+/** Scroll the result into view when it is off screen (below the form, on a phone). */
+export function revealResult() {
+  document.getElementById("result").scrollIntoView({ block: "nearest" });
+}
+
 /** Buttons that each show one example text (truncated by the stylesheet) and call `pick` with it. */
 export function textExampleButtons(texts, pick) {
   return texts.map((example) => {

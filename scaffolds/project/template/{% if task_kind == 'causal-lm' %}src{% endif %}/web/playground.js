@@ -1,7 +1,7 @@
 // The generation playground: POST /api/generate streams the continuation as JSON lines,
 // {"text": piece} per token and {"done": true, "tokens": n, "ms_per_token": t} at the end.
 
-import { api, request, showError, showServedModel, textExampleButtons } from "./common.js";
+import { api, request, revealResult, showError, showServedModel, textExampleButtons } from "./common.js";
 
 const form = document.getElementById("generate-form");
 const prompt = document.getElementById("prompt");
@@ -35,6 +35,7 @@ async function generate() {
   promptEcho.textContent = prompt.value;
   completion.textContent = "";
   stats.textContent = "Generating…";
+  revealResult();
   let tokens = 0;
   let finished = false;
   try {

@@ -1,6 +1,6 @@
 // The image playground: choose, drop or pick an example image; POST /predict ranks its labels.
 
-import { api, renderBars, renderVerdict, request, showError, showServedModel } from "./common.js";
+import { api, renderBars, renderVerdict, revealResult, request, showError, showServedModel } from "./common.js";
 
 const MAX_BYTES = 10 * 2 ** 20; // the server's limit too (it answers 413 above it)
 
@@ -33,6 +33,7 @@ async function classify(file) {
     renderVerdict(verdict, result);
     verdict.classList.remove("muted");
     renderBars(bars, result.top);
+    revealResult();
   } catch (error) {
     preview.hidden = true;
     verdict.textContent = "No prediction.";

@@ -1,6 +1,6 @@
 // The text playground: type a text or pick an example; POST /predict gives each label's probability.
 
-import { api, postJson, renderBars, renderVerdict, showError, showServedModel, textExampleButtons } from "./common.js";
+import { api, postJson, renderBars, renderVerdict, revealResult, showError, showServedModel, textExampleButtons } from "./common.js";
 
 const form = document.getElementById("text-form");
 const text = document.getElementById("text");
@@ -24,6 +24,7 @@ async function classify() {
     renderVerdict(verdict, result);
     verdict.classList.remove("muted");
     renderBars(bars, result.top);
+    revealResult();
   } catch (error) {
     verdict.textContent = "No prediction.";
     bars.replaceChildren();
