@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -201,8 +202,8 @@ def _make_handler(server: MessagesApiServer) -> type[BaseHTTPRequestHandler]:
 
         def _route(self, request: RecordedRequest) -> None:
             if request.path == "/v1/messages/count_tokens":
-                tokens = server.usage_for(request.body)
-                self._send_json(200, {"input_tokens": sum(tokens.values())})
+                counted = {key: request.body.get(key) for key in ("system", "messages", "tools")}
+                self._send_json(200, {"input_tokens": estimate_tokens(counted)})
                 return
             if request.path != "/v1/messages":
                 self._send_json(404, _error_body("not_found_error", f"no route {request.path}"))
@@ -406,3 +407,57 @@ def run_ccpt_in_process(
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
+
+
+ROLE_IN_SYSTEM = re.compile(r"You are (\w+), one of the specialists")
+
+
+@dataclass
+class TeamScript:
+    """A responder that answers like the team in `ccpt ask`: the routing call with `plan`, each
+    role with its scripted reply (or a default), the synthesis with `synthesis`.
+
+    `replies[role]` may be a Reply or a list of Replies for successive calls (tool rounds).
+    """
+
+    plan: dict[str, Any] | None = None
+    replies: dict[str, Reply | list[Reply]] = field(default_factory=dict)
+    synthesis: str = "## Merged plan\n\n1. Do the first thing (DataEngineer)\n"
+    delay: float = 0.0
+    calls: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, request: RecordedRequest) -> Reply:
+        if (request.body.get("tool_choice") or {}).get("name") == "plan_consultation":
+            return Reply(tool_calls=[("plan_consultation", self.plan or {})])
+        if "Merge the specialists' answers" in request.system_text:
+            return Reply(text=self.synthesis)
+        match = ROLE_IN_SYSTEM.search(request.system_text)
+        role = match.group(1) if match else "unknown"
+        with self._lock:
+            count = self.calls[role] = self.calls.get(role, 0) + 1
+        reply = self.replies.get(role, Reply(text=f"{role}: my answer.", chunk_delay=self.delay))
+        if isinstance(reply, list):
+            reply = reply[min(count, len(reply)) - 1]
+        return reply
+
+    def role_requests(self, server: MessagesApiServer, role: str) -> list[RecordedRequest]:
+        return [r for r in server.message_requests() if f"You are {role}, one of" in r.system_text]
+
+
+def ccpt_against(
+    server: MessagesApiServer,
+    cwd: Path,
+    *args: str,
+    key: str | None = FAKE_API_KEY,
+    input: str = "",
+    fresh_process: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """`ccpt ARGS` with the SDK pointed at `server` and HOME at `cwd` (so no ~/.claude/agents
+    of the machine leaks in); in a fresh process when the process boundary matters."""
+    env = {**api_env(server, key), "HOME": str(cwd)}
+    if fresh_process:
+        from tests.conftest import run_ccpt
+
+        return run_ccpt(*args, cwd=cwd, env=env, input=input)
+    return run_ccpt_in_process(*args, cwd=cwd, env=env, input=input)

@@ -12,12 +12,12 @@ import re
 import sqlite3
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ccpt.agents.models import Usage, cost_usd
-from tests.conftest import run_ccpt
-from tests.messages_api import FAKE_API_KEY, MessagesApiServer, api_env, run_ccpt_in_process
+from tests.messages_api import FAKE_API_KEY, MessagesApiServer, ccpt_against, run_ccpt_in_process
 
 FOOTER = re.compile(
     r"(?P<role>\w+) · (?P<model>[\w-]+) · input (?P<input>[\d,]+) · output (?P<output>[\d,]+) · "
@@ -26,19 +26,17 @@ FOOTER = re.compile(
 
 
 def agent(
-    server: MessagesApiServer, cwd: Path, *args: str, key: str | None = FAKE_API_KEY, input: str = ""
+    server: MessagesApiServer, cwd: Path, *args: str, **options: Any
 ) -> subprocess.CompletedProcess[str]:
-    """`ccpt agent ...` with the SDK pointed at `server` and a private HOME."""
-    return run_ccpt("agent", *args, cwd=cwd, env={**api_env(server, key), "HOME": str(cwd)}, input=input)
+    """`ccpt agent ...` in a fresh process."""
+    return ccpt_against(server, cwd, "agent", *args, fresh_process=True, **options)
 
 
 def agent_here(
-    server: MessagesApiServer, cwd: Path, *args: str, key: str | None = FAKE_API_KEY, input: str = ""
+    server: MessagesApiServer, cwd: Path, *args: str, **options: Any
 ) -> subprocess.CompletedProcess[str]:
-    """The same as `agent`, in this process."""
-    return run_ccpt_in_process(
-        "agent", *args, cwd=cwd, env={**api_env(server, key), "HOME": str(cwd)}, input=input
-    )
+    """`ccpt agent ...` in this process."""
+    return ccpt_against(server, cwd, "agent", *args, **options)
 
 
 def footer(stderr: str) -> dict[str, str]:

@@ -10,22 +10,31 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import run_ccpt
-from tests.messages_api import FAKE_API_KEY, MessagesApiServer, Reply, api_env, run_ccpt_in_process
+from tests.messages_api import (
+    FAKE_API_KEY,
+    MessagesApiServer,
+    Reply,
+    api_env,
+    ccpt_against,
+    run_ccpt_in_process,
+)
 
 
 def agent(
-    server: MessagesApiServer, cwd: Path, *args: str, key: str | None = FAKE_API_KEY
+    server: MessagesApiServer, cwd: Path, *args: str, **options: Any
 ) -> subprocess.CompletedProcess[str]:
-    return run_ccpt("agent", *args, cwd=cwd, env={**api_env(server, key), "HOME": str(cwd)}, input="")
+    """`ccpt agent ...` in a fresh process."""
+    return ccpt_against(server, cwd, "agent", *args, fresh_process=True, **options)
 
 
 def agent_here(server: MessagesApiServer, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The same as `agent`, in this process (no fresh interpreter per call)."""
-    return run_ccpt_in_process("agent", *args, cwd=cwd, env={**api_env(server), "HOME": str(cwd)})
+    """`ccpt agent ...` in this process (no fresh interpreter per call)."""
+    return ccpt_against(server, cwd, "agent", *args)
 
 
 def one_error_line(result: subprocess.CompletedProcess[str]) -> str:

@@ -47,14 +47,15 @@ def choose_model(flag: str | None, role: Role | None, default: str) -> str:
     return resolve_model(default)
 
 
-def spec_context(spec_ref: str | None) -> str:
-    """The task spec's prompt text for the system prompt (empty without --spec)."""
+def task_spec(spec_ref: str | None) -> tuple[str, str | None]:
+    """(the spec's prompt text for the system prompt, its lead role); empty without --spec."""
     if not spec_ref:
-        return ""
+        return "", None
     from ccpt.specs import load_spec, render_prompt
 
     spec = load_spec(spec_ref)
-    return "The engineer attached this task spec; check your answer against it.\n\n" + render_prompt(spec)
+    text = "The engineer attached this task spec; check your answer against it.\n\n" + render_prompt(spec)
+    return text, spec.lead_role or None
 
 
 @dataclass
@@ -150,7 +151,7 @@ def prepare_consultation(
     request = ConsultRequest(
         model=chosen,
         max_tokens=max_tokens or settings.max_tokens,
-        system=system_blocks(roster.charter, role, [spec_context(spec), system or ""]),
+        system=system_blocks(roster.charter, role, [task_spec(spec)[0], system or ""]),
         messages=[*earlier, {"role": "user", "content": user_content(question, attachments)}],
     )
     notice = deprecation_notice(chosen)

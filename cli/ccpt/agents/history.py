@@ -23,7 +23,7 @@ from typing import Any
 from ccpt.agents.models import Usage
 from ccpt.errors import CcptError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS consultations (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS consultations (
     cache_read_tokens INTEGER NOT NULL DEFAULT 0,
     cost_usd REAL,
     attachments TEXT NOT NULL DEFAULT '[]',
+    tool_calls TEXT NOT NULL DEFAULT '[]',
     message_id TEXT,
     request_id TEXT,
     created_at TEXT NOT NULL,
@@ -49,6 +50,8 @@ CREATE TABLE IF NOT EXISTS consultations (
 CREATE INDEX IF NOT EXISTS consultations_role ON consultations (role, id);
 CREATE INDEX IF NOT EXISTS consultations_conversation ON consultations (conversation_id, id);
 """
+# What each older schema version lacks, applied in order when an older file is opened.
+MIGRATIONS = {2: "ALTER TABLE consultations ADD COLUMN tool_calls TEXT NOT NULL DEFAULT '[]'"}
 
 REDACTED = "[REDACTED]"
 _SECRET_PATTERNS = (
@@ -97,6 +100,7 @@ class Entry:
     usage: Usage = field(default_factory=Usage)
     cost_usd: float | None = None
     attachments: list[str] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
     message_id: str | None = None
     request_id: str | None = None
     kind: str = "agent"  # agent | ask-route | ask-role | ask-synthesis
@@ -125,8 +129,13 @@ class History:
             raise CcptError(f"cannot open the history at {self.path}: {exc}", hint="check CCPT_HOME") from exc
         connection.row_factory = sqlite3.Row
         try:
-            if connection.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                connection.executescript(SCHEMA)
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version < SCHEMA_VERSION:
+                if version == 0:
+                    connection.executescript(SCHEMA)
+                else:
+                    for step in range(version + 1, SCHEMA_VERSION + 1):
+                        connection.execute(MIGRATIONS[step])
                 connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             with connection:
                 yield connection
@@ -152,6 +161,7 @@ class History:
             **{key: value for key, value in entry.usage.to_dict().items()},
             "cost_usd": entry.cost_usd,
             "attachments": json.dumps(entry.attachments),
+            "tool_calls": redact(json.dumps(entry.tool_calls)),
             "message_id": entry.message_id,
             "request_id": entry.request_id,
             "created_at": entry.created_at,
@@ -224,6 +234,7 @@ def _entry(row: sqlite3.Row) -> Entry:
         ),
         cost_usd=row["cost_usd"],
         attachments=json.loads(row["attachments"]),
+        tool_calls=json.loads(row["tool_calls"]),
         message_id=row["message_id"],
         request_id=row["request_id"],
         created_at=row["created_at"],

@@ -30,15 +30,18 @@ CHARS_PER_TOKEN = 4.0
 
 @dataclass(frozen=True)
 class Attachment:
-    """Text sent with the question: a file (labelled with its path) or standard input."""
+    """Text sent with the question: a file (labelled with its path), standard input, or another
+    role's answer (labelled with the role) in a team exchange."""
 
     label: str
     text: str
-    kind: str = "file"
+    kind: str = "file"  # file | stdin | answer
 
     def render(self) -> str:
         if self.kind == "stdin":
             return f"<stdin>\n{self.text}\n</stdin>"
+        if self.kind == "answer":
+            return f'<answer from="{self.label}">\n{self.text}\n</answer>'
         return f'<file path="{self.label}">\n{self.text}\n</file>'
 
 
