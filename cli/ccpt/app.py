@@ -118,7 +118,12 @@ app.command(
 app.command(
     "train",
     help="Launch the project's training under torchrun, locally or over SSH on many hosts.",
-    epilog=examples("ccpt train -- --max-steps 60", "ccpt train --hosts node0,node1 -- --epochs 3"),
+    epilog=examples(
+        "ccpt train -- --max-steps 60",
+        "ccpt train --hosts node0,node1 -- --epochs 3",
+        "ccpt train --hostfile hosts.txt --sync --env NCCL_DEBUG=INFO -- --max-steps 1000",
+        "ccpt train --ec2-tag job=gpt --dry-run",
+    ),
 )(train.train)
 app.add_typer(
     ec2.app,

@@ -233,7 +233,9 @@ def _launch(request: TrainRequest) -> JobResult:
 
     colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
     output = Console(sys.stdout, colour)
-    err_console.print(f"[dim]job {request.job.job_id} · logs in {request.job_dir}[/dim]", highlight=False)
+    err_console.print(
+        f"[dim]job {request.job.job_id} · logs in {request.job_dir}[/dim]", highlight=False, soft_wrap=True
+    )
     if request.hosts is None:
         return run_local(request, output, _show_event)
     return run_remote(request, output, _show_event)
@@ -243,24 +245,18 @@ def _show_event(event: JobEvent) -> None:
     from ccpt.launch.launcher import PreflightEvent
 
     if isinstance(event, PreflightEvent) and event.report is not None:
+        findings = event.report.findings
+        columns = ["host", "status", "python", "torch", "cuda", "gpus", "procs", "workdir", "port"]
         rows = [
             [f.host, styled_status("OK" if f.ok else "FAIL"), f.python, f.torch, f.cuda, f.gpus, f.slots]
-            for f in event.report.findings
+            for f in findings
         ]
-        for row, f in zip(rows, event.report.findings, strict=True):
-            row += [f.workdir, f.port, "; ".join(f.problems)]
-        columns = [
-            "host",
-            "status",
-            "python",
-            "torch",
-            "cuda",
-            "gpus",
-            "procs",
-            "workdir",
-            "port",
-            "problems",
-        ]
+        for row, f in zip(rows, findings, strict=True):
+            row += [f.workdir, f.port]
+        if not event.report.ok:
+            columns.append("problems")
+            for row, f in zip(rows, findings, strict=True):
+                row.append("; ".join(f.problems))
         err_console.print(make_table("pre-flight", columns, rows))
         return
     style = {"stopping": "yellow", "forcing": "red"}.get(event.kind, "dim")
@@ -296,6 +292,7 @@ def _print_summary(request: TrainRequest, result: JobResult) -> None:
         err_console.print(
             f"[green]✓[/green] job {result.job_id} finished in {result.duration_s:.1f} s · logs: {where}",
             highlight=False,
+            soft_wrap=True,
         )
         return
     if result.interrupted:
@@ -306,9 +303,9 @@ def _print_summary(request: TrainRequest, result: JobResult) -> None:
         head = f"[red]✗ job {result.job_id} failed[/red] (exit code {result.exit_code})"
     if result.teardown_s is not None:
         head += f" · teardown {result.teardown_s:.1f} s"
-    err_console.print(head, highlight=False)
+    err_console.print(head, highlight=False, soft_wrap=True)
     if result.failure is not None and result.failure.last_lines:
         err_console.print(f"[dim]last lines of {result.failure.where}:[/dim]", highlight=False)
         for line in result.failure.last_lines:
             err_console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
-    err_console.print(f"[dim]logs: {where}[/dim]", highlight=False)
+    err_console.print(f"[dim]logs: {where}[/dim]", highlight=False, soft_wrap=True)

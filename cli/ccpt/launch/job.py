@@ -214,6 +214,8 @@ class _Job:
         if self.stopping_since is not None:
             return
         self.stopping_since = time.monotonic()
+        # The console keeps the failure; what the other nodes print while dying goes to files only.
+        self.router.mute(label for label in self.outcomes if label != self.failed_first)
         running = [label for label, o in self.outcomes.items() if o.exit_code is None]
         if running:
             self.on_event(JobEvent("stopping", f"stopping the job on {', '.join(running)}: {reason}"))

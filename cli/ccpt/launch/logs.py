@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -42,6 +42,7 @@ class _HostState:
     tail: deque[str]
     in_report: bool = False
     root_cause: RootCause | None = None
+    muted: bool = False
 
 
 class LogRouter:
@@ -118,6 +119,8 @@ class LogRouter:
             self._rank_hosts[rank] = host
             self._rank_file(rank).write(raw + b"\n")
             self._rank_tails.setdefault(rank, deque(maxlen=TAIL_LINES)).append(text)
+        if state.muted:
+            return
         if self.console_ranks is None or rank is None or rank in self.console_ranks:
             self._echo(label, state.colour, text)
 
@@ -149,6 +152,11 @@ class LogRouter:
             state.root_cause.exit_code = int(match.group(1))
         if state.root_cause.rank is not None and state.root_cause.exit_code is not None:
             state.in_report = False
+
+    def mute(self, hosts: Iterable[str]) -> None:
+        """Stop echoing these hosts (their files keep everything): e.g. nodes being torn down."""
+        for host in hosts:
+            self._hosts[host].muted = True
 
     def root_cause(self, host: str) -> RootCause | None:
         return self._hosts[host].root_cause
