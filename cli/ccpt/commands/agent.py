@@ -22,6 +22,7 @@ from ccpt.commands.output import console, make_table, print_json
 from ccpt.errors import CcptError
 
 ROLES_PANEL = "Roles"
+_KIND_LABELS = {"ask-route": " (ask: routing)", "ask-role": " (ask)", "ask-synthesis": " (ask: synthesis)"}
 
 
 class AgentGroup(TyperGroup):
@@ -270,7 +271,7 @@ def list_roles(
             for role, model in rows
         ],
     )
-    for column in (0, 3):  # names and model ids stay on one line
+    for column in (0, 1, 3, 4):  # only the description wraps
         table.columns[column].no_wrap = True
     console.print(table)
 
@@ -359,19 +360,18 @@ def log(
     rows = [
         (
             entry.id,
-            entry.created_at.replace("T", " ")[:19],
-            entry.role,
-            entry.model,
+            entry.created_at.replace("T", " ")[5:16],
+            entry.role + _KIND_LABELS.get(entry.kind, ""),
             entry.status,
             f"{entry.usage.prompt_tokens:,}/{entry.usage.output_tokens:,}",
             format_cost(entry.cost_usd),
-            _short(json.dumps(entry.question)[1:-1], 50),
+            _short(json.dumps(entry.question)[1:-1], 60),
         )
         for entry in entries
     ]
     table = make_table(
-        "History (ccpt agent log ID shows one)",
-        ["id", "when (UTC)", "role", "model", "status", "in/out tokens", "cost", "question"],
+        "History (ccpt agent log ID shows one in full)",
+        ["id", "when (UTC)", "role", "status", "in/out tokens", "cost", "question"],
         rows,
     )
     for column in table.columns[:-1]:

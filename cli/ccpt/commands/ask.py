@@ -206,7 +206,7 @@ class TeamView:
             elif self.live is not None and not self.synthesis:
                 self.live.update(self._table())
             return
-        if event.state == previous:
+        if event.state in {previous, "waiting"}:
             return
         from ccpt.commands.agent_view import format_cost
 
