@@ -15,8 +15,6 @@ The dashboard follows a run while it trains: the trainer appends one JSON line p
 flushes it, and the page asks for the lines after the last byte it has already seen.
 """
 
-from __future__ import annotations
-
 import base64
 import io
 import json
@@ -121,13 +119,14 @@ def add_generation_stream(app: FastAPI) -> None:
 
 
 def json_lines(pieces: Iterator[str]) -> Iterator[str]:
-    """{"text": piece} per piece, then {"done": true, "tokens": n, "ms_per_token": t}."""
-    start, tokens = time.perf_counter(), 0
+    """{"text": piece} per piece of text as it is sampled, then
+    {"done": true, "characters": n, "seconds": s}."""
+    start, characters = time.perf_counter(), 0
     for piece in pieces:
-        tokens += 1
+        characters += len(piece)
         yield json.dumps({"text": piece}) + "\n"
-    elapsed_ms = (time.perf_counter() - start) * 1000
-    yield json.dumps({"done": True, "tokens": tokens, "ms_per_token": elapsed_ms / max(tokens, 1)}) + "\n"
+    seconds = round(time.perf_counter() - start, 4)
+    yield json.dumps({"done": True, "characters": characters, "seconds": seconds}) + "\n"
 
 
 # --- Runs and their records ----------------------------------------------------------------

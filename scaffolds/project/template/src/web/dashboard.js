@@ -11,7 +11,7 @@ import { drawChart, formatNumber } from "./chart.js";
 const POLL_TRAINING_MS = 1500;
 const POLL_IDLE_MS = 5000;
 // Record fields that are bookkeeping, not metrics to plot.
-const NOT_METRICS = new Set(["kind", "step", "epoch", "time", "best", "examples", "elapsed_s", "eval_loss"]);
+const NOT_METRICS = new Set(["kind", "step", "epoch", "time", "best", "examples", "tokens", "elapsed_s", "eval_loss"]);
 const THROUGHPUT = { samples_per_s: "samples/s", tokens_per_s: "tokens/s" };
 
 const select = document.getElementById("run-select");

@@ -1,5 +1,5 @@
 // The generation playground: POST /api/generate streams the continuation as JSON lines,
-// {"text": piece} per token and {"done": true, "tokens": n, "ms_per_token": t} at the end.
+// {"text": piece} as each piece is sampled and {"done": true, "characters": n, "seconds": s} at the end.
 
 import { api, request, revealResult, showError, showServedModel, textExampleButtons } from "./common.js";
 
@@ -36,7 +36,6 @@ async function generate() {
   completion.textContent = "";
   stats.textContent = "Generating…";
   revealResult();
-  let tokens = 0;
   let finished = false;
   try {
     const response = await request("/api/generate", {
@@ -48,15 +47,16 @@ async function generate() {
     for await (const message of jsonLines(response.body)) {
       if (message.done) {
         finished = true;
-        stats.textContent = `${message.tokens} tokens, ${message.ms_per_token.toFixed(1)} ms per token.`;
+        stats.textContent = `${message.characters} characters in ${message.seconds.toFixed(2)} s.`;
       } else {
         completion.textContent += message.text;
-        tokens += 1;
       }
     }
-    if (!finished) throw new Error(`The generation broke off after ${tokens} tokens: see the server's log.`);
+    if (!finished) {
+      throw new Error(`The generation broke off after ${completion.textContent.length} characters: see the server's log.`);
+    }
   } catch (error) {
-    if (error.name === "AbortError") stats.textContent = `Stopped after ${tokens} tokens.`;
+    if (error.name === "AbortError") stats.textContent = `Stopped after ${completion.textContent.length} characters.`;
     else {
       stats.textContent = "Nothing generated.";
       showError(errorBox, error.message);

@@ -1,0 +1,149 @@
+"""The causal-LM project's pages in headless Chromium, against its real server: generation streamed
+into the page, and the dashboard of a real short run.
+
+One project is rendered with `ccpt new`, trained for a few steps and served for the whole module.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from tests.web_support import (
+    ServedProject,
+    assert_dashboard_shows_run,
+    assert_every_control_is_labelled,
+    assert_readable_on_a_phone,
+    http,
+    open_page,
+    screenshot,
+    served_project,
+    tab_to,
+)
+
+pytestmark = pytest.mark.slow
+
+# The tiny model on a slice of the standard library's source (as the project's own tests use).
+TINY = ["model_size=tiny", "corpus_mb=0.4", "block_size=64", "batch_size=8", "eval_batches=4"]
+LOGGING = ["eval_every=5", "log_every=2"]
+TRAIN = ["--max-steps", "20", *[part for setting in TINY + LOGGING for part in ("--set", setting)]]
+PROMPT = "def main("
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedProject]:
+    with served_project(tmp_path_factory.mktemp("web-lm"), "causal-lm", TRAIN) as served:
+        yield served
+
+
+def set_generation(page: object, prompt: str, tokens: int, temperature: float) -> None:
+    page.get_by_role("textbox", name="Prompt", exact=True).fill(prompt)
+    page.get_by_label("Tokens to generate").fill(str(tokens))
+    page.get_by_label("Temperature").fill(str(temperature))
+
+
+def test_a_prompt_streams_its_continuation_into_the_page(project: ServedProject, browser: object) -> None:
+    settings = {"prompt": PROMPT, "max_new_tokens": 48, "temperature": 0, "top_k": 50}
+    status, expected = http(f"{project.url}/predict", json.dumps(settings).encode())
+    assert status == 200
+    with open_page(browser, project.url + "/") as (page, _):
+        assert_every_control_is_labelled(page)
+        # Count the changes to the output as they happen: a stream shows up piece by piece.
+        page.evaluate(
+            """() => {
+                window.updates = 0;
+                new MutationObserver(() => { window.updates += 1; })
+                    .observe(document.getElementById('completion'), {childList: true, characterData: true});
+            }"""
+        )
+        set_generation(page, PROMPT, 48, 0)
+        page.get_by_role("button", name="Generate").click()
+        page.wait_for_function(
+            "() => document.getElementById('generation-stats').textContent.includes('characters in')"
+        )
+        completion = page.text_content("#completion")
+        assert completion == expected["completion"].rstrip("\ufffd") and completion  # greedy: the same text
+        assert page.text_content("#prompt-echo") == PROMPT
+        assert page.evaluate("window.updates") > 1
+        assert not page.is_disabled("#generate") and page.is_disabled("#stop")
+        # Sampled (temperature 0.8) rather than greedy text for the screenshot: more to look at.
+        set_generation(page, PROMPT, 240, 0.8)
+        page.get_by_role("button", name="Generate").click()  # sets "Generating…" as it is clicked
+        page.wait_for_function(
+            "() => document.getElementById('generation-stats').textContent.includes('characters in')"
+        )
+        page.wait_for_selector("#examples button")
+        screenshot(page, "lm-playground")
+        assert_readable_on_a_phone(page, "lm-playground-phone")
+
+
+def test_ctrl_enter_in_the_prompt_generates(project: ServedProject, browser: object) -> None:
+    with open_page(browser, project.url + "/") as (page, _):
+        tab_to(page, "prompt")
+        page.keyboard.press("Control+End")
+        page.keyboard.type(" x")
+        page.keyboard.press("Control+Enter")
+        page.wait_for_function(
+            "() => document.getElementById('generation-stats').textContent.includes('characters in')"
+        )
+        assert page.text_content("#prompt-echo") == PROMPT + " x"
+
+
+def test_stop_ends_a_long_generation(project: ServedProject, browser: object) -> None:
+    with open_page(browser, project.url + "/") as (page, _):
+        set_generation(page, PROMPT, 1024, 0.8)
+        page.get_by_role("button", name="Generate").click()
+        page.wait_for_function("() => document.getElementById('completion').textContent.length > 0")
+        page.get_by_role("button", name="Stop").click()
+        page.wait_for_function(
+            "() => document.getElementById('generation-stats').textContent.startsWith('Stopped')"
+        )
+        stopped_at = len(page.text_content("#completion"))
+        assert 0 < stopped_at < 1024 and not page.is_visible("#error")
+        assert not page.is_disabled("#generate")
+    assert http(f"{project.url}/health")[0] == 200
+
+
+def test_bad_settings_show_the_servers_reason(project: ServedProject, browser: object) -> None:
+    with open_page(browser, project.url + "/") as (page, _):
+        set_generation(page, PROMPT, 16, 9)
+        with page.expect_response("**/api/generate") as answer:
+            page.get_by_role("button", name="Generate").click()
+        assert answer.value.status == 422
+        page.wait_for_selector("#error:not([hidden])")
+        assert page.inner_text("#error") == "temperature: Input should be less than or equal to 5"
+        assert page.inner_text("#generation-stats") == "Nothing generated."
+        screenshot(page, "lm-playground-bad-input")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "reason"),
+    [
+        ("/api/generate", b"{not json", "JSON"),
+        ("/api/generate", b'{"prompt": "x", "max_new_tokens": 0}', "max_new_tokens"),
+        ("/api/generate", b'{"max_new_tokens": 4}', "prompt"),
+        ("/predict", b'{"prompt": ["a list"]}', "prompt"),
+    ],
+)
+def test_malformed_requests_get_a_422_and_the_server_lives_on(
+    project: ServedProject, path: str, body: bytes, reason: str
+) -> None:
+    status, answer = http(project.url + path, body)
+    assert status == 422 and reason in answer["detail"]
+    assert http(f"{project.url}/health")[0] == 200
+
+
+def test_the_dashboard_draws_the_runs_curves_from_its_metrics(
+    project: ServedProject, browser: object
+) -> None:
+    with open_page(browser, project.url + "/runs") as (page, _):
+        assert_dashboard_shows_run(
+            page, project, ["loss", "lr", "tokens_per_s", "grad_norm"], ["eval_loss", "perplexity"]
+        )
+        assert (
+            page.locator('figure[data-chart="perplexity"] figcaption').inner_text() == "Validation perplexity"
+        )
+        screenshot(page, "lm-dashboard")
+        assert_readable_on_a_phone(page, "lm-dashboard-phone")
