@@ -80,7 +80,7 @@ def add_web_routes(app: FastAPI, run_dir: Path) -> None:
     ) -> JSONResponse:
         path = runs.find(name)
         records, start, end = read_new_records(path / "metrics.jsonl", offset)
-        config = json.loads((path / "config.json").read_text())
+        config = read_config(path)
         body = {"config": config, "records": records, "start": start, "offset": end}
         return finite_json({**runs.summary(path), **body})
 
@@ -91,6 +91,9 @@ def add_web_routes(app: FastAPI, run_dir: Path) -> None:
             judged = gates.judge(path)
         except ProjectError as error:  # no spec, a malformed spec, or a run that has not finished
             raise HTTPException(409, str(error)) from None
+        except (OSError, ValueError, KeyError) as error:  # a damaged run directory
+            detail = f"cannot judge run {path.name}: its files are incomplete or damaged ({error})"
+            raise HTTPException(409, detail) from None
         passed = all(gate["status"] != "fail" for gate in judged)
         return finite_json({"run": path.name, "spec": SPEC_PATH.name, "passed": passed, "gates": judged})
 
@@ -174,9 +177,23 @@ class RunsDirectory:
         }
 
 
+def read_config(run_dir: Path) -> dict:
+    """A run's config.json, or {} when it cannot be read (the dashboard still shows the curves)."""
+    try:
+        config = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
 def last_modified(run_dir: Path) -> float:
-    metrics = run_dir / "metrics.jsonl"
-    return (metrics if metrics.exists() else run_dir / "config.json").stat().st_mtime
+    """When the run last wrote a record (or was created); 0 for a run deleted meanwhile."""
+    for name in ("metrics.jsonl", "config.json"):
+        try:
+            return (run_dir / name).stat().st_mtime
+        except OSError:
+            continue
+    return 0.0
 
 
 def read_new_records(path: Path, offset: int) -> tuple[list[dict], int, int]:
