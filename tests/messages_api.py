@@ -78,6 +78,7 @@ class Reply:
     omit_message_stop: bool = False  # end the body cleanly but never send message_stop
     error_event_after_chars: int | None = None  # send an SSE `error` event (overloaded) mid-stream
     chunk_delay: float = 0.0
+    delay_before: float = 0.0  # seconds of silence before the response starts (timeouts)
     output_tokens: int | None = None
     stop_reason_override: str | None = None  # e.g. "max_tokens"
 
@@ -209,6 +210,7 @@ def _make_handler(server: MessagesApiServer) -> type[BaseHTTPRequestHandler]:
                 self._send_json(404, _error_body("not_found_error", f"no route {request.path}"))
                 return
             reply = server.next_reply(request)
+            time.sleep(reply.delay_before)
             if reply.status != 200:
                 headers = {} if reply.retry_after is None else {"retry-after": str(reply.retry_after)}
                 headers["x-should-retry"] = "true" if reply.status in (429, 500, 529) else "false"

@@ -174,3 +174,15 @@ def test_an_api_error_event_mid_stream_keeps_the_partial_answer(
     assert result.returncode == 1
     assert "the answer stopped with an API error: scripted overloaded_error" in one_error_line(result)
     assert log_entries(tmp_path)[0]["status"] == "cut"
+
+
+@pytest.mark.slow
+def test_no_answer_within_the_timeout_is_one_line_after_the_retries(
+    messages_api: MessagesApiServer, tmp_path: Path
+) -> None:
+    for _ in range(4):
+        messages_api.script.append(Reply(text="too late", delay_before=3))
+    result = agent_here(messages_api, tmp_path, "network", "--timeout", "1", "q")
+    assert result.returncode == 1
+    assert "within 1s" in one_error_line(result) and "--timeout" in result.stderr
+    assert len(messages_api.message_requests()) == 4

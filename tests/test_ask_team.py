@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,7 @@ from tests.messages_api import (
     MessagesApiServer,
     Reply,
     TeamScript,
+    api_env,
     ccpt_against,
     run_ccpt_in_process,
 )
@@ -186,6 +191,31 @@ def test_piped_output_is_the_merged_plan_with_costs_on_stderr(
     ):
         assert call in result.stderr
     assert "total" in result.stderr and "$" in result.stderr
+
+
+def test_ctrl_c_during_an_exchange_is_one_line_and_finished_answers_stay_in_history(
+    messages_api: MessagesApiServer, tmp_path: Path
+) -> None:
+    slow = Reply(text="word " * 300, chunk_delay=0.02)
+    messages_api.responder = TeamScript(replies={"DataEngineer": slow})
+    env = {**os.environ, **api_env(messages_api), "HOME": str(tmp_path), "NO_COLOR": "1"}
+    argv = [sys.executable, "-m", "ccpt", "ask", "--agents", "dataset,data", "which data?"]
+    proc = subprocess.Popen(
+        argv, cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while not any("You are DataEngineer" in r.system_text for r in messages_api.message_requests()):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    lines = stderr.strip().splitlines()
+    assert lines[-1].startswith("error: interrupted; the answers so far are in the history"), stderr
+    assert "Traceback" not in stderr
+    entries = json.loads(run_ccpt_in_process("agent", "log", "--json", cwd=tmp_path).stdout)
+    assert [(e["role"], e["status"]) for e in entries] == [("DatasetCurator", "complete")]
 
 
 # -- the project tools on their own --------------------------------------------------------------
