@@ -100,6 +100,7 @@ def test_a_busy_api_after_all_retries_is_one_line(
     assert len(messages_api.message_requests()) == 4
 
 
+@pytest.mark.slow  # the SDK's backoff between connection retries is most of its time
 def test_an_unreachable_endpoint_is_one_line_naming_it(tmp_path: Path) -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
