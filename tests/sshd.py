@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 SSHD = "/usr/sbin/sshd"
+MAX_LISTEN = 16  # sshd's MAX_LISTEN_SOCKS
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -49,7 +50,7 @@ class LoopbackSshd:
         self.known_hosts = self.dir / "known_hosts"
         self.client_key = self.dir / "client_key"
         self.log_path = self.dir / "sshd.log"
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._procs: list[subprocess.Popen[bytes]] = []
 
     @property
     def hosts(self) -> list[str]:
@@ -61,19 +62,21 @@ class LoopbackSshd:
         )
         return Path(f"{path}.pub").read_text().strip()
 
-    def _write_configs(self) -> Path:
+    @property
+    def addresses(self) -> list[str]:
+        return ["127.0.0.1", *(node_address(i) for i in range(self.nodes))]
+
+    def _write_configs(self) -> list[Path]:
+        """Keys, authorized_keys, known_hosts, the client config, and one sshd_config per 16 addresses."""
         host_key = self.dir / "host_key"
         host_pub = self._keygen(host_key).split()[:2]
         client_pub = self._keygen(self.client_key)
         authorized = self.dir / "authorized_keys"
         authorized.write_text(client_pub)
         authorized.chmod(0o600)
-        addresses = ["127.0.0.1", *(node_address(i) for i in range(self.nodes))]
-        lines = [
+        common = [
             f"Port {self.port}",
-            *(f"ListenAddress {address}" for address in addresses),
             f"HostKey {host_key}",
-            f"PidFile {self.dir / 'sshd.pid'}",
             f"AuthorizedKeysFile {authorized}",
             "PasswordAuthentication no",
             "KbdInteractiveAuthentication no",
@@ -86,11 +89,17 @@ class LoopbackSshd:
             "Subsystem sftp internal-sftp",
         ]
         if self.max_startups:
-            lines.append(f"MaxStartups {self.max_startups}")
-        sshd_config = self.dir / "sshd_config"
-        sshd_config.write_text("\n".join(lines) + "\n")
+            common.append(f"MaxStartups {self.max_startups}")
+        configs = []
+        # sshd listens on at most 16 sockets, so larger clusters get more sshd processes (same port).
+        for index in range(0, len(self.addresses), MAX_LISTEN):
+            config = self.dir / f"sshd_config.{index // MAX_LISTEN}"
+            listen = [f"ListenAddress {address}" for address in self.addresses[index : index + MAX_LISTEN]]
+            pid_file = f"PidFile {self.dir / f'sshd.{index // MAX_LISTEN}.pid'}"
+            config.write_text("\n".join([*common, *listen, pid_file]) + "\n")
+            configs.append(config)
         self.known_hosts.write_text(
-            "".join(f"[{address}]:{self.port} {' '.join(host_pub)}\n" for address in addresses)
+            "".join(f"[{address}]:{self.port} {' '.join(host_pub)}\n" for address in self.addresses)
         )
         client = []
         for index, host in enumerate(self.hosts):
@@ -107,29 +116,29 @@ class LoopbackSshd:
             "  LogLevel ERROR",
         ]
         self.client_config.write_text("\n".join(client) + "\n")
-        return sshd_config
+        return configs
 
     def start(self) -> LoopbackSshd:
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # sshd's privilege separation dir
-        sshd_config = self._write_configs()
-        argv = [SSHD, "-D", "-e", "-f", str(sshd_config)]
-        if self.private_dir is not None:
-            # A private mount namespace: a fresh tmpfs hides what the launcher sees at this path.
-            script = 'mount -t tmpfs ccpt-test "$1" && shift && exec "$@"'
-            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
-                    str(self.private_dir), *argv]  # fmt: skip
         log = self.log_path.open("wb")
-        self._proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        for config in self._write_configs():
+            argv = [SSHD, "-D", "-e", "-f", str(config)]
+            if self.private_dir is not None:
+                # A private mount namespace: a fresh tmpfs hides what the launcher sees at this path.
+                script = 'mount -t tmpfs ccpt-test "$1" && shift && exec "$@"'
+                argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+                        str(self.private_dir), *argv]  # fmt: skip
+            self._procs.append(
+                subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            )
         self._wait_ready()
         return self
 
     def _wait_ready(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
-        addresses = ["127.0.0.1", *(node_address(i) for i in range(self.nodes))]
-        pending = set(addresses)
+        pending = set(self.addresses)
         while pending and time.monotonic() < deadline:
-            assert self._proc is not None
-            if self._proc.poll() is not None:
+            if any(proc.poll() is not None for proc in self._procs):
                 raise RuntimeError(f"sshd exited: {self.log_path.read_text()}")
             for address in list(pending):
                 with socket.socket() as sock:
@@ -149,13 +158,15 @@ class LoopbackSshd:
         )
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
+        for proc in self._procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self._procs:
             try:
-                self._proc.wait(timeout=5)
+                proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+                proc.kill()
+                proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> LoopbackSshd:

@@ -87,14 +87,19 @@ def test_a_failing_rank_ends_the_job_with_a_summary_naming_it(tmp_path: Path) ->
 def test_max_restarts_lets_torchrun_restart_a_failed_worker_group(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p")
     marker = tmp_path / "failed-once"
-    # Rank 1 fails once before the process group forms (torch's restart after a gloo failure
-    # mid-training hangs on CPU, with or without ccpt).
-    args = ["--max-steps", "3", "--fail-rank", "1", "--fail-step", "0", "--fail-once", str(marker)]
+    # Every rank fails once before the process group forms. (torch's restart after a gloo
+    # failure mid-training, or after a peer had joined gloo's store, can hang or fail on CPU,
+    # with or without ccpt.)
+    args = ["--max-steps", "3", "--fail-rank", "-2", "--fail-step", "0", "--fail-once", str(marker)]
+    without = run_ccpt("train", "--nproc-per-node", "2", "--", *args, cwd=project, timeout=300)
+    assert without.returncode != 0 and "fails on purpose at step 0" in without.stdout + without.stderr
+    for rank in (0, 1):
+        Path(f"{marker}.{rank}").unlink()
     result = run_ccpt(
         "train", "--nproc-per-node", "2", "--max-restarts", "1", "--", *args, cwd=project, timeout=300
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert marker.exists()
+    assert Path(f"{marker}.0").exists() and Path(f"{marker}.1").exists()
     assert "step 3 loss" in result.stdout
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 
 import pytest
@@ -91,7 +92,17 @@ def test_each_node_runs_in_the_wrapper_tagged_with_the_job_and_its_rank() -> Non
         assert flag(wrapper, "--job") == "20261128-101500-ab12"
         assert flag(wrapper, "--node") == str(rank)
         assert flag(wrapper, "--cwd") == "/srv/project"
-        assert wrapper[wrapper.index("--") + 1 :] == node.command
+        # The command itself is not on the command line: it follows pre-flight, as JSON on stdin.
+        assert "torch.distributed.run" not in wrapper
+        assert json.loads(node.go_line()) == {"command": node.command, "env": node.env}
+
+
+def test_only_the_first_node_checks_the_rendezvous_port_when_asked() -> None:
+    targets = [NodeTarget("node0", "10.0.0.1", 1), NodeTarget("node1", "10.0.0.2", 1)]
+    plan = build_plan(spec(), targets, 29511, ssh_options(), check_port=True)
+    assert flag(shlex.split(plan.nodes[0].remote_command or ""), "--port") == "29511"
+    assert "--port" not in shlex.split(plan.nodes[1].remote_command or "")
+    assert "--port" not in shlex.split(two_node_plan().nodes[0].remote_command or "")
 
 
 def test_ssh_is_the_system_client_in_batch_mode_with_one_master_per_host() -> None:
@@ -113,7 +124,6 @@ def test_host_keys_are_never_blanket_ignored() -> None:
     options = ssh_options()
     every_argv = [
         *(n.argv for n in two_node_plan().nodes),
-        options.open_master("node0"),
         options.close_master("node0"),
         options.rsync("node0", "/srv/project"),
         options.resolve("node0"),
@@ -129,13 +139,17 @@ def test_hostile_arguments_survive_the_remote_shell_unchanged(hostile: str) -> N
         script_args=["--name", hostile],
         entry=[f"src/{hostile or 'x'}.py"],
         workdir=f"/srv/{hostile or 'p'}",
+        job_id="job-1",
     )
     for node in two_node_plan(job).nodes:
-        # The one string ssh hands the remote shell parses back into exactly the argv we meant.
-        expected = wrapper_argv(PY, job.job_id, node.node_rank, job.workdir, job.grace, node.command)
+        # The one string ssh hands the remote shell parses back into exactly the argv we meant...
+        expected = wrapper_argv(PY, job.job_id, node.node_rank, job.workdir, job.grace)
         assert shlex.split(node.argv[-1]) == expected
-        assert expected[-2:] == ["--name", hostile]
-        assert flag(expected, "--cwd") == job.workdir
+        assert node.argv[-1] == node.remote_command
+        # ...and the command, sent as JSON, reaches the node's exec untouched by any shell.
+        command = json.loads(node.go_line())["command"]
+        assert command[-2:] == ["--name", hostile]
+        assert f"src/{hostile or 'x'}.py" in command
 
 
 def test_ipv6_rendezvous_endpoint_is_bracketed() -> None:
@@ -223,13 +237,12 @@ def test_secrets_are_masked_wherever_the_plan_is_shown() -> None:
     assert all("hf_abcdefgh1234" not in " ".join(node.argv) for node in plan.nodes)
 
 
-def test_node_scripts_travel_as_ascii_with_a_length_header() -> None:
-    payload = boot_payload("node_wrapper.py", {"A": "1"})
+def test_the_node_wrapper_travels_as_ascii_with_a_length_header() -> None:
+    payload = boot_payload()
+    assert payload.isascii()
     header, _, rest = payload.partition(b"\n")
-    source = rest[: int(header)]
-    assert source.startswith(b'"""ccpt\'s node wrapper')
-    assert rest[int(header) :] == b'{"env": {"A": "1"}}\n'
-    assert boot_payload("probe.py").isascii()
+    assert len(rest) == int(header)
+    assert rest.startswith(b'"""ccpt\'s node wrapper')
 
 
 def test_job_ids_and_rendezvous_ports() -> None:

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from ccpt.launch.plan import boot_payload, probe_argv
-from ccpt.launch.preflight import Probe, evaluate, resolved_slots
+from ccpt.launch.node_wrapper import PROBE_PREFIX
+from ccpt.launch.plan import boot_payload, wrapper_argv
+from ccpt.launch.preflight import Probe, describe_failure, evaluate, resolved_slots
 
 
 def run_probe(workdir: str, port: int | None) -> Probe:
-    """Run the probe exactly as a node does: bootstrap argv, source on stdin."""
-    done = subprocess.run(
-        probe_argv(sys.executable, workdir, port),
-        input=boot_payload("probe.py"),
-        capture_output=True,
-        timeout=60,
-    )
-    return Probe.from_output("here", done.returncode, done.stdout.decode(), done.stderr.decode())
+    """Start the node wrapper exactly as a node does, read its probe line, then call it off."""
+    argv = wrapper_argv(sys.executable, "probe-test", 0, workdir, 5.0, port)
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(boot_payload())
+    proc.stdin.flush()
+    line = proc.stdout.readline().decode()
+    proc.stdin.close()  # no go line: the wrapper must exit without starting anything
+    assert proc.wait(timeout=30) == 0
+    assert line.startswith(PROBE_PREFIX)
+    return Probe.from_json("here", json.loads(line[len(PROBE_PREFIX) :]))
 
 
 def test_the_probe_reports_this_python_torch_and_working_directory(tmp_path: Path) -> None:
@@ -44,11 +49,11 @@ def test_the_probe_sees_a_missing_directory_and_a_taken_port(tmp_path: Path) -> 
     assert probe.port_free is False
 
 
-def test_a_failed_probe_keeps_what_ssh_said() -> None:
-    probe = Probe.from_output("n1", 255, "", "ssh: connect to host 10.0.0.9 port 22: Connection refused\n")
-    assert probe.error == "ssh failed: ssh: connect to host 10.0.0.9 port 22: Connection refused"
-    missing = Probe.from_output("n2", 127, "", "bash: /opt/py/bin/python: No such file or directory\n")
-    assert missing.error is not None and missing.error.startswith("command not found: ")
+def test_a_failed_session_keeps_what_ssh_said() -> None:
+    refused = describe_failure(255, "ssh: connect to host 10.0.0.9 port 22: Connection refused\n")
+    assert refused == "ssh failed: ssh: connect to host 10.0.0.9 port 22: Connection refused"
+    missing = describe_failure(127, "bash: /opt/py/bin/python: No such file or directory\n")
+    assert missing.startswith("command not found: ")
 
 
 def good(host: str, **changes: object) -> Probe:

@@ -189,7 +189,8 @@ def test_dry_run_shows_every_hosts_ssh_command_and_starts_nothing(tmp_path: Path
         plan["nodes"], ("node0", "node1"), ("127.0.0.2", "127.0.0.3"), strict=True
     ):
         assert node["argv"][0] == "ssh" and node["argv"][-2] == host
-        assert f"--local-addr {address}" in node["remote_command"]
+        assert node["command"][node["command"].index("--local-addr") + 1] == address
+        assert f"--node {node['node_rank']}" in node["remote_command"]
         assert node["command"][-3:] == ["tiny_ddp.py", "--epochs", "1"]
     human = run_ccpt(*args, cwd=project)
     assert human.stdout.count("# remote command:") == 2

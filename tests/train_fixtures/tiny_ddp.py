@@ -20,7 +20,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--max-steps", type=int, default=5)
     parser.add_argument("--sleep", type=float, default=0.0, help="seconds to wait after each step")
-    parser.add_argument("--fail-rank", type=int, default=-1)
+    parser.add_argument("--fail-rank", type=int, default=-1, help="-2: every rank")
     parser.add_argument("--fail-step", type=int, default=-1)
     parser.add_argument("--exit-code", type=int, default=3)
     parser.add_argument("--fail-once", default="", help="fail only while this marker file is absent")
@@ -29,18 +29,20 @@ def parse_args() -> argparse.Namespace:
 
 
 def fail_at(step: int, args: argparse.Namespace) -> None:
-    """Exit with --exit-code, unless --fail-once's marker shows this already happened once."""
-    if args.fail_once and os.path.exists(args.fail_once):
+    """Exit with --exit-code, unless --fail-once's marker shows this rank already did once."""
+    rank = os.environ["RANK"]
+    marker = f"{args.fail_once}.{rank}"
+    if args.fail_once and os.path.exists(marker):
         return
     if args.fail_once:
-        open(args.fail_once, "w").close()
-    print(f"rank {args.fail_rank} fails on purpose at step {step}", file=sys.stderr, flush=True)
+        open(marker, "w").close()
+    print(f"rank {rank} fails on purpose at step {step}", file=sys.stderr, flush=True)
     sys.exit(args.exit_code)
 
 
 def main() -> None:
     args = parse_args()
-    if args.fail_step == 0 and int(os.environ["RANK"]) == args.fail_rank:
+    if args.fail_step == 0 and args.fail_rank in (int(os.environ["RANK"]), -2):
         fail_at(0, args)
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()

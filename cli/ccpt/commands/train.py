@@ -271,14 +271,14 @@ def _print_plan(plan: LaunchPlan) -> None:
         f"rendezvous {plan.rdzv_endpoint}"
     )
     for node in plan.nodes:
-        _plain(
-            f"\n# {node.label}: node rank {node.node_rank}, address {node.address}, {node.nproc} process(es)"
-        )
+        where = f"node rank {node.node_rank}, address {node.address}, {node.nproc} process(es)"
+        _plain(f"\n# {node.label}: {where}")
         _plain(shlex.join(node.argv))
         if node.remote_command:
             _plain(f"# remote command: {node.remote_command}")
+        _plain(f"# after pre-flight, on stdin, the command: {shlex.join(node.command)}")
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in masked_env(node.env).items())
-        _plain(f"# stdin: ccpt's node wrapper, then env: {env}")
+        _plain(f"# and its environment: {env}")
 
 
 def _plain(text: str) -> None:

@@ -22,12 +22,13 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from ccpt.launch.logs import LogRouter
 from ccpt.launch.plan import LaunchPlan, NodePlan
+from ccpt.launch.sessions import NodeSession
 
 DEFAULT_GRACE_S = 5.0
 FORCE_AFTER_S = 2.0
@@ -38,11 +39,13 @@ SSH_FAILED = 255
 
 
 class Transport(Protocol):
-    """Starts a node's plan as a local process and can force-stop it (local.py, ssh.py)."""
+    """Starts node sessions and can force-stop a node (local.py, ssh.py)."""
 
     remote: bool
 
     def start(self, node: NodePlan) -> subprocess.Popen[bytes]: ...
+
+    def retryable(self, returncode: int, stderr: str) -> bool: ...
 
     def force_stop(self, node: NodePlan) -> subprocess.Popen[bytes] | None: ...
 
@@ -149,15 +152,26 @@ class _Job:
         self.all_exited_at: float | None = None
         self.helpers: list[subprocess.Popen[bytes]] = []
 
-    def start(self) -> None:
-        for node in self.plan.nodes:
+    def start(self, sessions: Sequence[NodeSession]) -> None:
+        """Send every waiting node its go line and start streaming its output."""
+        for session in sessions:
+            node, proc = session.node, session.proc
+            assert proc is not None and proc.stdout is not None and proc.stderr is not None
             self.router.add_host(node.label)
-            proc = self.transport.start(node)
             self.procs[node.label] = proc
-            assert proc.stdout is not None and proc.stderr is not None
-            for stream, pipe in (("out", proc.stdout), ("err", proc.stderr)):
-                os.set_blocking(pipe.fileno(), False)
+            for stream, pipe, rest in (
+                ("out", proc.stdout, session.stdout_rest),
+                ("err", proc.stderr, session.stderr_rest),
+            ):
+                if rest:
+                    self.router.feed(node.label, stream, rest)
                 self.selector.register(pipe, selectors.EVENT_READ, (node.label, stream))
+        for session in sessions:
+            node, proc = session.node, session.proc
+            assert proc is not None and proc.stdin is not None
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.write(node.go_line())
+                proc.stdin.flush()
             self.on_event(
                 JobEvent("started", f"{node.label}: started (pid {proc.pid})", {"node": node.label})
             )
@@ -285,17 +299,19 @@ class _Job:
 
 def run_job(
     plan: LaunchPlan,
+    sessions: Sequence[NodeSession],
     transport: Transport,
     router: LogRouter,
     grace: float = DEFAULT_GRACE_S,
     on_event: Callable[[JobEvent], None] | None = None,
 ) -> JobResult:
-    """Run every node of `plan` to the end (or tear the job down) and say how it went."""
+    """Start every node of `plan` through its open session, run the job to its end (or tear it
+    down), and say how it went."""
     job = _Job(plan, transport, router, grace, on_event or (lambda event: None))
     started = time.monotonic()
     with sigterm_as_interrupt():
         try:
-            job.start()
+            job.start(sessions)
             while True:
                 try:
                     job.pump()

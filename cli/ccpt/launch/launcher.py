@@ -9,7 +9,6 @@ command renders it. Each run leaves `RUN_DIR/JOB_ID/` with `plan.json`, the logs
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from ccpt.launch.job import JobEvent, JobResult, run_job
 from ccpt.launch.logs import LogRouter
 from ccpt.launch.plan import JobSpec, LaunchPlan, NodeTarget, build_plan, rdzv_port_for
 from ccpt.launch.preflight import PreflightReport, describe_failure, evaluate, resolved_slots
+from ccpt.launch.sessions import NodeSession, close_sessions, open_sessions
 
 if TYPE_CHECKING:
     from ccpt.launch.job import Transport
@@ -77,29 +77,25 @@ def check_entry(job: JobSpec) -> None:
         )
 
 
-def local_plan(request: TrainRequest, gpus: int, port: int) -> LaunchPlan:
-    nproc = request.nproc or max(gpus, 1)
-    if gpus and nproc > gpus:
-        raise CcptError(f"--nproc-per-node {nproc} but this machine has {gpus} GPUs", exit_code=2)
-    return build_plan(request.job, [NodeTarget(None, "127.0.0.1", nproc)], request.rdzv_port or port)
-
-
 def run_local(request: TrainRequest, console: Console, on_event: EventSink) -> JobResult:
+    """One node on this machine: probe it (torch, GPUs), then run torchrun there."""
     from ccpt.launch.local import LocalTransport, free_port
-    from ccpt.launch.probe import count_gpus
 
     check_entry(request.job)
-    if request.job.torchrun and importlib.util.find_spec("torch") is None:
-        raise CcptError("torch is not installed here", hint="pip install 'ccpt[ml]'")
-    plan = local_plan(request, count_gpus(), free_port())
+    job = request.job
+    transport = LocalTransport(job.python, job.job_id, job.grace)
+    port = request.rdzv_port or free_port()
+    waiting = build_plan(job, [NodeTarget(None, "127.0.0.1", request.nproc or 1)], port)
+    sessions = open_sessions(waiting.nodes, transport, window=1, timeout=60)
+    probe = sessions[0].probe
+    report = evaluate([probe], {"local": request.nproc}, job.torchrun, sync=False, port=None)
+    if not report.ok:
+        close_sessions(sessions)
+        problem = report.problems[0].removeprefix("local: ")
+        raise CcptError(problem, hint="install torch (pip install 'ccpt[ml]') or lower --nproc-per-node")
+    plan = build_plan(job, [NodeTarget(None, "127.0.0.1", request.nproc or max(probe.gpus, 1))], port)
     router = LogRouter(request.job_dir, console.stream, console.colour, console_ranks={0}, show_host=False)
-    return _run(
-        request,
-        plan,
-        LocalTransport(request.job.python, request.job.job_id, request.job.grace),
-        router,
-        on_event,
-    )
+    return _run(request, plan, sessions, transport, router, on_event)
 
 
 def _slots(request: TrainRequest) -> dict[str, int | None]:
@@ -123,41 +119,51 @@ def remote_dry_plan(request: TrainRequest) -> LaunchPlan:
         addresses = session.addresses([host.name for host in request.hosts])
         nprocs = {host: slots or 1 for host, slots in _slots(request).items()}
         port = request.rdzv_port or rdzv_port_for(request.job.job_id)
-        return build_plan(request.job, remote_targets(request, addresses, nprocs), port, session.options)
+        targets = remote_targets(request, addresses, nprocs)
+        return build_plan(request.job, targets, port, session.options, check_port=True)
 
 
 def run_remote(request: TrainRequest, console: Console, on_event: EventSink) -> JobResult:
+    """Resolve, open one session per host and probe it, judge, sync, then run the job."""
     from ccpt.launch.ssh import SshSession
 
     assert request.hosts is not None
     check_entry(request.job)
+    job = request.job
     names = [host.name for host in request.hosts]
     slots = _slots(request)
+    port = request.rdzv_port or rdzv_port_for(job.job_id)
     with SshSession(request.ssh_config, request.connect_timeout, request.fanout) as session:
         addresses = session.addresses(names)
-        port = request.rdzv_port or rdzv_port_for(request.job.job_id)
+        transport = session.transport(job.python, job.job_id, job.grace)
+        # Process counts are not known yet (auto), but a session's argv does not depend on them.
+        unsized = remote_targets(request, addresses, dict.fromkeys(names, 1))
+        waiting = build_plan(job, unsized, port, session.options, check_port=True)
         on_event(JobEvent("stage", f"pre-flight on {len(names)} hosts"))
-        probes = session.probe(names, request.job.python, request.job.workdir, port)
-        report = evaluate(probes, slots, request.job.torchrun, request.sync, port)
+        sessions = open_sessions(
+            waiting.nodes, transport, request.fanout, timeout=request.connect_timeout + 50
+        )
+        probes = [s.probe for s in sessions]
+        report = evaluate(probes, slots, job.torchrun, request.sync, port)
         on_event(PreflightEvent("preflight", "pre-flight findings", report=report))
         if not report.ok:
+            close_sessions(sessions)
+            more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
             raise CcptError(
-                f"pre-flight failed: {report.problems[0]}"
-                + (f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""),
+                f"pre-flight failed: {report.problems[0]}{more}",
                 hint="fix the hosts above, or leave them out with --exclude",
             )
         if request.sync:
-            _sync(request, session, names, on_event)
-        plan = build_plan(
-            request.job,
-            remote_targets(request, addresses, resolved_slots(probes, slots)),
-            port,
-            session.options,
-        )
+            try:
+                _sync(request, session, names, on_event)
+            except BaseException:
+                close_sessions(sessions)
+                raise
+        sized = remote_targets(request, addresses, resolved_slots(probes, slots))
+        plan = build_plan(job, sized, port, session.options, check_port=True)
         router = LogRouter(request.job_dir, console.stream, console.colour, console_ranks=None)
-        transport = session.transport(request.job.python, request.job.job_id, request.job.grace)
-        result = _run(request, plan, transport, router, on_event)
-        retries = session.retries
+        result = _run(request, plan, sessions, transport, router, on_event)
+    retries = sum(probe.retries for probe in probes)
     _record(request, "ssh.json", {"hosts": names, "addresses": addresses, "handshake_retries": retries})
     return result
 
@@ -175,11 +181,16 @@ def _sync(request: TrainRequest, session: SshSession, names: Sequence[str], on_e
 
 
 def _run(
-    request: TrainRequest, plan: LaunchPlan, transport: Transport, router: LogRouter, on_event: EventSink
+    request: TrainRequest,
+    plan: LaunchPlan,
+    sessions: Sequence[NodeSession],
+    transport: Transport,
+    router: LogRouter,
+    on_event: EventSink,
 ) -> JobResult:
     _record(request, "plan.json", plan.to_dict())
     on_event(JobEvent("plan", f"job {plan.job_id}: {len(plan.nodes)} node(s), world size {plan.world_size}"))
-    result = run_job(plan, transport, router, request.job.grace, on_event)
+    result = run_job(plan, sessions, transport, router, request.job.grace, on_event)
     _record(request, "summary.json", result.to_dict())
     return result
 
@@ -190,11 +201,11 @@ def _record(request: TrainRequest, name: str, data: object) -> None:
 
 
 def dry_plan(request: TrainRequest) -> LaunchPlan:
-    """The plan `--dry-run` shows; starts nothing on any host."""
+    """The plan `--dry-run` shows; starts nothing on any host (`auto` shown as one process)."""
     if request.hosts is None:
         from ccpt.launch.local import free_port
-        from ccpt.launch.probe import count_gpus
 
         check_entry(request.job)
-        return local_plan(request, count_gpus(), free_port())
+        target = NodeTarget(None, "127.0.0.1", request.nproc or 1)
+        return build_plan(request.job, [target], request.rdzv_port or free_port())
     return remote_dry_plan(request)

@@ -1,7 +1,7 @@
 """Starting processes on this machine: a local torchrun job, and the helpers it needs.
 
 With `ssh.py`, the only module that starts processes. A local node runs exactly like a remote
-one minus ssh: the plan's wrapper argv, its source and environment on stdin, in a session of its
+one minus ssh: the plan's wrapper argv with the wrapper's source on stdin, in a session of its
 own, so a Ctrl-C in the terminal reaches only the launcher, which then ends the job in order.
 """
 
@@ -41,11 +41,14 @@ class LocalTransport:
         self.python, self.job_id, self.grace = python, job_id, grace
 
     def start(self, node: NodePlan) -> subprocess.Popen[bytes]:
-        return start_with_payload(node.argv, boot_payload("node_wrapper.py", node.env))
+        return start_with_payload(node.argv, boot_payload())
+
+    def retryable(self, returncode: int, stderr: str) -> bool:
+        return False
 
     def force_stop(self, node: NodePlan) -> subprocess.Popen[bytes] | None:
         argv = kill_argv(self.python, self.job_id, node.node_rank, self.grace)
-        proc = start_with_payload(argv, boot_payload("node_wrapper.py"), capture=False)
+        proc = start_with_payload(argv, boot_payload(), capture=False)
         assert proc.stdin is not None
         proc.stdin.close()
         return proc

@@ -1,17 +1,23 @@
-"""ccpt's node wrapper: runs one node's command in its own session and ends it cleanly.
+"""ccpt's node wrapper: checks a node, then runs its command in a session of its own.
 
-The launcher never imports this module. It sends its source on the node's stdin, after the
-bootstrap line `python -c 'import sys;exec(sys.stdin.read(int(sys.stdin.readline())))'`, so
-nothing has to be installed on the node; one JSON line with the environment follows (secrets
-stay off command lines), and stdin then stays open: its end means the launcher is gone.
+The launcher never imports this file on the node. It sends its source on the node's stdin,
+after the bootstrap `python -c 'import sys;exec(sys.stdin.read(int(sys.stdin.readline())))'`,
+so nothing has to be installed there. One ssh session per node carries the whole job:
 
-Run mode: start the command in a new session (its own process group) with CCPT_JOB_ID and
-CCPT_NODE_RANK in its environment, write `STATE_DIR/pid`, and end the whole tree, SIGTERM then
-SIGKILL after `--grace` seconds, when stdin closes or SIGTERM/SIGHUP/SIGINT arrives. Whatever
-way the command ends, processes still carrying this job's and node's tag are killed: nothing is
-left behind. Kill mode (`--kill`): end a run-mode wrapper found through its pidfile.
+1. Probe: print one line, `CCPT-PROBE {json}`, with what the node offers (Python, torch and its
+   CUDA build read without importing torch, GPUs, whether the working directory exists, whether
+   the rendezvous port is free). Then wait.
+2. The launcher judges every node's probe. It answers with one JSON line, the command and its
+   environment (so secrets stay off command lines and no shell ever parses the command), or
+   closes stdin to call the launch off: then nothing was started.
+3. Run: start the command in a new session (its own process group) with CCPT_JOB_ID and
+   CCPT_NODE_RANK in its environment, write `STATE_DIR/pid`, and end the whole tree, SIGTERM then
+   SIGKILL after `--grace` seconds, when stdin closes (the launcher is gone or stopping) or
+   SIGTERM/SIGHUP/SIGINT arrives. However the command ends, processes still carrying this job's
+   and node's tag are killed: nothing is left behind.
 
-Only the standard library; Python 3.8 syntax, since a node's Python may be older.
+Kill mode (`--kill`) ends a running wrapper found through its pidfile. `count_gpus` is also used
+by the launcher for local runs. Only the standard library; Python 3.8 syntax.
 """
 
 from __future__ import annotations
@@ -20,13 +26,18 @@ import argparse
 import contextlib
 import json
 import os
+import platform
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+
+PROBE_PREFIX = "CCPT-PROBE "
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -36,12 +47,72 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--cwd", default=".")
     parser.add_argument("--grace", type=float, default=5.0)
+    parser.add_argument("--port", type=int, default=None, help="check that this port is free")
     parser.add_argument("--kill", action="store_true")
-    parser.add_argument("command", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    if args.command[:1] == ["--"]:
-        args.command = args.command[1:]
-    return args
+    return parser.parse_args(argv)
+
+
+# ---------------------------------------------------------------- probe
+
+
+def count_gpus() -> int:
+    """NVIDIA GPUs this process may use: /dev/nvidiaN files, narrowed by CUDA_VISIBLE_DEVICES."""
+    try:
+        devices = [name for name in os.listdir("/dev") if re.fullmatch(r"nvidia\d+", name)]
+    except OSError:
+        devices = []
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return min(len(devices), len([part for part in visible.split(",") if part.strip()]))
+    return len(devices)
+
+
+def torch_build() -> tuple[str | None, str | None]:
+    """(torch version, CUDA version it was built for), read from torch/version.py, not imported."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("torch")
+    except (ImportError, ValueError):
+        return None, None
+    if spec is None or not spec.submodule_search_locations:
+        return None, None
+    namespace: dict[str, object] = {}
+    try:
+        with open(os.path.join(next(iter(spec.submodule_search_locations)), "version.py")) as handle:
+            exec(handle.read(), namespace)
+    except (OSError, SyntaxError, ImportError):
+        return None, None
+    version, cuda = namespace.get("__version__"), namespace.get("cuda")
+    return (str(version) if version else None), (str(cuda) if cuda else None)
+
+
+def port_free(port: int) -> bool:
+    """Whether a TCP server could listen on `port` on every interface, as torch's store does."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("", port))
+        except OSError:
+            return False
+    return True
+
+
+def probe(cwd: str, port: int | None) -> dict[str, object]:
+    torch_version, cuda = torch_build()
+    return {
+        "hostname": socket.gethostname(),
+        "python": platform.python_version(),
+        "executable": sys.executable,
+        "torch": torch_version,
+        "cuda": cuda,
+        "gpus": count_gpus(),
+        "cwd_exists": os.path.isdir(cwd),
+        "port_free": port_free(port) if port else None,
+        "rsync": shutil.which("rsync") is not None,
+    }
+
+
+# ---------------------------------------------------------------- run and stop
 
 
 def tagged_pids(job: str, node: str) -> list[int]:
@@ -142,11 +213,17 @@ def watch_stdin(stopper: Stopper) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = json.loads(sys.stdin.readline() or "{}")
+    sys.stdout.write(PROBE_PREFIX + json.dumps(probe(args.cwd, args.port)) + "\n")
+    sys.stdout.flush()
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0  # the launcher called the launch off: nothing was started
+    settings = json.loads(line)
     env = dict(os.environ)
     env.update(settings.get("env", {}))
     env["CCPT_JOB_ID"] = args.job
     env["CCPT_NODE_RANK"] = args.node
+    command = settings["command"]
     try:
         os.chdir(args.cwd)
     except OSError as exc:
@@ -155,14 +232,14 @@ def run(args: argparse.Namespace) -> int:
     os.makedirs(args.state_dir, mode=0o700, exist_ok=True)
     try:
         child = subprocess.Popen(
-            args.command,
+            command,
             env=env,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             preexec_fn=parent_death_signal(),
         )
     except OSError as exc:
-        sys.stderr.write(f"ccpt-node: cannot start {args.command[0]}: {exc.strerror}\n")
+        sys.stderr.write(f"ccpt-node: cannot start {command[0]}: {exc.strerror}\n")
         return 127
     pidfile = os.path.join(args.state_dir, "pid")
     with open(pidfile + ".tmp", "w") as handle:

@@ -3,11 +3,12 @@
 Everything here is pure: a `LaunchPlan` is a value that tests compare and `--dry-run` prints,
 and nothing is started. Only `local.py` and `ssh.py` run what a plan says.
 
-How one node runs: ssh (or, locally, nothing) starts `PYTHON -c BOOTSTRAP ARGS -- COMMAND`.
-The bootstrap reads ccpt's node wrapper source from stdin and runs it; the wrapper reads one
-JSON line with the environment, starts COMMAND (torchrun, normally) in its own session tagged
-with the job id, and ends that tree when stdin closes. Remote command lines are built from argv
-lists with `shlex.join`, never pasted together, so no argument ever reaches a shell unquoted.
+How one node runs: ssh (or, locally, nothing) starts `PYTHON -c BOOTSTRAP --job ... --cwd ...`,
+one session per node for the whole job. The bootstrap reads ccpt's node wrapper from stdin; the
+wrapper prints its pre-flight probe and waits for the "go" line, JSON holding the node's command
+(torchrun, normally) and environment, which it then runs in a session of its own tagged with
+the job id. The session's command line is built from an argv list with `shlex.join`, never
+pasted together; the command itself travels as JSON, so no shell ever parses it.
 """
 
 from __future__ import annotations
@@ -156,10 +157,6 @@ class SshOptions:
         """ssh argv running `remote_argv` on `host`; `--` keeps the host from reading as an option."""
         return [*self.base_argv(), "-T", "--", host, shlex.join(remote_argv)]
 
-    def open_master(self, host: str) -> list[str]:
-        """Authenticate once and leave a multiplexing master in the background for later steps."""
-        return [*self.base_argv("yes"), "-N", "-f", "--", host]
-
     def close_master(self, host: str) -> list[str]:
         return [*self.base_argv("no"), "-O", "exit", "--", host]
 
@@ -185,13 +182,10 @@ def _script_source(name: str) -> str:
     return Path(__file__).with_name(name).read_text(encoding="ascii")
 
 
-def boot_payload(module_file: str, env: Mapping[str, str] | None = None) -> bytes:
-    """What a node's stdin gets: the length line and source for BOOTSTRAP, then the env line."""
+def boot_payload(module_file: str = "node_wrapper.py") -> bytes:
+    """What a node's stdin gets first: the length line and source that BOOTSTRAP executes."""
     source = _script_source(module_file)
-    payload = f"{len(source)}\n{source}"
-    if env is not None:
-        payload += json.dumps({"env": dict(env)}) + "\n"
-    return payload.encode("ascii")
+    return f"{len(source)}\n{source}".encode("ascii")
 
 
 def node_state_dir(job_id: str, node_rank: int) -> str:
@@ -199,25 +193,12 @@ def node_state_dir(job_id: str, node_rank: int) -> str:
 
 
 def wrapper_argv(
-    python: str, job_id: str, node_rank: int, workdir: str, grace: float, command: Sequence[str]
+    python: str, job_id: str, node_rank: int, workdir: str, grace: float, port: int | None = None
 ) -> list[str]:
-    return [
-        python,
-        "-c",
-        BOOTSTRAP,
-        "--job",
-        job_id,
-        "--node",
-        str(node_rank),
-        "--state-dir",
-        node_state_dir(job_id, node_rank),
-        "--cwd",
-        workdir,
-        "--grace",
-        f"{grace:g}",
-        "--",
-        *command,
-    ]
+    """The node wrapper's command line; `port` asks its probe to check the rendezvous port."""
+    argv = [python, "-c", BOOTSTRAP, "--job", job_id, "--node", str(node_rank)]
+    argv += ["--state-dir", node_state_dir(job_id, node_rank), "--cwd", workdir, "--grace", f"{grace:g}"]
+    return [*argv, "--port", str(port)] if port else argv
 
 
 def kill_argv(python: str, job_id: str, node_rank: int, grace: float) -> list[str]:
@@ -225,11 +206,6 @@ def kill_argv(python: str, job_id: str, node_rank: int, grace: float) -> list[st
     state = node_state_dir(job_id, node_rank)
     head = [python, "-c", BOOTSTRAP, "--kill", "--job", job_id, "--node", str(node_rank)]
     return [*head, "--state-dir", state, "--grace", f"{grace:g}"]
-
-
-def probe_argv(python: str, workdir: str, port: int | None) -> list[str]:
-    argv = [python, "-c", BOOTSTRAP, "--cwd", workdir]
-    return [*argv, "--port", str(port)] if port else argv
 
 
 def entry_argv(entry: str) -> list[str]:
@@ -309,17 +285,21 @@ def torchrun_argv(
 
 @dataclass(frozen=True)
 class NodePlan:
-    """One node of a launch: where, which rank, and the exact argv that starts it."""
+    """One node of a launch: where, which rank, the session's exact argv, and what it will run."""
 
     label: str
     host: str | None
     address: str
     node_rank: int
     nproc: int
-    command: list[str]
     argv: list[str]
+    command: list[str]
     env: dict[str, str]
     remote_command: str | None = None
+
+    def go_line(self) -> bytes:
+        """The line that tells the node's wrapper to start: its command and environment."""
+        return (json.dumps({"command": self.command, "env": self.env}) + "\n").encode()
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -351,9 +331,17 @@ class LaunchPlan:
 
 
 def build_plan(
-    spec: JobSpec, targets: Sequence[NodeTarget], rdzv_port: int, ssh: SshOptions | None = None
+    spec: JobSpec,
+    targets: Sequence[NodeTarget],
+    rdzv_port: int,
+    ssh: SshOptions | None = None,
+    check_port: bool = False,
 ) -> LaunchPlan:
-    """Turn a job and its nodes into exact argv lists: one torchrun per node, c10d on the first."""
+    """Turn a job and its nodes into exact argv lists: one torchrun per node, c10d on the first.
+
+    A node's session argv does not depend on its process count, so sessions can start (and
+    probe) before `auto` counts are known, and the plan built afterwards names the same argv.
+    """
     if not targets:
         raise CcptError("no nodes to launch on", exit_code=2)
     if any(target.host is not None for target in targets) and ssh is None:
@@ -373,13 +361,14 @@ def build_plan(
                 MASTER_PORT=str(rdzv_port),
             )
             command = [spec.python, *spec.entry, *spec.script_args]
-        local_argv = wrapper_argv(spec.python, spec.job_id, rank, spec.workdir, spec.grace, command)
+        port = rdzv_port if check_port and rank == 0 else None
+        session = wrapper_argv(spec.python, spec.job_id, rank, spec.workdir, spec.grace, port)
         if target.host is None:
-            label, argv, remote = "local", local_argv, None
+            label, argv, remote = "local", session, None
         else:
             assert ssh is not None
-            label, argv, remote = target.host, ssh.command(target.host, local_argv), shlex.join(local_argv)
+            label, argv, remote = target.host, ssh.command(target.host, session), shlex.join(session)
         nodes.append(
-            NodePlan(label, target.host, target.address, rank, target.nproc, command, argv, env, remote)
+            NodePlan(label, target.host, target.address, rank, target.nproc, argv, command, env, remote)
         )
     return LaunchPlan(spec.job_id, spec.workdir, endpoint, nodes, spec.torchrun)

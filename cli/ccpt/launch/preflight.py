@@ -1,6 +1,7 @@
 """Pre-flight: judge what every host reported before anything starts.
 
-`ssh.py` runs `probe.py` on every host in parallel; this module turns the answers into a table
+Every node's wrapper prints a probe before it starts anything (sessions.py collects them, in
+parallel); this module turns the answers into a table
 of findings and the reasons to abort: an unreachable host, a Python, torch or CUDA version that
 differs from the first host's, fewer GPUs than processes, a missing working directory (unless
 it is synced), or a rendezvous port already taken on the first host.
@@ -8,7 +9,6 @@ it is synced), or a rendezvous port already taken on the first host.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -30,28 +30,25 @@ class Probe:
     retries: int = 0
 
     @classmethod
-    def from_output(cls, host: str, returncode: int, stdout: str, stderr: str, retries: int = 0) -> Probe:
-        """Read the probe's JSON line; anything else becomes an error saying what went wrong."""
-        if returncode == 0:
-            for line in reversed(stdout.splitlines()):
-                if line.startswith("{"):
-                    try:
-                        data = json.loads(line)
-                    except json.JSONDecodeError:
-                        break
-                    return cls(
-                        host=host,
-                        python=data.get("python"),
-                        executable=data.get("executable"),
-                        torch=data.get("torch"),
-                        cuda=data.get("cuda"),
-                        gpus=int(data.get("gpus") or 0),
-                        cwd_exists=bool(data.get("cwd_exists")),
-                        port_free=data.get("port_free"),
-                        rsync=bool(data.get("rsync")),
-                        retries=retries,
-                    )
-        return cls(host=host, error=describe_failure(returncode, stderr), retries=retries)
+    def from_json(cls, host: str, data: dict[str, object], retries: int = 0) -> Probe:
+        """A probe from the node wrapper's `CCPT-PROBE {...}` line."""
+
+        def text(key: str) -> str | None:
+            value = data.get(key)
+            return str(value) if value is not None else None
+
+        return cls(
+            host=host,
+            python=text("python"),
+            executable=text("executable"),
+            torch=text("torch"),
+            cuda=text("cuda"),
+            gpus=int(data.get("gpus") or 0),  # type: ignore[call-overload]
+            cwd_exists=bool(data.get("cwd_exists")),
+            port_free=None if data.get("port_free") is None else bool(data.get("port_free")),
+            rsync=bool(data.get("rsync")),
+            retries=retries,
+        )
 
 
 def describe_failure(returncode: int, stderr: str) -> str:

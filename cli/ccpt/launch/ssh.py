@@ -1,11 +1,12 @@
-"""Fan-out over the system OpenSSH client: one master connection per host, reused by every step.
+"""The system OpenSSH client: node sessions, one master connection per host, and fan-out steps.
 
 With `local.py`, the only module that starts processes. The user's ssh config, ProxyJump and
 agent all work because this is plain `ssh`; host keys are checked as the config says (nothing
-here turns checking off). Each host gets one multiplexing master (`ControlMaster`), opened in a
-bounded window with a retry when the server drops a connection during the handshake (sshd's
-MaxStartups does that under load), as pdsh does; the probe, rsync, launch and kill steps then
-ride on those masters without new handshakes.
+here turns checking off). Each node's session is started with `ControlMaster=auto`, so the
+first connection to a host becomes its multiplexing master and every later step (rsync, kill)
+rides on it without a new handshake; `SshSession.close` ends the masters. Steps that run one
+command per host (`ssh -G`, mkdir, rsync, closing masters) go through `SshFanout`: a bounded
+window, with a retry when the server drops a connection during the handshake.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from pathlib import Path
 
 from ccpt.errors import CcptError
 from ccpt.launch.local import start_with_payload
-from ccpt.launch.plan import NodePlan, SshOptions, boot_payload, kill_argv, probe_argv
-from ccpt.launch.preflight import Probe, describe_failure
+from ccpt.launch.plan import NodePlan, SshOptions, boot_payload, kill_argv
+from ccpt.launch.preflight import describe_failure
 
 SSH_FAILED = 255
 # What ssh prints when the server drops a connection before authenticating (MaxStartups, load).
@@ -125,7 +126,7 @@ class SshSession:
         self.options = SshOptions(self.control_dir, config_file, connect_timeout)
         self.fanout = SshFanout(fanout)
         self.connect_timeout = connect_timeout
-        self.masters: list[str] = []
+        self.transports: list[SshTransport] = []
         self.retries = 0
 
     def __enter__(self) -> SshSession:
@@ -166,28 +167,6 @@ class SshSession:
             addresses[host] = hostname.strip()
         return addresses
 
-    def connect(self, hosts: Sequence[str]) -> dict[str, StepResult]:
-        """Open one master per host (handshake and authentication, once)."""
-        results = self._step({host: self.options.open_master(host) for host in hosts})
-        self.masters += [host for host, result in results.items() if result.ok]
-        return results
-
-    def probe(self, hosts: Sequence[str], python: str, workdir: str, port: int | None) -> list[Probe]:
-        """Connect, then run the probe on every host; the first host also checks the port."""
-        connected = self.connect(hosts)
-        reachable = [host for host in hosts if connected[host].ok]
-        commands = {
-            host: self.options.command(host, probe_argv(python, workdir, port if host == hosts[0] else None))
-            for host in reachable
-        }
-        answers = self._step(commands, boot_payload("probe.py"))
-        probes = []
-        for host in hosts:
-            result = answers.get(host) or connected[host]
-            retries = connected[host].retries
-            probes.append(Probe.from_output(host, result.returncode, result.stdout, result.stderr, retries))
-        return probes
-
     def sync(self, hosts: Sequence[str], workdir: str, excludes: Sequence[str] = ()) -> dict[str, StepResult]:
         """Copy the project to the same path on every host (rsync, honouring .gitignore files)."""
         made = self._step(
@@ -201,32 +180,41 @@ class SshSession:
         return {**copies, **failed}
 
     def transport(self, python: str, job_id: str, grace: float) -> SshTransport:
-        return SshTransport(self.options, python, job_id, grace)
+        """Starts node sessions; the first session to each host becomes its master connection."""
+        transport = SshTransport(self.options, python, job_id, grace)
+        self.transports.append(transport)
+        return transport
 
     def close(self) -> None:
-        if self.masters:
-            self._step({host: self.options.close_master(host) for host in self.masters}, timeout=10)
-            self.masters = []
+        """End the master connections the sessions left behind, and the control directory."""
+        hosts = sorted({host for transport in self.transports for host in transport.hosts})
+        if hosts:
+            self._step({host: self.options.close_master(host) for host in hosts}, timeout=10)
         shutil.rmtree(self.control_dir, ignore_errors=True)
 
 
 class SshTransport:
-    """Starts each node's plan through ssh; force_stop runs the wrapper's kill mode there."""
+    """Starts each node's session through ssh; force_stop runs the wrapper's kill mode there."""
 
     remote = True
 
     def __init__(self, options: SshOptions, python: str, job_id: str, grace: float) -> None:
         self.options, self.python, self.job_id, self.grace = options, python, job_id, grace
+        self.hosts: set[str] = set()
 
     def start(self, node: NodePlan) -> subprocess.Popen[bytes]:
-        return start_with_payload(node.argv, boot_payload("node_wrapper.py", node.env))
+        assert node.host is not None
+        self.hosts.add(node.host)
+        return start_with_payload(node.argv, boot_payload())
+
+    def retryable(self, returncode: int, stderr: str) -> bool:
+        """Whether the server dropped the connection before the command could start."""
+        return returncode == SSH_FAILED and any(marker in stderr for marker in RESET_MARKERS)
 
     def force_stop(self, node: NodePlan) -> subprocess.Popen[bytes] | None:
         assert node.host is not None
-        argv = self.options.command(
-            node.host, kill_argv(self.python, self.job_id, node.node_rank, self.grace)
-        )
-        proc = start_with_payload(argv, boot_payload("node_wrapper.py"), capture=False)
+        kill = kill_argv(self.python, self.job_id, node.node_rank, self.grace)
+        proc = start_with_payload(self.options.command(node.host, kill), boot_payload(), capture=False)
         assert proc.stdin is not None
         with contextlib.suppress(OSError):
             proc.stdin.close()
