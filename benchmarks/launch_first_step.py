@@ -72,6 +72,11 @@ def main() -> None:
     args = parser.parse_args()
 
     bin_dir = Path(sys.executable).parent
+    # Installed console scripts when present; else the modules (a GPU box running from the tree).
+    ccpt = [str(bin_dir / "ccpt")] if (bin_dir / "ccpt").exists() else [sys.executable, "-m", "ccpt"]
+    torchrun = [str(bin_dir / "torchrun")]
+    if not (bin_dir / "torchrun").exists():
+        torchrun = [sys.executable, "-m", "torch.distributed.run"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
     if not shutil.which("nvidia-smi"):
         env["OMP_NUM_THREADS"] = "1"  # CPU: one thread per process on a small machine
@@ -84,17 +89,10 @@ def main() -> None:
             shutil.copy(FIXTURE, project / FIXTURE.name)
             (project / "ccpt.toml").write_text(f'train_entry = "{FIXTURE.name}"\nrun_dir = "{tmp}/runs"\n')
             entry, script_args = [FIXTURE.name], args.script_args or ["--max-steps", "3"]
-        torchrun = [str(bin_dir / "torchrun"), "--standalone", "--nproc-per-node", str(args.nproc)]
+        hand_written = [*torchrun, "--standalone", "--nproc-per-node", str(args.nproc), *entry, *script_args]
         commands = {
-            "hand-written torchrun": [*torchrun, *entry, *script_args],
-            "ccpt train": [
-                str(bin_dir / "ccpt"),
-                "train",
-                "--nproc-per-node",
-                str(args.nproc),
-                "--",
-                *script_args,
-            ],
+            "hand-written torchrun": hand_written,
+            "ccpt train": [*ccpt, "train", "--nproc-per-node", str(args.nproc), "--", *script_args],
         }
         for argv in commands.values():  # warm the page cache and .pyc files
             timed_run(argv, project, env, args.needle)
