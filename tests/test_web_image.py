@@ -77,13 +77,22 @@ def test_an_uploaded_digit_gets_the_servers_ranked_labels_as_bars(
         assert_readable_on_a_phone(page, "image-playground-phone")
 
 
-def test_changing_the_label_count_ranks_again(project: ServedProject, browser: object) -> None:
+def test_changing_the_label_count_ranks_again_and_a_bad_count_is_flagged(
+    project: ServedProject, browser: object
+) -> None:
     with open_page(browser, project.url + "/") as (page, _):
         choose_file(page, "five.png", "image/png", digit_png(5))
         page.wait_for_function("() => document.querySelectorAll('#bars li').length === 5")
-        page.fill("#top-k", "3")
+        page.fill("#top-k", "0")
         page.press("#top-k", "Tab")  # leaving the field commits the change, as from the keyboard
+        page.wait_for_selector("#error:not([hidden])")
+        assert "top_k: Input should be greater than or equal to 1" in page.inner_text("#error")
+        assert page.get_attribute("#top-k", "aria-invalid") == "true"
+        assert page.evaluate("document.activeElement.id") == "top-k"
+        page.fill("#top-k", "3")
+        page.press("#top-k", "Tab")
         page.wait_for_function("() => document.querySelectorAll('#bars li').length === 3")
+        assert page.get_attribute("#top-k", "aria-invalid") is None and not page.is_visible("#error")
 
 
 def test_the_file_dialog_opens_from_the_keyboard(project: ServedProject, browser: object) -> None:

@@ -115,7 +115,17 @@ def test_bad_settings_show_the_servers_reason(project: ServedProject, browser: o
         page.wait_for_selector("#error:not([hidden])")
         assert page.inner_text("#error") == "temperature: Input should be less than or equal to 5"
         assert page.inner_text("#generation-stats") == "Nothing generated."
+        # The field named in the message is marked invalid and has the focus, to fix it at once.
+        assert page.get_attribute("#temperature", "aria-invalid") == "true"
+        assert page.evaluate("document.activeElement.id") == "temperature"
         screenshot(page, "lm-playground-bad-input")
+        page.keyboard.press("Control+A")
+        page.keyboard.type("0.5")
+        page.keyboard.press("Enter")  # submits the form
+        page.wait_for_function(
+            "() => document.getElementById('generation-stats').textContent.includes('characters in')"
+        )
+        assert page.get_attribute("#temperature", "aria-invalid") is None and not page.is_visible("#error")
 
 
 @pytest.mark.parametrize(

@@ -86,6 +86,7 @@ def test_an_empty_text_is_refused_on_the_page_without_a_request(
         page.wait_for_selector("#error:not([hidden])")
         assert page.inner_text("#error") == "Type or paste a text to classify first."
         assert page.evaluate("document.activeElement.id") == "text"  # back to the box to type in
+        assert page.get_attribute("#text", "aria-invalid") == "true"
         assert not [url for url in requests if url.endswith("/predict")]
 
 
@@ -98,6 +99,7 @@ def test_a_text_over_the_limit_shows_the_servers_reason(project: ServedProject, 
         page.wait_for_selector("#error:not([hidden])")
         assert "text" in page.inner_text("#error") and "100000 characters" in page.inner_text("#error")
         assert page.locator("#bars li").count() == 0
+        assert page.get_attribute("#text", "aria-invalid") == "true"
         screenshot(page, "text-playground-bad-input")
 
 

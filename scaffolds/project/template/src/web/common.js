@@ -52,6 +52,21 @@ export function showError(box, message) {
   box.hidden = !message;
 }
 
+/**
+ * Mark the form field a server message names ("temperature: Input should be ..." names the field
+ * called temperature) as invalid and move the focus there; clear the marks of the other fields.
+ */
+export function flagField(form, message = "") {
+  const name = message.split(":")[0].split(".").at(-1).trim();
+  for (const field of form.elements) field.removeAttribute("aria-invalid");
+  const field = name && form.elements.namedItem(name);
+  if (field instanceof HTMLElement) {
+    field.setAttribute("aria-invalid", "true");
+    field.setAttribute("aria-errormessage", "error");
+    field.focus();
+  }
+}
+
 /** Fill the header's status line with the served run and its step, from /health. */
 export async function showServedModel(element) {
   try {

@@ -1,7 +1,7 @@
 // The generation playground: POST /api/generate streams the continuation as JSON lines,
 // {"text": piece} as each piece is sampled and {"done": true, "characters": n, "seconds": s} at the end.
 
-import { api, request, revealResult, showError, showServedModel, textExampleButtons } from "./common.js";
+import { api, flagField, request, revealResult, showError, showServedModel, textExampleButtons } from "./common.js";
 
 const form = document.getElementById("generate-form");
 const prompt = document.getElementById("prompt");
@@ -28,6 +28,7 @@ function settings() {
 
 async function generate() {
   showError(errorBox, "");
+  flagField(form);
   controller = new AbortController();
   generateButton.disabled = true;
   stopButton.disabled = false;
@@ -60,6 +61,7 @@ async function generate() {
     else {
       stats.textContent = "Nothing generated.";
       showError(errorBox, error.message);
+      flagField(form, error.message);
     }
   } finally {
     output.setAttribute("aria-busy", "false");

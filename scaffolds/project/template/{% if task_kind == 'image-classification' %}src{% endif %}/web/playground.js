@@ -1,6 +1,6 @@
 // The image playground: choose, drop or pick an example image; POST /predict ranks its labels.
 
-import { api, renderBars, renderVerdict, revealResult, request, showError, showServedModel } from "./common.js";
+import { api, flagField, renderBars, renderVerdict, revealResult, request, showError, showServedModel } from "./common.js";
 
 const MAX_BYTES = 10 * 2 ** 20; // the server's limit too (it answers 413 above it)
 
@@ -12,12 +12,14 @@ const errorBox = document.getElementById("error");
 const verdict = document.getElementById("verdict");
 const bars = document.getElementById("bars");
 const examples = document.getElementById("examples");
+const form = document.getElementById("upload-form");
 
 let current = null; // the image last classified, re-ranked when "Labels to show" changes
 
 async function classify(file) {
   current = file;
   showError(errorBox, "");
+  flagField(form);
   if (file.size > MAX_BYTES) {
     showError(errorBox, `${file.name} is ${(file.size / 2 ** 20).toFixed(1)} MB; the limit is 10 MB.`);
     return;
@@ -26,10 +28,11 @@ async function classify(file) {
   preview.src = URL.createObjectURL(file);
   preview.hidden = false;
   verdict.textContent = "Classifying…";
-  const form = new FormData();
-  form.append("file", file, file.name || "image");
+  const upload = new FormData();
+  upload.append("file", file, file.name || "image");
   try {
-    const result = await (await request(`/predict?top_k=${encodeURIComponent(topK.value)}`, { method: "POST", body: form })).json();
+    const url = `/predict?top_k=${encodeURIComponent(topK.value)}`;
+    const result = await (await request(url, { method: "POST", body: upload })).json();
     renderVerdict(verdict, result);
     verdict.classList.remove("muted");
     renderBars(bars, result.top);
@@ -39,6 +42,7 @@ async function classify(file) {
     verdict.textContent = "No prediction.";
     bars.replaceChildren();
     showError(errorBox, `${file.name || "The image"}: ${error.message}`);
+    flagField(form, error.message);
   }
 }
 

@@ -1,6 +1,6 @@
 // The text playground: type a text or pick an example; POST /predict gives each label's probability.
 
-import { api, postJson, renderBars, renderVerdict, revealResult, showError, showServedModel, textExampleButtons } from "./common.js";
+import { api, flagField, postJson, renderBars, renderVerdict, revealResult, showError, showServedModel, textExampleButtons } from "./common.js";
 
 const form = document.getElementById("text-form");
 const text = document.getElementById("text");
@@ -12,9 +12,10 @@ const examples = document.getElementById("examples");
 
 async function classify() {
   showError(errorBox, "");
+  flagField(form);
   if (!text.value.trim()) {
     showError(errorBox, "Type or paste a text to classify first.");
-    text.focus();
+    flagField(form, "text:");
     return;
   }
   button.disabled = true;
@@ -29,6 +30,7 @@ async function classify() {
     verdict.textContent = "No prediction.";
     bars.replaceChildren();
     showError(errorBox, error.message);
+    flagField(form, error.message);
   } finally {
     button.disabled = false;
   }
