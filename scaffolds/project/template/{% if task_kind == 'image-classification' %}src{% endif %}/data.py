@@ -63,15 +63,20 @@ def read_dataset(name: str) -> Dataset | DatasetDict:
 def train_val_split(
     source: Dataset | DatasetDict, config: Config, label_column: str
 ) -> tuple[Dataset, Dataset]:
-    """The source's own validation split if it has one; otherwise a stratified, seeded split."""
+    """The source's own validation split if it has one, else a stratified, seeded split. Labels
+    that are not class labels yet (strings, plain ints) become class ids with names."""
+    val = None
     if isinstance(source, DatasetDict):
-        for name in VALIDATION_SPLITS:
-            if name in source and name != "train":
-                return source["train"], source[name]
+        val = next((source[name] for name in VALIDATION_SPLITS if name in source and name != "train"), None)
         source = source["train"]
-    stratify = label_column if isinstance(source.features[label_column], ClassLabel) else None
+    if not isinstance(source.features[label_column], ClassLabel):
+        source = source.class_encode_column(label_column)
+        if val is not None:
+            val = val.cast_column(label_column, source.features[label_column])
+    if val is not None:
+        return source, val
     parts = source.train_test_split(
-        test_size=config.val_fraction, seed=config.seed, stratify_by_column=stratify
+        test_size=config.val_fraction, seed=config.seed, stratify_by_column=label_column
     )
     return parts["train"], parts["test"]
 
@@ -173,11 +178,7 @@ def build_data(config: Config, run_dir: Path | None = None) -> TaskData:
     if run_dir is not None:
         preprocessor = load_preprocessor(run_dir)
     else:
-        label_feature = train.features[label_column]
-        if isinstance(label_feature, ClassLabel):
-            labels = list(label_feature.names)
-        else:
-            labels = [str(i) for i in range(max(train[label_column]) + 1)]
+        labels = list(train.features[label_column].names)
         preprocessor = make_preprocessor(config, train[0][image_column], labels)
     return TaskData(
         train=ImageDataset(train, preprocessor, image_column, label_column),

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from config import Config, ProjectError
-from data import ImagePreprocessor, TaskData, build_data, build_loader, load_preprocessor
+from data import ImagePreprocessor, TaskData, build_data, load_preprocessor
 
 
 def test_builtin_digits_split_into_stratified_train_and_validation(data: TaskData) -> None:
@@ -27,37 +27,6 @@ def test_images_become_normalised_single_channel_tensors(data: TaskData) -> None
     assert pixels.shape == (1, 8, 8) and pixels.dtype == torch.float32
     assert pixels.min() >= -1.0 and pixels.max() <= 1.0 and pixels.std() > 0
     assert 0 <= label < 10
-
-
-def test_training_loader_gives_full_shuffled_batches(config: Config, data: TaskData) -> None:
-    loader = build_loader(data.train, config, train=True)
-    inputs, targets = next(iter(loader))
-    assert inputs.shape == (config.batch_size, 1, 8, 8) and targets.shape == (config.batch_size,)
-    assert len(loader) == len(data.train) // config.batch_size
-
-
-def test_processes_get_disjoint_training_shards_and_see_validation_once(
-    config: Config, data: TaskData
-) -> None:
-    shards = [
-        list(build_loader(data.train, config, train=True, rank=r, world_size=2).sampler) for r in (0, 1)
-    ]
-    # Equal shares that together cover the split (DistributedSampler repeats an example to even them).
-    assert len(shards[0]) == len(shards[1])
-    assert set(shards[0]) | set(shards[1]) == set(range(len(data.train)))
-    assert len(set(shards[0]) & set(shards[1])) <= 1
-    val_seen = sum(
-        len(build_loader(data.val, config, train=False, rank=r, world_size=2).dataset) for r in (0, 1)
-    )
-    assert val_seen == len(data.val)
-
-
-def test_a_resumed_epoch_continues_with_the_same_order(config: Config, data: TaskData) -> None:
-    sampler = build_loader(data.train, config, train=True).sampler
-    sampler.set_epoch(3)
-    whole = list(sampler)
-    sampler.start = 64
-    assert list(sampler) == whole[64:]
 
 
 def write_image_folder(root: Path, size: int, mode: str) -> Path:

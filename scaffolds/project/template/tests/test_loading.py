@@ -1,0 +1,43 @@
+"""DataLoaders: full shuffled training batches, shards per process, an epoch resumed mid-way."""
+
+from __future__ import annotations
+
+from config import Config
+from data import TaskData, build_loader
+
+
+def test_training_loader_gives_full_batches_of_inputs_and_targets(config: Config, data: TaskData) -> None:
+    loader = build_loader(data.train, config, train=True)
+    inputs, targets = next(iter(loader))
+    assert inputs.shape[0] == targets.shape[0] == config.batch_size
+    assert inputs.shape[1:] == data.train[0][0].shape
+    assert len(loader) == len(data.train) // config.batch_size
+
+
+def test_training_order_changes_with_the_epoch_but_not_between_runs(config: Config, data: TaskData) -> None:
+    orders = []
+    for epoch in (0, 1, 0):
+        sampler = build_loader(data.train, config, train=True).sampler
+        sampler.set_epoch(epoch)
+        orders.append(list(sampler))
+    assert orders[0] != orders[1] and orders[0] == orders[2]
+
+
+def test_processes_share_the_training_split_and_see_validation_once(config: Config, data: TaskData) -> None:
+    shards = [
+        list(build_loader(data.train, config, train=True, rank=r, world_size=2).sampler) for r in (0, 1)
+    ]
+    # Equal shares that together cover the split (DistributedSampler repeats an example to even them).
+    assert len(shards[0]) == len(shards[1])
+    assert set(shards[0]) | set(shards[1]) == set(range(len(data.train)))
+    assert len(set(shards[0]) & set(shards[1])) <= 1
+    val_shards = [build_loader(data.val, config, train=False, rank=r, world_size=2).dataset for r in (0, 1)]
+    assert sorted([*val_shards[0].indices, *val_shards[1].indices]) == list(range(len(data.val)))
+
+
+def test_a_resumed_epoch_continues_in_the_same_order(config: Config, data: TaskData) -> None:
+    sampler = build_loader(data.train, config, train=True).sampler
+    sampler.set_epoch(3)
+    whole = list(sampler)
+    sampler.start = 5 * config.batch_size
+    assert list(sampler) == whole[5 * config.batch_size :]

@@ -1,0 +1,264 @@
+"""Text in, (tokens, next tokens) windows out: the corpus, tokenization, splits and loaders.
+
+Where the text comes from (config.dataset):
+  builtin      the Python standard library's own source code on this machine (every .py file
+               under sysconfig's stdlib path, without test suites and site-packages): about
+               13 MB of real text, nothing to download; split by file, every 20th file held out
+  a file       .txt (one document per line), or .csv / .json / .jsonl / .parquet with a text column
+  a folder     a dataset saved with `save_to_disk`, or a folder of such data files
+  a hub name   any Hugging Face dataset with a text column (needs the network once)
+
+Tokenizers (config.tokenizer):
+  bytes        the 256 values of UTF-8 bytes: nothing to train, no unknown tokens, instant
+  bpe          byte-level BPE with vocab_size tokens, trained here on the training text
+  (with config.model_name set, that model's own tokenizer, loaded with from_pretrained)
+The tokenizer is saved with each run, so sampling decodes exactly as training encoded.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sysconfig
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from config import Config, ProjectError
+
+DATA_FILE_BUILDERS = {".txt": "text", ".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+VALIDATION_SPLITS = ("validation", "valid", "val", "test")
+DOCUMENT_SEPARATOR = "\n\n\n"  # between documents when there is no end-of-text token
+
+
+# --- Sources -------------------------------------------------------------------------------
+
+
+def stdlib_sources(max_mb: float = 0.0) -> list[Path]:
+    """The standard library's .py files in a fixed order (at most max_mb megabytes of them)."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files, total = [], 0
+    for path in sorted(root.rglob("*.py")):
+        parts = set(path.relative_to(root).parts[:-1])
+        if parts & {"site-packages", "dist-packages", "test", "tests", "idlelib", "__pycache__"}:
+            continue
+        files.append(path)
+        total += path.stat().st_size
+        if max_mb and total >= max_mb * 1e6:
+            break
+    return files
+
+
+def stdlib_corpus(config: Config) -> tuple[list[str], list[str]]:
+    """Training and validation documents: whole files, every k-th file held out for validation."""
+    every = max(2, round(1 / config.val_fraction))
+    train, val = [], []
+    for index, path in enumerate(stdlib_sources(config.corpus_mb)):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        (val if index % every == every - 1 else train).append(text)
+    if not val and len(train) > 1:  # a corpus of fewer than `every` files still needs a validation file
+        val.append(train.pop())
+    return train, val
+
+
+def read_dataset(name: str) -> Dataset | DatasetDict:
+    """A local data file or folder, a `save_to_disk` folder, or a Hugging Face hub dataset."""
+    path = Path(name).expanduser()
+    if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+        return load_from_disk(str(path))
+    if path.is_file():
+        builder = DATA_FILE_BUILDERS.get(path.suffix)
+        if builder is None:
+            raise ProjectError(f"cannot read {path}: use a {', '.join(DATA_FILE_BUILDERS)} file or a folder")
+        return load_dataset(builder, data_files=str(path))
+    return load_dataset(str(path) if path.exists() else name)
+
+
+def dataset_documents(config: Config) -> tuple[list[str], list[str]]:
+    """Training and validation documents of a Hugging Face dataset (its own split if it has one)."""
+    source = read_dataset(config.dataset)
+    val = None
+    if isinstance(source, DatasetDict):
+        val = next((source[name] for name in VALIDATION_SPLITS if name in source and name != "train"), None)
+        source = source["train"]
+    if config.text_column not in source.column_names:
+        columns = ", ".join(source.column_names)
+        raise ProjectError(
+            f"the dataset has no column {config.text_column!r}; it has {columns} (--set text_column=)"
+        )
+    if val is None:
+        parts = source.train_test_split(test_size=config.val_fraction, seed=config.seed)
+        source, val = parts["train"], parts["test"]
+    return list(source[config.text_column]), list(val[config.text_column])
+
+
+# --- Tokenization --------------------------------------------------------------------------
+
+
+class ByteTokenizer:
+    """UTF-8 bytes as tokens (vocabulary 256): any text round-trips, nothing to train."""
+
+    vocab_size = 256
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def decode(self, ids: list[int]) -> str:
+        return bytes(ids).decode("utf-8", errors="replace")
+
+    def encode_corpus(self, documents: list[str]) -> torch.Tensor:
+        data = DOCUMENT_SEPARATOR.join(documents).encode("utf-8")
+        return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+    def save(self, run_dir: Path) -> None:
+        (run_dir / "preprocessor.json").write_text(json.dumps({"tokenizer": "bytes"}) + "\n")
+
+
+class PretrainedTokenizer:
+    """A Hugging Face tokenizer (trained here with `tokenizers`, or a pretrained model's own)."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase):
+        self.tokenizer = tokenizer
+        self.vocab_size = len(tokenizer)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids)
+
+    def encode_corpus(self, documents: list[str]) -> torch.Tensor:
+        """All documents as one stream, each followed by the end-of-text token."""
+        end = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
+        encoded = self.tokenizer(documents, add_special_tokens=False)["input_ids"]
+        return torch.tensor([t for ids in encoded for t in ids + end], dtype=torch.int32)
+
+    def save(self, run_dir: Path) -> None:
+        self.tokenizer.save_pretrained(run_dir / "tokenizer")
+        (run_dir / "preprocessor.json").write_text(json.dumps({"tokenizer": "pretrained"}) + "\n")
+
+
+Tokenizer = ByteTokenizer | PretrainedTokenizer
+
+
+def train_bpe(documents: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """Byte-level BPE (GPT-2's scheme) with `vocab_size` tokens, trained on `documents`."""
+    from tokenizers import Tokenizer as RawTokenizer
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    tokenizer = RawTokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tokenizer.train_from_iterator(documents, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>")
+
+
+def make_tokenizer(config: Config, documents: list[str]) -> Tokenizer:
+    if config.model_name:
+        return PretrainedTokenizer(AutoTokenizer.from_pretrained(config.model_name))
+    if config.tokenizer == "bytes":
+        return ByteTokenizer()
+    if config.tokenizer == "bpe":
+        return PretrainedTokenizer(train_bpe(documents, config.vocab_size))
+    raise ProjectError(f"unknown tokenizer {config.tokenizer!r}: use bytes or bpe")
+
+
+def load_preprocessor(run_dir: Path) -> Tokenizer:
+    saved = json.loads((run_dir / "preprocessor.json").read_text())
+    if saved["tokenizer"] == "bytes":
+        return ByteTokenizer()
+    return PretrainedTokenizer(AutoTokenizer.from_pretrained(run_dir / "tokenizer"))
+
+
+class TokenWindows(torch.utils.data.Dataset):
+    """Consecutive windows of block_size + 1 tokens, as (inputs, targets shifted by one)."""
+
+    def __init__(self, tokens: torch.Tensor, block_size: int):
+        self.tokens = tokens
+        self.block_size = block_size
+
+    def __len__(self) -> int:
+        return max(0, (len(self.tokens) - 1) // self.block_size)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        start = index * self.block_size
+        window = self.tokens[start : start + self.block_size + 1].long()
+        return window[:-1], window[1:]
+
+
+@dataclass
+class TaskData:
+    train: TokenWindows
+    val: TokenWindows
+    preprocessor: Tokenizer
+
+
+def build_data(config: Config, run_dir: Path | None = None) -> TaskData:
+    """Read the documents, make (or load) the tokenizer, and cut both splits into windows."""
+    if config.dataset == "builtin":
+        train_docs, val_docs = stdlib_corpus(config)
+    else:
+        train_docs, val_docs = dataset_documents(config)
+    tokenizer = load_preprocessor(run_dir) if run_dir is not None else make_tokenizer(config, train_docs)
+    return TaskData(
+        train=TokenWindows(tokenizer.encode_corpus(train_docs), config.block_size),
+        val=TokenWindows(tokenizer.encode_corpus(val_docs), config.block_size),
+        preprocessor=tokenizer,
+    )
+
+
+# --- Loading -------------------------------------------------------------------------------
+
+
+class ResumableSampler(DistributedSampler):
+    """DistributedSampler that can start part-way into an epoch, so a resumed run sees the same
+    batches an uninterrupted one would have. Works in a single process too (one replica)."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset, num_replicas: int, rank: int, seed: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self.start = 0  # indices of this epoch already used
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(super().__iter__(), self.start, None)
+
+    def __len__(self) -> int:
+        return super().__len__() - self.start
+
+
+def build_loader(
+    dataset: torch.utils.data.Dataset,
+    config: Config,
+    *,
+    train: bool,
+    rank: int = 0,
+    world_size: int = 1,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """Training: shuffled, sharded across processes, full batches only. Evaluation: in order, each
+    process taking every world_size-th window, so together they see each window exactly once."""
+    sampler = None
+    if train:
+        sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank, seed=config.seed)
+    else:
+        dataset = Subset(dataset, range(rank, len(dataset), world_size))
+    return DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        drop_last=train,
+        num_workers=config.num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=config.num_workers > 0,
+        # Its own generator, so creating a loader does not draw from the global RNG (exact resume).
+        generator=torch.Generator().manual_seed(config.seed),
+    )

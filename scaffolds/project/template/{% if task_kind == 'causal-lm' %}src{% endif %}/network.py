@@ -1,0 +1,192 @@
+"""The language model: a lean GPT-2 (decoder-only transformer), or a Hugging Face causal LM.
+
+Both take (tokens, next tokens) and return (logits, loss), the one interface the trainer, the
+predictor and the server rely on; `loss` is None without targets. The GPT is written for speed
+as much as for reading: one fused matmul for queries, keys and values, PyTorch's fused
+scaled-dot-product attention (flash attention on recent GPUs) with a causal mask, bias-free
+linear layers, input and output embeddings tied, and the vocabulary padded to a multiple of 64
+so the largest matmul runs on full tensor-core tiles.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from config import Config
+from data import Tokenizer
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int  # real tokens; the embedding is padded beyond this
+    block_size: int  # longest context
+    n_layer: int
+    n_head: int
+    n_embd: int
+    dropout: float = 0.0
+
+    @property
+    def padded_vocab_size(self) -> int:
+        return math.ceil(self.vocab_size / 64) * 64
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.n_head = config.n_head
+        self.dropout = config.dropout
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)  # q, k and v in one matmul
+        self.proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, time, channels = x.shape
+        q, k, v = self.qkv(x).split(channels, dim=2)
+        q, k, v = (
+            t.view(batch, time, self.n_head, channels // self.n_head).transpose(1, 2) for t in (q, k, v)
+        )
+        dropout = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
+        return self.proj(y.transpose(1, 2).contiguous().view(batch, time, channels))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=False)
+        self.proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(F.gelu(self.fc(x), approximate="tanh"))
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: x + attention(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(config.n_embd, bias=False)
+        self.attention = CausalSelfAttention(config)
+        self.norm2 = nn.LayerNorm(config.n_embd, bias=False)
+        self.mlp = MLP(config)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.dropout(self.attention(self.norm1(x)))
+        return x + self.dropout(self.mlp(self.norm2(x)))
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.token_embedding = nn.Embedding(config.padded_vocab_size, config.n_embd)
+        self.position_embedding = nn.Embedding(config.block_size, config.n_embd)
+        self.dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.norm = nn.LayerNorm(config.n_embd, bias=False)
+        self.lm_head = nn.Linear(config.n_embd, config.padded_vocab_size, bias=False)
+        self.lm_head.weight = self.token_embedding.weight  # tied: one matrix reads and writes tokens
+        self.apply(self.init_weights)
+        for name, parameter in self.named_parameters():
+            if name.endswith("proj.weight"):  # GPT-2: residual projections scaled by depth
+                nn.init.normal_(parameter, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None):
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        x = self.dropout(self.token_embedding(tokens) + self.position_embedding(positions))
+        for block in self.blocks:
+            x = block(x)
+        logits = self.lm_head(self.norm(x))
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), targets.reshape(-1))
+        return logits, loss
+
+    def flops_per_token(self) -> float:
+        """Training FLOPs per token by nanoGPT's estimate: 6N for the weights (forward and
+        backward) plus 12 * layers * heads * head size * context for attention."""
+        c = self.config
+        weights = sum(p.numel() for p in self.parameters()) - self.position_embedding.weight.numel()
+        return 6 * weights + 12 * c.n_layer * c.n_head * (c.n_embd // c.n_head) * c.block_size
+
+
+class HFCausalLM(nn.Module):
+    """A Hugging Face causal LM (GPT-2, Llama, Qwen ...) behind the same interface."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None):
+        logits = self.model(input_ids=tokens).logits
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), targets.reshape(-1))
+        return logits, loss
+
+
+def build_model(config: Config, tokenizer: Tokenizer, load_weights: bool = True) -> nn.Module:
+    """The model for this tokenizer. `load_weights=False` builds the architecture only (for loading
+    a trained checkpoint over it)."""
+    if not config.model_name:
+        return GPT(
+            GPTConfig(
+                vocab_size=tokenizer.vocab_size,
+                block_size=config.block_size,
+                n_layer=config.n_layer,
+                n_head=config.n_head,
+                n_embd=config.n_embd,
+                dropout=config.dropout,
+            )
+        )
+
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if load_weights and config.pretrained:
+        return HFCausalLM(AutoModelForCausalLM.from_pretrained(config.model_name))
+    return HFCausalLM(AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(config.model_name)))
+
+
+@torch.no_grad()
+def generate(
+    model: nn.Module,
+    tokens: list[int],
+    *,
+    max_new_tokens: int,
+    block_size: int,
+    vocab_size: int,
+    temperature: float = 0.8,
+    top_k: int = 50,
+) -> Iterator[int]:
+    """Sample one token at a time after `tokens` (temperature 0: always the most likely one)."""
+    device = next(model.parameters()).device
+    context = torch.tensor([tokens], dtype=torch.long, device=device)
+    for _ in range(max_new_tokens):
+        logits, _ = model(context[:, -block_size:])
+        logits = logits[0, -1, :vocab_size].float()  # padding entries of the vocabulary never win
+        if temperature == 0:
+            next_token = logits.argmax()
+        else:
+            logits = logits / temperature
+            if top_k:
+                cutoff = torch.topk(logits, min(top_k, vocab_size)).values[-1]
+                logits = logits.masked_fill(logits < cutoff, float("-inf"))
+            next_token = torch.multinomial(logits.softmax(dim=-1), num_samples=1)[0]
+        context = torch.cat([context, next_token.view(1, 1)], dim=1)
+        yield int(next_token)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Distinct parameters (a tied matrix counts once)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -1,0 +1,99 @@
+"""The GPT: shapes, causality, tied and padded embeddings, GPT-2 size, FLOPs; a local HF model."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from config import PRESETS, Config
+from data import PretrainedTokenizer, TaskData, build_data, stdlib_sources, train_bpe
+from network import GPT, GPTConfig, HFCausalLM, build_model, count_parameters, generate
+
+
+def tiny_gpt(vocab_size: int = 256) -> GPT:
+    torch.manual_seed(0)
+    return GPT(GPTConfig(vocab_size=vocab_size, block_size=32, n_layer=2, n_head=2, n_embd=32))
+
+
+def test_logits_cover_the_padded_vocabulary_and_loss_is_near_uniform_at_start() -> None:
+    model = tiny_gpt(vocab_size=300)
+    tokens = torch.randint(0, 300, (2, 16))
+    logits, loss = model(tokens, tokens)
+    assert logits.shape == (2, 16, 320)  # 300 padded to a multiple of 64
+    assert loss.item() == pytest.approx(torch.log(torch.tensor(320.0)).item(), rel=0.1)
+    assert model(tokens)[1] is None
+
+
+def test_a_token_never_sees_the_tokens_after_it() -> None:
+    model = tiny_gpt().eval()
+    tokens = torch.randint(0, 256, (1, 20))
+    changed = tokens.clone()
+    changed[0, 12:] = (changed[0, 12:] + 1) % 256
+    with torch.no_grad():
+        a, b = model(tokens)[0], model(changed)[0]
+    assert torch.allclose(a[0, :12], b[0, :12], atol=1e-6)
+    assert not torch.allclose(a[0, 12:], b[0, 12:])
+
+
+def test_input_and_output_embeddings_are_one_matrix() -> None:
+    model = tiny_gpt()
+    assert model.lm_head.weight is model.token_embedding.weight
+    assert count_parameters(model) == sum(p.numel() for p in set(model.parameters()))
+
+
+def test_the_gpt2_124m_preset_has_gpt2_smalls_size() -> None:
+    shape = {k: PRESETS["gpt2-124m"][k] for k in ("n_layer", "n_head", "n_embd", "block_size")}
+    with torch.device("meta"):  # shapes only: no memory, no time
+        model = GPT(GPTConfig(vocab_size=50257, **shape))
+    assert 123e6 < count_parameters(model) < 125e6
+    n, layers, embd, context = count_parameters(model) - 1024 * 768, 12, 768, 1024
+    assert model.flops_per_token() == 6 * n + 12 * layers * embd * context
+
+
+def test_greedy_generation_is_repeatable_and_stays_in_the_vocabulary() -> None:
+    model = tiny_gpt(vocab_size=100).eval()
+    options = {"max_new_tokens": 40, "block_size": 32, "vocab_size": 100, "temperature": 0.0}
+    first = list(generate(model, [1, 2, 3], **options))
+    assert first == list(generate(model, [1, 2, 3], **options))
+    assert len(first) == 40 and max(first) < 100
+    sampled = list(generate(model, [1, 2, 3], **{**options, "temperature": 1.0, "top_k": 5}))
+    assert len(sampled) == 40 and max(sampled) < 100
+
+
+def test_the_model_is_built_from_the_settings(config: Config, data: TaskData) -> None:
+    model = build_model(config, data.preprocessor)
+    assert isinstance(model, GPT)
+    assert (model.config.n_layer, model.config.block_size) == (config.n_layer, config.block_size)
+
+
+@pytest.fixture(scope="module")
+def local_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny GPT-2 and its tokenizer saved with save_pretrained, as a downloaded model sits on disk."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder = tmp_path_factory.mktemp("gpt2")
+    documents = [p.read_text(encoding="utf-8") for p in stdlib_sources(max_mb=0.1)]
+    tokenizer = train_bpe(documents, vocab_size=300)
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
+    model_config = GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=1, n_head=2)
+    GPT2LMHeadModel(model_config).save_pretrained(folder)
+    return folder
+
+
+def test_a_hugging_face_model_and_tokenizer_load_from_a_folder(config: Config, local_gpt2: Path) -> None:
+    from transformers import GPT2LMHeadModel
+
+    config = replace(config, model_name=str(local_gpt2), block_size=32, corpus_mb=0.05)
+    data = build_data(config)
+    assert isinstance(data.preprocessor, PretrainedTokenizer) and data.preprocessor.vocab_size <= 300
+    model = build_model(config, data.preprocessor)
+    assert isinstance(model, HFCausalLM)
+    saved = GPT2LMHeadModel.from_pretrained(local_gpt2).state_dict()["transformer.wte.weight"]
+    assert torch.equal(model.model.state_dict()["transformer.wte.weight"], saved)
+    inputs, targets = data.train[0]
+    logits, loss = model(inputs[None], targets[None])
+    assert logits.shape[:2] == (1, 32) and torch.isfinite(loss)

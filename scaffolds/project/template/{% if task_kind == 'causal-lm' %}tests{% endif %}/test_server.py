@@ -1,0 +1,54 @@
+"""The HTTP API over real HTTP, and `runner.py predict`: prompts in, continuations out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from conftest import run_script
+
+
+def test_health_names_the_task_and_the_run(server_url: str, trained_run: Path) -> None:
+    response = httpx.get(f"{server_url}/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "task": "causal-lm", "run": trained_run.name, "step": 40}
+
+
+def test_a_prompt_gets_a_continuation_of_the_asked_length(server_url: str) -> None:
+    request = {"prompt": "def main(", "max_new_tokens": 24, "temperature": 0.0}
+    response = httpx.post(f"{server_url}/predict", json=request, timeout=30)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["prompt"] == "def main(" and body["tokens"] == 24
+    assert isinstance(body["completion"], str) and body["completion"]
+    again = httpx.post(f"{server_url}/predict", json=request, timeout=30).json()
+    assert again["completion"] == body["completion"]  # temperature 0 is deterministic
+
+
+def test_an_empty_prompt_still_gets_text(server_url: str) -> None:
+    response = httpx.post(f"{server_url}/predict", json={"prompt": "", "max_new_tokens": 8}, timeout=30)
+    assert response.status_code == 200 and response.json()["tokens"] == 8
+
+
+def test_out_of_range_settings_get_422_naming_the_field(server_url: str) -> None:
+    response = httpx.post(f"{server_url}/predict", json={"prompt": "x", "max_new_tokens": 0})
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("max_new_tokens:")
+
+
+def test_malformed_json_and_a_missing_prompt_get_422(server_url: str) -> None:
+    broken = httpx.post(
+        f"{server_url}/predict", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert broken.status_code == 422 and "JSON" in broken.json()["detail"]
+    missing = httpx.post(f"{server_url}/predict", json={"max_new_tokens": 4})
+    assert missing.status_code == 422 and missing.json()["detail"].startswith("prompt:")
+
+
+def test_runner_predict_prints_the_prompt_and_its_continuation(trained_run: Path) -> None:
+    result = run_script(
+        "src/runner.py", "predict", "--run", str(trained_run), "import os", "--max-new-tokens", "16"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("import os")

@@ -1,0 +1,253 @@
+"""Texts in, (token ids, label) batches out: sources, splits, tokenization and loaders.
+
+Where the texts come from (config.dataset):
+  builtin      the docstrings of five packages of the Python standard library on this machine
+               (asyncio, email, logging, unittest, xml), each labelled with its package: about
+               1,200 real English paragraphs on five distinct topics, and nothing to download
+  a file       .csv / .json / .jsonl / .parquet with a text column and a label column
+  a folder     a dataset saved with `save_to_disk`, or a folder of such data files
+  a hub name   any Hugging Face text-classification dataset (needs the network once)
+
+The tokenizer is a WordPiece vocabulary trained here on the training texts (the `tokenizers`
+library, a second or so), or the pretrained model's own when config.model_name is set. It is
+saved with each run and loaded back with AutoTokenizer.from_pretrained.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import json
+import sysconfig
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from config import Config, ProjectError
+
+BUILTIN_PACKAGES = ("asyncio", "email", "logging", "unittest", "xml")
+DATA_FILE_BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+VALIDATION_SPLITS = ("validation", "valid", "val", "test")
+TEXT_COLUMNS = ("text", "sentence", "content", "docstring", "review")
+LABEL_COLUMNS = ("label", "labels", "class", "category")
+
+
+# --- Sources -------------------------------------------------------------------------------
+
+
+def stdlib_docstrings() -> Dataset:
+    """Docstrings of the classes and functions of BUILTIN_PACKAGES, labelled by package."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    texts, labels = [], []
+    for label, package in enumerate(BUILTIN_PACKAGES):
+        for path in sorted((root / package).rglob("*.py")):
+            if {"test", "tests"} & set(path.relative_to(root / package).parts):
+                continue  # test suites: short, repetitive docstrings about tests, not the package
+            try:
+                tree = ast.parse(path.read_text(encoding="utf-8"))
+            except (SyntaxError, UnicodeDecodeError):
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                    docstring = ast.get_docstring(node)
+                    if docstring and len(docstring) >= 20:
+                        texts.append(docstring)
+                        labels.append(label)
+    features = Features({"text": Value("string"), "label": ClassLabel(names=list(BUILTIN_PACKAGES))})
+    return Dataset.from_dict({"text": texts, "label": labels}, features=features)
+
+
+def read_dataset(name: str) -> Dataset | DatasetDict:
+    """A local data file or folder, a `save_to_disk` folder, or a Hugging Face hub dataset."""
+    path = Path(name).expanduser()
+    if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+        return load_from_disk(str(path))
+    if path.is_file():
+        builder = DATA_FILE_BUILDERS.get(path.suffix)
+        if builder is None:
+            raise ProjectError(f"cannot read {path}: use a {', '.join(DATA_FILE_BUILDERS)} file or a folder")
+        return load_dataset(builder, data_files=str(path))
+    return load_dataset(str(path) if path.exists() else name)
+
+
+def train_val_split(
+    source: Dataset | DatasetDict, config: Config, label_column: str
+) -> tuple[Dataset, Dataset]:
+    """The source's own validation split if it has one, else a stratified, seeded split. Labels
+    that are not class labels yet (strings, plain ints) become class ids with names."""
+    val = None
+    if isinstance(source, DatasetDict):
+        val = next((source[name] for name in VALIDATION_SPLITS if name in source and name != "train"), None)
+        source = source["train"]
+    if not isinstance(source.features[label_column], ClassLabel):
+        source = source.class_encode_column(label_column)
+        if val is not None:
+            val = val.cast_column(label_column, source.features[label_column])
+    if val is not None:
+        return source, val
+    parts = source.train_test_split(
+        test_size=config.val_fraction, seed=config.seed, stratify_by_column=label_column
+    )
+    return parts["train"], parts["test"]
+
+
+def find_column(dataset: Dataset | DatasetDict, wanted: str, names: tuple[str, ...]) -> str:
+    """The column `wanted`, or the first present of `names`."""
+    columns = (dataset["train"] if isinstance(dataset, DatasetDict) else dataset).column_names
+    if wanted and wanted not in columns:
+        raise ProjectError(f"the dataset has no column {wanted!r}; it has {', '.join(columns)}")
+    found = [wanted] if wanted else [name for name in names if name in columns]
+    if not found:
+        raise ProjectError(f"no {names[0]} column among {', '.join(columns)}; choose one with --set")
+    return found[0]
+
+
+# --- Tokenization --------------------------------------------------------------------------
+
+
+def train_wordpiece(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """A lower-cased WordPiece tokenizer (BERT's scheme) trained on `texts`; [PAD] is id 0."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]"])
+    tokenizer.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]")
+
+
+@dataclass
+class TextPreprocessor:
+    """Texts -> token ids padded to max_length; knows the label names. Saved with each run
+    (tokenizer/ and preprocessor.json), so serving tokenizes exactly as training did."""
+
+    tokenizer: PreTrainedTokenizerBase
+    labels: list[str]
+    max_length: int
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokenizer)
+
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        encoded = self.tokenizer(
+            texts, truncation=True, max_length=self.max_length, padding="max_length", return_tensors="pt"
+        )
+        return encoded["input_ids"]
+
+    def save(self, run_dir: Path) -> None:
+        self.tokenizer.save_pretrained(run_dir / "tokenizer")
+        meta = {"labels": self.labels, "max_length": self.max_length}
+        (run_dir / "preprocessor.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def load_preprocessor(run_dir: Path) -> TextPreprocessor:
+    meta = json.loads((run_dir / "preprocessor.json").read_text())
+    return TextPreprocessor(
+        AutoTokenizer.from_pretrained(run_dir / "tokenizer"), meta["labels"], meta["max_length"]
+    )
+
+
+class TextDataset(torch.utils.data.Dataset):
+    """A split tokenized once, up front, as (token ids, label) pairs: quick for corpora that fit
+    in memory (tokenize in the DataLoader's workers instead for much larger ones)."""
+
+    def __init__(self, split: Dataset, preprocessor: TextPreprocessor, text_column: str, label_column: str):
+        self.texts: list[str] = list(split[text_column])
+        self.labels: list[int] = list(split[label_column])
+        self.input_ids = preprocessor.encode(self.texts)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.input_ids[index], self.labels[index]
+
+
+@dataclass
+class TaskData:
+    train: TextDataset
+    val: TextDataset
+    preprocessor: TextPreprocessor
+
+
+def build_data(config: Config, run_dir: Path | None = None) -> TaskData:
+    """Read the source, split it, train (or load) the tokenizer, tokenize both splits."""
+    source = stdlib_docstrings() if config.dataset == "builtin" else read_dataset(config.dataset)
+    text_column = find_column(source, config.text_column, TEXT_COLUMNS)
+    label_column = find_column(source, config.label_column, LABEL_COLUMNS)
+    train, val = train_val_split(source, config, label_column)
+    if run_dir is not None:
+        preprocessor = load_preprocessor(run_dir)
+    else:
+        if config.model_name:
+            tokenizer = AutoTokenizer.from_pretrained(config.model_name)
+            if tokenizer.pad_token is None:  # GPT-style tokenizers have none
+                tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+        else:
+            tokenizer = train_wordpiece(train[text_column], config.vocab_size)
+        labels = list(train.features[label_column].names)
+        preprocessor = TextPreprocessor(tokenizer, labels, config.max_length)
+    return TaskData(
+        train=TextDataset(train, preprocessor, text_column, label_column),
+        val=TextDataset(val, preprocessor, text_column, label_column),
+        preprocessor=preprocessor,
+    )
+
+
+# --- Loading -------------------------------------------------------------------------------
+
+
+class ResumableSampler(DistributedSampler):
+    """DistributedSampler that can start part-way into an epoch, so a resumed run sees the same
+    batches an uninterrupted one would have. Works in a single process too (one replica)."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset, num_replicas: int, rank: int, seed: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self.start = 0  # indices of this epoch already used
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(super().__iter__(), self.start, None)
+
+    def __len__(self) -> int:
+        return super().__len__() - self.start
+
+
+def build_loader(
+    dataset: torch.utils.data.Dataset,
+    config: Config,
+    *,
+    train: bool,
+    rank: int = 0,
+    world_size: int = 1,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """Training: shuffled, sharded across processes, full batches only. Evaluation: in order, each
+    process taking every world_size-th example, so together they see each example exactly once."""
+    sampler = None
+    if train:
+        sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank, seed=config.seed)
+    else:
+        dataset = Subset(dataset, range(rank, len(dataset), world_size))
+    return DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        drop_last=train,
+        num_workers=config.num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=config.num_workers > 0,
+        # Its own generator, so creating a loader does not draw from the global RNG (exact resume).
+        generator=torch.Generator().manual_seed(config.seed),
+    )
