@@ -94,7 +94,7 @@ def main() -> None:
         "seq_len": seq_len,
         "timed_steps": len(timed),
         "tokens_per_s": tokens_per_step * len(timed) / sum(timed),
-        "peak_mem_gb": torch.cuda.max_memory_allocated() / 1e9 if cuda else None,
+        "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
         "params": sum(p.numel() for p in model.parameters()),
         "shape": shape,
         "torch": torch.__version__,

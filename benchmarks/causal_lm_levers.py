@@ -1,0 +1,135 @@
+"""One lever at a time on the generated causal-LM model (GPU): forward, backward, fused AdamW step.
+
+Each variant runs in its own process (fresh compile cache and memory statistics) on the GPT of a
+project rendered by `ccpt new --spec causal-lm`, GPT-2 124M shape (vocab 50304, context 1024),
+random tokens, bf16 autocast, timed with CUDA events after warm-up. Variants are names joined by
+'+': b16/b32/b64 (batch), float (cross-entropy on float32-upcast logits, the baseline) or bf16ce
+(on the bf16 logits), cudnn (prefer the cuDNN attention backend), maxauto (torch.compile mode
+max-autotune-no-cudagraphs), graphs (mode reduce-overhead: CUDA graphs), eager (no compile).
+
+    python benchmarks/causal_lm_levers.py --project DIR b16+float b64+float b64+bf16ce ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PEAK_FLOPS = 989e12
+
+
+def measure(project: Path, variant: str, steps: int, warmup: int) -> dict:
+    sys.path.insert(0, str(project / "src"))
+    import network
+    import torch
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    levers = set(variant.split("+"))
+    batch = next(int(lever[1:]) for lever in levers if lever.startswith("b") and lever[1:].isdigit())
+    torch.backends.cuda.matmul.allow_tf32 = True
+    device = torch.device("cuda")
+    shape = network.GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)
+    model = network.GPT(shape).to(device)
+    if "bf16ce" in levers:
+
+        def forward(self, tokens, targets=None):  # the baseline's forward without the float32 upcast
+            positions = torch.arange(tokens.shape[1], device=tokens.device)
+            x = self.dropout(self.token_embedding(tokens) + self.position_embedding(positions))
+            for block in self.blocks:
+                x = block(x)
+            logits = self.lm_head(self.norm(x))
+            return logits, F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
+
+        network.GPT.forward = forward
+    optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4, betas=(0.9, 0.95), fused=True)
+    step_model = model
+    if "eager" not in levers:
+        mode = "max-autotune-no-cudagraphs" if "maxauto" in levers else None
+        mode = "reduce-overhead" if "graphs" in levers else mode
+        step_model = torch.compile(model, mode=mode)
+    backends = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION] if "cudnn" in levers else None
+    tokens = torch.randint(0, 50257, (4, batch, 1025), device=device)
+
+    def train_step(i: int) -> None:
+        batch_tokens = tokens[i % 4]
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            if backends:
+                with sdpa_kernel(backends):
+                    _, loss = step_model(batch_tokens[:, :-1], batch_tokens[:, 1:])
+            else:
+                _, loss = step_model(batch_tokens[:, :-1], batch_tokens[:, 1:])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    compile_start = time.perf_counter()
+    for i in range(warmup):
+        train_step(i)
+    torch.cuda.synchronize()
+    warmup_s = time.perf_counter() - compile_start
+    torch.cuda.reset_peak_memory_stats()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for i in range(steps):
+        train_step(i)
+    end.record()
+    torch.cuda.synchronize()
+    seconds = start.elapsed_time(end) / 1000
+    tokens_per_s = steps * batch * 1024 / seconds
+    return {
+        "variant": variant,
+        "batch": batch,
+        "tokens_per_s": tokens_per_s,
+        "mfu": tokens_per_s * model.flops_per_token() / PEAK_FLOPS,
+        "step_ms": seconds / steps * 1000,
+        "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30,
+        "warmup_s": warmup_s,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--project", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=8)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--deadline-s", type=float, default=540, help="skip variants that would start later")
+    parser.add_argument("variants", nargs="+")
+    args = parser.parse_args()
+    if args.worker:
+        print("RESULT " + json.dumps(measure(args.project, args.variants[0], args.steps, args.warmup)))
+        return
+    started = time.perf_counter()
+    print(
+        f"{'variant':<28} {'tokens/s':>10} {'MFU':>6} {'step ms':>8} {'peak GiB':>9} {'warm-up s':>9}",
+        flush=True,
+    )
+    for variant in args.variants:
+        if time.perf_counter() - started > args.deadline_s:
+            print(f"{variant:<28} skipped: past the deadline", flush=True)
+            continue
+        argv = [sys.executable, __file__, "--worker", "--project", str(args.project)]
+        argv += ["--steps", str(args.steps), "--warmup", str(args.warmup), variant]
+        done = subprocess.run(argv, capture_output=True, text=True)
+        lines = [line[7:] for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+        if not lines:
+            print(f"{variant:<28} failed: {done.stderr.strip().splitlines()[-1:]}", flush=True)
+            continue
+        r = json.loads(lines[0])
+        print(
+            f"{variant:<28} {r['tokens_per_s']:>10,.0f} {r['mfu']:>6.1%} {r['step_ms']:>8.1f}"
+            f" {r['peak_mem_gib']:>9.1f} {r['warmup_s']:>9.1f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
