@@ -6,6 +6,11 @@ One project is rendered with `ccpt new`, trained for a few steps and served for 
 from __future__ import annotations
 
 import io
+import json
+import math
+import os
+import random
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +25,7 @@ from tests.web_support import (
     http,
     multipart,
     open_page,
+    path_points,
     screenshot,
     served_project,
     tab_to,
@@ -196,6 +202,42 @@ def test_the_served_model_is_named_in_every_pages_header(project: ServedProject,
                 "() => document.getElementById('served-model').textContent.includes('step')"
             )
             assert page.inner_text("#served-model").startswith("image-classification · run first · step ")
+
+
+def test_a_long_run_with_a_nan_is_drawn_thinned_with_its_extremes_and_a_gap(
+    project: ServedProject, browser: object
+) -> None:
+    run = project.root / "runs" / "long"
+    run.mkdir()
+    shutil.copy(project.run_dir / "config.json", run)
+    rng = random.Random(0)
+    losses = [2.3 * math.exp(-step / 1500) + 0.1 + rng.random() * 0.2 for step in range(1, 6001)]
+    losses[3000] = math.nan  # a diverged step: logged as NaN, served as null, drawn as a gap
+    with (run / "metrics.jsonl").open("w") as metrics:
+        for step, loss in enumerate(losses, start=1):
+            metrics.write(json.dumps({"kind": "train", "step": step, "loss": loss, "lr": 1e-3}) + "\n")
+    os.utime(run / "metrics.jsonl", (1, 1))  # an old run: not the latest, not training
+    try:
+        with open_page(browser, project.url + "/runs?run=long") as (page, _):
+            page.wait_for_selector('path.series[data-series="loss"]')
+            assert page.inner_text("#run-status") == "stopped"
+            drawn = drawn_series(page, "loss")
+            points = path_points(drawn["d"])
+            width = page.eval_on_selector("#charts .plot", "plot => plot.clientWidth")
+            assert len(points) == drawn["count"] <= 4 * width + 8 < len(losses)
+            assert drawn["d"].count("M") == 2  # the line breaks once, at the NaN
+            # First and last steps, and the highest and lowest losses, survive the thinning.
+            (x_first, _), (x_last, _) = points[0], points[-1]
+
+            def x_of(step: int) -> float:
+                return x_first + (step - 1) * (x_last - x_first) / (len(losses) - 1)
+
+            finite = [(loss, step) for step, loss in enumerate(losses, start=1) if not math.isnan(loss)]
+            top, bottom = min(y for _, y in points), max(y for _, y in points)  # SVG y grows downwards
+            for (_, step), y_wanted in ((max(finite), top), (min(finite), bottom)):
+                assert any(abs(x - x_of(step)) < 0.6 and abs(y - y_wanted) < 0.15 for x, y in points), step
+    finally:
+        shutil.rmtree(run)
 
 
 def test_the_dashboard_follows_a_run_while_it_trains(project: ServedProject, browser: object) -> None:

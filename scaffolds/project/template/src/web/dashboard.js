@@ -60,7 +60,7 @@ async function refreshRecords() {
   const data = await api(`/api/runs/${encodeURIComponent(run)}?offset=${state.offset}`);
   if (run !== state.run) return; // the user switched runs meanwhile
   if (data.start !== state.offset) state.records = []; // the file was replaced: start over
-  state.records.push(...data.records);
+  state.records = state.records.concat(data.records); // (push(...records) overflows on long runs)
   state.offset = data.offset;
   state.status = data.status;
   renderStatus(data);
@@ -199,7 +199,7 @@ function renderSummary(config) {
   const monitor = ["accuracy", "perplexity", "eval_loss"].find((key) => evals.some((r) => typeof r[key] === "number"));
   if (monitor) {
     const values = evals.map((r) => r[monitor]).filter((v) => typeof v === "number");
-    const best = monitor === "accuracy" ? Math.max(...values) : Math.min(...values);
+    const best = values.reduce((a, b) => (monitor === "accuracy" ? Math.max(a, b) : Math.min(a, b)));
     cards.push([`Best validation ${monitor.replaceAll("_", " ")}`, formatNumber(best)]);
   }
   for (const [key, unit] of Object.entries(THROUGHPUT)) {
