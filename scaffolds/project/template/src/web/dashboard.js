@@ -254,14 +254,21 @@ async function loadGates(run) {
   }
 }
 
+const GATE_KINDS = { constraints: "constraint", rewards: "reward", penalties: "penalty" };
+const GATE_COLUMNS = ["gate", "metric", "must be", "measured", "result", "the spec says"];
+
+/** One row as `runner.py check` prints it; a penalty's condition is what must not hold. */
 function gateRow(gate) {
-  const target = `${gate.section === "penalties" ? "penalty if " : ""}${gate.op} ${formatNumber(gate.target)}`;
+  const target = `${gate.section === "penalties" ? "not " : ""}${gate.op} ${formatNumber(gate.target)}`;
   const measured = gate.observed === null ? "–" : formatNumber(gate.observed);
-  const tr = row([gate.section, gate.text, gate.metric, target, measured, gate.status]);
+  const tr = row([GATE_KINDS[gate.section] ?? gate.section, gate.metric, target, measured, gate.status, gate.text]);
+  GATE_COLUMNS.forEach((label, index) => {
+    tr.cells[index].dataset.label = label; // shown beside each value on a phone
+  });
   tr.dataset.metric = gate.metric;
   tr.dataset.status = gate.status;
-  tr.cells[4].className = "number";
-  tr.cells[5].className = `result ${gate.status.replace(" ", "-")}`;
+  tr.cells[3].className = "number";
+  tr.cells[4].className = `result ${gate.status.replace(" ", "-")}`;
   return tr;
 }
 
