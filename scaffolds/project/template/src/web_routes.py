@@ -112,6 +112,8 @@ def add_web_routes(app: FastAPI, run_dir: Path) -> None:
 
 def add_generation_stream(app: FastAPI) -> None:
     """POST /api/generate: the playground's streamed generation, one JSON line per new piece of text."""
+    # Imported here, not at the top: server.py imports this module. (And this module does not
+    # postpone annotations, so FastAPI sees the class itself in the signature below.)
     from server import GenerateRequest
 
     @app.post("/api/generate")
@@ -245,22 +247,23 @@ class GateCache:
     (measuring times predictions, which is too slow to repeat on every page refresh)."""
 
     def __init__(self) -> None:
-        self.results: dict[tuple, list[dict]] = {}
+        self.results: dict[Path, tuple[tuple[int, int], list[dict]]] = {}  # run -> (versions, gates)
         self.lock = threading.Lock()
 
     def judge(self, run_dir: Path) -> list[dict]:
         from acceptance import check_run
 
         metrics = run_dir / "metrics.jsonl"
-        key = (
-            str(run_dir),
+        versions = (
             metrics.stat().st_mtime_ns if metrics.exists() else 0,
             SPEC_PATH.stat().st_mtime_ns if SPEC_PATH.exists() else 0,
         )
         with self.lock:
-            if key not in self.results:
-                self.results[key] = [asdict(gate) for gate in check_run(run_dir, SPEC_PATH)]
-            return self.results[key]
+            cached = self.results.get(run_dir)
+            if cached is None or cached[0] != versions:
+                cached = (versions, [asdict(gate) for gate in check_run(run_dir, SPEC_PATH)])
+                self.results[run_dir] = cached
+            return cached[1]
 
 
 # --- JSON ----------------------------------------------------------------------------------
