@@ -121,3 +121,16 @@ def test_an_endless_line_is_cut_instead_of_filling_memory(tmp_path: Path) -> Non
     lengths = [len(line) for line in (tmp_path / "a.log").read_text().splitlines()]
     assert sum(lengths) > 1_000_000 - 100
     assert max(lengths) <= 64 * 1024 + 10_000 + 10
+
+
+class ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError
+
+
+def test_a_closed_console_does_not_stop_the_logs(tmp_path: Path) -> None:
+    router = LogRouter(tmp_path, ClosedPipe())  # e.g. `ccpt train | head` after head is done
+    router.add_host("a")
+    router.feed("a", "out", b"[rank0]:one\n[rank0]:two\n")
+    router.close()
+    assert (tmp_path / "rank-0.log").read_text() == "one\ntwo\n"

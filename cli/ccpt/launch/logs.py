@@ -9,7 +9,10 @@ fields of torchrun's "Root Cause" report, so a job's memory does not grow with i
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import sys
 from collections import deque
 from collections.abc import Container, Iterable
 from dataclasses import dataclass
@@ -126,11 +129,19 @@ class LogRouter:
 
     def _echo(self, label: str, colour: str, text: str) -> None:
         if not self.show_host:
-            self.console.write(text + "\n")
+            line = text + "\n"
         elif self.colour:
-            self.console.write(f"\x1b[{colour}m{label}\x1b[0m | {text}\n")
+            line = f"\x1b[{colour}m{label}\x1b[0m | {text}\n"
         else:
-            self.console.write(f"{label} | {text}\n")
+            line = f"{label} | {text}\n"
+        try:
+            self.console.write(line)
+        except BrokenPipeError:
+            # The reader went away (`ccpt train | head`): the job goes on, its logs go to files.
+            broken, self.console = self.console, open(os.devnull, "w")  # noqa: SIM115
+            if broken is sys.stdout:  # else Python complains when it flushes stdout at exit
+                with contextlib.suppress(OSError):
+                    os.dup2(self.console.fileno(), sys.stdout.fileno())
 
     def _rank_file(self, rank: int) -> BinaryIO:
         handle = self._rank_logs.get(rank)
@@ -171,7 +182,8 @@ class LogRouter:
         return sorted(rank for rank, owner in self._rank_hosts.items() if owner == host)
 
     def flush(self) -> None:
-        self.console.flush()
+        with contextlib.suppress(BrokenPipeError):
+            self.console.flush()
         for state in self._hosts.values():
             state.log.flush()
         for handle in self._rank_logs.values():
