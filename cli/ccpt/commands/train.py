@@ -103,12 +103,7 @@ def train(
     job = _job(settings, host_list is not None, script_args or [], python, env or [], job_id)
     job = replace(job, max_restarts=max_restarts, torchrun=not no_torchrun, grace=grace)
     request = _request(settings, job, host_list, nproc_per_node)
-    request.rdzv_port, request.connect_timeout, request.fanout, request.sync = (
-        rdzv_port,
-        connect_timeout,
-        fanout,
-        sync,
-    )
+    request = replace(request, rdzv_port=rdzv_port, connect_timeout=connect_timeout, fanout=fanout, sync=sync)
     if dry_run:
         from ccpt.launch.launcher import dry_plan
 

@@ -127,7 +127,6 @@ class SshSession:
         self.fanout = SshFanout(fanout)
         self.connect_timeout = connect_timeout
         self.transports: list[SshTransport] = []
-        self.retries = 0
 
     def __enter__(self) -> SshSession:
         return self
@@ -141,9 +140,7 @@ class SshSession:
         payload: bytes | None = None,
         timeout: float | None = None,
     ) -> dict[str, StepResult]:
-        results = self.fanout.run(commands, payload, timeout or self.connect_timeout * 2 + 30)
-        self.retries += sum(result.retries for result in results.values())
-        return results
+        return self.fanout.run(commands, payload, timeout or self.connect_timeout * 2 + 30)
 
     def addresses(self, hosts: Sequence[str]) -> dict[str, str]:
         """The address each host's connection goes to (ssh -G), for --local-addr and rendezvous."""
