@@ -35,7 +35,8 @@ from torch.utils.data import Subset
 
 import metrics
 from config import Config, ProjectError
-from data import TaskData, build_loader, load_preprocessor
+from data import TaskData, load_preprocessor
+from loading import build_loader
 from network import build_model, count_parameters
 
 # Dense bf16 peak of one GPU, for model-FLOPs utilisation (MFU) in the training log.

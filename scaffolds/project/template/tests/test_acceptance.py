@@ -10,25 +10,23 @@ import yaml
 
 from acceptance import read_gates
 from config import SPEC_PATH
-from conftest import TINY, run_script, set_flags
+from conftest import TINY, run_cli, set_flags
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A short training run made the way a user makes one: `python src/runner.py train`."""
+    """A short training run made the way a user makes one: `runner.py train`."""
     runs = tmp_path_factory.mktemp("runs")
-    result = run_script(
-        "src/runner.py", "train", "--max-steps", "30", *set_flags({**TINY, "runs_dir": str(runs)})
-    )
+    result = run_cli("train", "--max-steps", "30", *set_flags({**TINY, "runs_dir": str(runs)}))
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = runs.iterdir()
     return run_dir
 
 
 def check(run_dir: Path, *args: str):
-    return run_script("src/runner.py", "check", "--run", str(run_dir), *args)
+    return run_cli("check", "--run", str(run_dir), *args)
 
 
 def write_spec(path: Path, **sections: list[tuple[str, str, float]]) -> Path:
@@ -82,6 +80,6 @@ def test_check_fails_a_missed_reward_and_a_triggered_penalty(finished_run: Path,
 
 
 def test_check_without_a_run_says_what_to_do(tmp_path: Path) -> None:
-    result = run_script("src/runner.py", "check", "--runs-dir", str(tmp_path))
+    result = run_cli("check", "--runs-dir", str(tmp_path))
     assert result.returncode == 2
     assert "train one first" in result.stderr

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from config import Config
-from data import TaskData, build_loader
+from data import TaskData
+from loading import build_loader
 
 
 def test_training_loader_gives_full_batches_of_inputs_and_targets(config: Config, data: TaskData) -> None:

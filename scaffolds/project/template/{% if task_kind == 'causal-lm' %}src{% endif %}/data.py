@@ -1,4 +1,4 @@
-"""Text in, (tokens, next tokens) windows out: the corpus, tokenization, splits and loaders.
+"""Text in, (tokens, next tokens) windows out: the corpus, the split and the tokenization.
 
 Where the text comes from (config.dataset):
   builtin      the Python standard library's own source code on this machine (every .py file
@@ -17,22 +17,18 @@ The tokenizer is saved with each run, so sampling decodes exactly as training en
 
 from __future__ import annotations
 
-import itertools
 import json
 import sysconfig
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
-from torch.utils.data import DataLoader, DistributedSampler, Subset
+from datasets import DatasetDict
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from config import Config, ProjectError
+from loading import read_dataset, train_val_split
 
-DATA_FILE_BUILDERS = {".txt": "text", ".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
-VALIDATION_SPLITS = ("validation", "valid", "val", "test")
 DOCUMENT_SEPARATOR = "\n\n\n"  # between documents when there is no end-of-text token
 
 
@@ -66,34 +62,16 @@ def stdlib_corpus(config: Config) -> tuple[list[str], list[str]]:
     return train, val
 
 
-def read_dataset(name: str) -> Dataset | DatasetDict:
-    """A local data file or folder, a `save_to_disk` folder, or a Hugging Face hub dataset."""
-    path = Path(name).expanduser()
-    if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
-        return load_from_disk(str(path))
-    if path.is_file():
-        builder = DATA_FILE_BUILDERS.get(path.suffix)
-        if builder is None:
-            raise ProjectError(f"cannot read {path}: use a {', '.join(DATA_FILE_BUILDERS)} file or a folder")
-        return load_dataset(builder, data_files=str(path))
-    return load_dataset(str(path) if path.exists() else name)
-
-
 def dataset_documents(config: Config) -> tuple[list[str], list[str]]:
     """Training and validation documents of a Hugging Face dataset (its own split if it has one)."""
     source = read_dataset(config.dataset)
-    val = None
-    if isinstance(source, DatasetDict):
-        val = next((source[name] for name in VALIDATION_SPLITS if name in source and name != "train"), None)
-        source = source["train"]
-    if config.text_column not in source.column_names:
-        columns = ", ".join(source.column_names)
+    columns = (source["train"] if isinstance(source, DatasetDict) else source).column_names
+    if config.text_column not in columns:
+        listed = ", ".join(columns)
         raise ProjectError(
-            f"the dataset has no column {config.text_column!r}; it has {columns} (--set text_column=)"
+            f"the dataset has no column {config.text_column!r}; it has {listed} (--set text_column=)"
         )
-    if val is None:
-        parts = source.train_test_split(test_size=config.val_fraction, seed=config.seed)
-        source, val = parts["train"], parts["test"]
+    source, val = train_val_split(source, config)
     return list(source[config.text_column]), list(val[config.text_column])
 
 
@@ -214,51 +192,4 @@ def build_data(config: Config, run_dir: Path | None = None) -> TaskData:
         train=TokenWindows(tokenizer.encode_corpus(train_docs), config.block_size),
         val=TokenWindows(tokenizer.encode_corpus(val_docs), config.block_size),
         preprocessor=tokenizer,
-    )
-
-
-# --- Loading -------------------------------------------------------------------------------
-
-
-class ResumableSampler(DistributedSampler):
-    """DistributedSampler that can start part-way into an epoch, so a resumed run sees the same
-    batches an uninterrupted one would have. Works in a single process too (one replica)."""
-
-    def __init__(self, dataset: torch.utils.data.Dataset, num_replicas: int, rank: int, seed: int):
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
-        self.start = 0  # indices of this epoch already used
-
-    def __iter__(self) -> Iterator[int]:
-        return itertools.islice(super().__iter__(), self.start, None)
-
-    def __len__(self) -> int:
-        return super().__len__() - self.start
-
-
-def build_loader(
-    dataset: torch.utils.data.Dataset,
-    config: Config,
-    *,
-    train: bool,
-    rank: int = 0,
-    world_size: int = 1,
-    pin_memory: bool = False,
-) -> DataLoader:
-    """Training: shuffled, sharded across processes, full batches only. Evaluation: in order, each
-    process taking every world_size-th window, so together they see each window exactly once."""
-    sampler = None
-    if train:
-        sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank, seed=config.seed)
-    else:
-        dataset = Subset(dataset, range(rank, len(dataset), world_size))
-    return DataLoader(
-        dataset,
-        batch_size=config.batch_size,
-        sampler=sampler,
-        drop_last=train,
-        num_workers=config.num_workers,
-        pin_memory=pin_memory,
-        persistent_workers=config.num_workers > 0,
-        # Its own generator, so creating a loader does not draw from the global RNG (exact resume).
-        generator=torch.Generator().manual_seed(config.seed),
     )

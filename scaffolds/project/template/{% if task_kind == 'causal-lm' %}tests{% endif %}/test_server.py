@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import run_script
+from conftest import run_cli
 
 
 def test_health_names_the_task_and_the_run(server_url: str, trained_run: Path) -> None:
@@ -47,8 +47,6 @@ def test_malformed_json_and_a_missing_prompt_get_422(server_url: str) -> None:
 
 
 def test_runner_predict_prints_the_prompt_and_its_continuation(trained_run: Path) -> None:
-    result = run_script(
-        "src/runner.py", "predict", "--run", str(trained_run), "import os", "--max-new-tokens", "16"
-    )
+    result = run_cli("predict", "--run", str(trained_run), "import os", "--max-new-tokens", "16")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("import os")

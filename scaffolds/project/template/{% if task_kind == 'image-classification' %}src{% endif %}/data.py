@@ -1,4 +1,4 @@
-"""Images in, (pixels, label) batches out: sources, splits, preprocessing and loaders.
+"""Images in, (pixels, label) examples out: the sources, the split and the preprocessing.
 
 Where the images come from (config.dataset):
   builtin      scikit-learn's handwritten digits: 1,797 real 8x8 grey images in 10 classes,
@@ -14,24 +14,18 @@ class-label column, so one preprocessing path serves them all.
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, Features, load_dataset, load_from_disk
+from datasets import ClassLabel, Dataset, DatasetDict, Features
 from datasets import Image as ImageFeature
 from PIL import Image
-from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from config import Config, ProjectError
-
-DATA_FILE_BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
-VALIDATION_SPLITS = ("validation", "valid", "val", "test")
-
+from loading import read_dataset, train_val_split
 
 # --- Sources -------------------------------------------------------------------------------
 
@@ -45,40 +39,6 @@ def digits_dataset() -> Dataset:
     features = Features({"image": ImageFeature(), "label": ClassLabel(names=[str(d) for d in range(10)])})
     images = [Image.fromarray(p) for p in pixels]
     return Dataset.from_dict({"image": images, "label": digits.target.tolist()}, features=features)
-
-
-def read_dataset(name: str) -> Dataset | DatasetDict:
-    """A local folder or file, a `save_to_disk` folder, or a Hugging Face hub dataset."""
-    path = Path(name).expanduser()
-    if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
-        return load_from_disk(str(path))
-    if path.is_file():
-        builder = DATA_FILE_BUILDERS.get(path.suffix)
-        if builder is None:
-            raise ProjectError(f"cannot read {path}: use a {', '.join(DATA_FILE_BUILDERS)} file or a folder")
-        return load_dataset(builder, data_files=str(path))
-    return load_dataset(str(path) if path.exists() else name)
-
-
-def train_val_split(
-    source: Dataset | DatasetDict, config: Config, label_column: str
-) -> tuple[Dataset, Dataset]:
-    """The source's own validation split if it has one, else a stratified, seeded split. Labels
-    that are not class labels yet (strings, plain ints) become class ids with names."""
-    val = None
-    if isinstance(source, DatasetDict):
-        val = next((source[name] for name in VALIDATION_SPLITS if name in source and name != "train"), None)
-        source = source["train"]
-    if not isinstance(source.features[label_column], ClassLabel):
-        source = source.class_encode_column(label_column)
-        if val is not None:
-            val = val.cast_column(label_column, source.features[label_column])
-    if val is not None:
-        return source, val
-    parts = source.train_test_split(
-        test_size=config.val_fraction, seed=config.seed, stratify_by_column=label_column
-    )
-    return parts["train"], parts["test"]
 
 
 def find_column(
@@ -189,50 +149,3 @@ def build_data(config: Config, run_dir: Path | None = None) -> TaskData:
 
 def load_preprocessor(run_dir: Path) -> ImagePreprocessor:
     return ImagePreprocessor.load(run_dir)
-
-
-# --- Loading -------------------------------------------------------------------------------
-
-
-class ResumableSampler(DistributedSampler):
-    """DistributedSampler that can start part-way into an epoch, so a resumed run sees the same
-    batches an uninterrupted one would have. Works in a single process too (one replica)."""
-
-    def __init__(self, dataset: torch.utils.data.Dataset, num_replicas: int, rank: int, seed: int):
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
-        self.start = 0  # indices of this epoch already used
-
-    def __iter__(self) -> Iterator[int]:
-        return itertools.islice(super().__iter__(), self.start, None)
-
-    def __len__(self) -> int:
-        return super().__len__() - self.start
-
-
-def build_loader(
-    dataset: torch.utils.data.Dataset,
-    config: Config,
-    *,
-    train: bool,
-    rank: int = 0,
-    world_size: int = 1,
-    pin_memory: bool = False,
-) -> DataLoader:
-    """Training: shuffled, sharded across processes, full batches only. Evaluation: in order, each
-    process taking every world_size-th example, so together they see each example exactly once."""
-    sampler = None
-    if train:
-        sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank, seed=config.seed)
-    else:
-        dataset = Subset(dataset, range(rank, len(dataset), world_size))
-    return DataLoader(
-        dataset,
-        batch_size=config.batch_size,
-        sampler=sampler,
-        drop_last=train,
-        num_workers=config.num_workers,
-        pin_memory=pin_memory,
-        persistent_workers=config.num_workers > 0,
-        # Its own generator, so creating a loader does not draw from the global RNG (exact resume).
-        generator=torch.Generator().manual_seed(config.seed),
-    )

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-from conftest import run_script
+from conftest import run_cli
 from data import TaskData
 
 
@@ -68,8 +68,8 @@ def test_a_bad_top_k_gets_422(server_url: str) -> None:
 
 def test_runner_predict_labels_image_files(trained_run: Path, data: TaskData, tmp_path: Path) -> None:
     data.val.image(0).save(tmp_path / "digit.png")
-    result = run_script("src/runner.py", "predict", "--run", str(trained_run), str(tmp_path / "digit.png"))
+    result = run_cli("predict", "--run", str(trained_run), str(tmp_path / "digit.png"))
     assert result.returncode == 0, result.stderr
     assert "digit.png:" in result.stdout
-    missing = run_script("src/runner.py", "predict", "--run", str(trained_run), str(tmp_path / "none.png"))
+    missing = run_cli("predict", "--run", str(trained_run), str(tmp_path / "none.png"))
     assert missing.returncode == 2 and "cannot read an image" in missing.stderr

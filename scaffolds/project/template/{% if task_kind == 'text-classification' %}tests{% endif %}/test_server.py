@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import run_script
+from conftest import run_cli
 from data import BUILTIN_PACKAGES
 
 
@@ -53,6 +53,6 @@ def test_whitespace_only_text_is_answered_not_crashed(server_url: str) -> None:
 
 
 def test_runner_predict_labels_texts(trained_run: Path) -> None:
-    result = run_script("src/runner.py", "predict", "--run", str(trained_run), "Build a MIME message.")
+    result = run_cli("predict", "--run", str(trained_run), "Build a MIME message.")
     assert result.returncode == 0, result.stderr
     assert "Build a MIME message.:" in result.stdout

@@ -1,0 +1,106 @@
+"""Reading datasets and batching them: the parts of the data pipeline every task shares.
+
+read_dataset      a local data file or folder, a `save_to_disk` folder, or a Hugging Face hub name
+train_val_split   the source's own validation split, or a seeded (stratified) one
+build_loader      DataLoaders: shuffled and sharded across torchrun's processes for training, in
+                  order and each example exactly once across them for evaluation; worker
+                  processes and pinned memory as the settings and the device ask
+What the examples are and how they become tensors is task-specific: see data.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict, load_dataset, load_from_disk
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+from config import Config, ProjectError
+
+DATA_FILE_BUILDERS = {".txt": "text", ".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+VALIDATION_SPLITS = ("validation", "valid", "val", "test")
+
+
+def read_dataset(name: str) -> Dataset | DatasetDict:
+    """A local data file or folder, a `save_to_disk` folder, or a Hugging Face hub dataset.
+
+    A .txt file holds one example per line; a folder is read by the builder its files call for
+    (images in class sub-folders: imagefolder; .csv files: csv ...)."""
+    path = Path(name).expanduser()
+    if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+        return load_from_disk(str(path))
+    if path.is_file():
+        builder = DATA_FILE_BUILDERS.get(path.suffix)
+        if builder is None:
+            raise ProjectError(f"cannot read {path}: use a {', '.join(DATA_FILE_BUILDERS)} file or a folder")
+        return load_dataset(builder, data_files=str(path))
+    return load_dataset(str(path) if path.exists() else name)
+
+
+def train_val_split(
+    source: Dataset | DatasetDict, config: Config, label_column: str | None = None
+) -> tuple[Dataset, Dataset]:
+    """The source's own validation split if it has one, else a seeded split of val_fraction,
+    stratified by `label_column` when given. Labels that are not class labels yet (strings,
+    plain ints) become class ids with names, the same in both splits."""
+    val = None
+    if isinstance(source, DatasetDict):
+        val = next((source[name] for name in VALIDATION_SPLITS if name in source and name != "train"), None)
+        source = source["train"]
+    if label_column and not isinstance(source.features[label_column], ClassLabel):
+        source = source.class_encode_column(label_column)
+        if val is not None:
+            val = val.cast_column(label_column, source.features[label_column])
+    if val is not None:
+        return source, val
+    parts = source.train_test_split(
+        test_size=config.val_fraction, seed=config.seed, stratify_by_column=label_column
+    )
+    return parts["train"], parts["test"]
+
+
+class ResumableSampler(DistributedSampler):
+    """DistributedSampler that can start part-way into an epoch, so a resumed run sees the same
+    batches an uninterrupted one would have. Works in a single process too (one replica)."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset, num_replicas: int, rank: int, seed: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self.start = 0  # indices of this epoch already used
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(super().__iter__(), self.start, None)
+
+    def __len__(self) -> int:
+        return super().__len__() - self.start
+
+
+def build_loader(
+    dataset: torch.utils.data.Dataset,
+    config: Config,
+    *,
+    train: bool,
+    rank: int = 0,
+    world_size: int = 1,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """Training: shuffled, sharded across processes, full batches only. Evaluation: in order, each
+    process taking every world_size-th example, so together they see each example exactly once."""
+    sampler = None
+    if train:
+        sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank, seed=config.seed)
+    else:
+        dataset = Subset(dataset, range(rank, len(dataset), world_size))
+    return DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        drop_last=train,
+        num_workers=config.num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=config.num_workers > 0,
+        # Its own generator, so creating a loader does not draw from the global RNG (exact resume).
+        generator=torch.Generator().manual_seed(config.seed),
+    )

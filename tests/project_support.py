@@ -1,0 +1,43 @@
+"""Helpers for the test_project_* tests: render a project with `ccpt new`, run things inside it.
+
+Everything runs offline: the generated code must never need the network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import run_ccpt
+
+PROJECT_KINDS = ("image-classification", "text-classification", "causal-lm")
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def new_project(parent: Path, name: str, kind: str, *options: str) -> Path:
+    """`ccpt new NAME --spec KIND --defaults --no-git OPTIONS` in `parent`; returns the project."""
+    home = {"CCPT_HOME": str(parent / ".ccpt-home")}  # also isolated when called from a module fixture
+    result = run_ccpt("new", name, "--spec", kind, "--defaults", "--no-git", *options, cwd=parent, env=home)
+    assert result.returncode == 0, result.stderr
+    return parent / name
+
+
+def run_in_project(project: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """This interpreter with `args`, in the project's root, offline, as the project's user runs it."""
+    env = {**os.environ, **OFFLINE_ENV, "NO_COLOR": "1", "COLUMNS": "160"}
+    return subprocess.run(
+        [sys.executable, *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def run_records(run_dir: Path) -> list[dict]:
+    """The lines of a run's metrics.jsonl."""
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def only_run(project: Path) -> Path:
+    (run_dir,) = (project / "runs").iterdir()
+    return run_dir

@@ -1,0 +1,59 @@
+"""The main job end to end, as the README shows it: `ccpt new demo --defaults`, then train the
+default (digits) project for 60 steps on this CPU and check it against its spec."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import run_ccpt
+from tests.project_support import only_run, run_in_project, run_records
+from tests.scaffold_support import git_isolated
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures(git_isolated.__name__)]
+
+
+def test_the_default_project_learns_on_cpu_and_passes_its_acceptance_gates(tmp_path: Path) -> None:
+    made = run_ccpt("new", "demo", "--defaults", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    project = tmp_path / "demo"
+
+    train = run_in_project(project, "src/runner.py", "train", "--max-steps", "60")
+    assert train.returncode == 0, train.stderr[-3000:]
+    records = run_records(only_run(project))
+    accuracies = [r["accuracy"] for r in records if r["kind"] == "eval"]
+    assert len(accuracies) == 3 and accuracies[-1] > accuracies[0]
+    assert accuracies[-1] > 0.5  # ten classes: chance is 0.1
+    assert records[-1]["kind"] == "final" and records[-1]["step"] == 60
+
+    check = run_in_project(project, "src/runner.py", "check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    spec = yaml.safe_load((project / "specs" / "task.yaml").read_text())
+    items = [item for section in ("constraints", "rewards", "penalties") for item in spec.get(section, [])]
+    metrics = [
+        item["threshold"]["metric"] for item in items if isinstance(item, dict) and "threshold" in item
+    ]
+    assert {"accuracy", "macro_f1", "latency_ms", "model_size_mb", "train_val_gap"} <= set(metrics)
+    for metric in metrics:
+        assert metric in check.stdout
+    assert "all measured gates pass" in check.stdout
+
+    gates = json.loads(run_in_project(project, "src/runner.py", "check", "--json").stdout)
+    assert {g["metric"]: g["status"] for g in gates} == dict.fromkeys(metrics, "pass")
+
+
+def test_a_finished_run_resumes_to_more_steps_and_evaluates_consistently(tmp_path: Path) -> None:
+    assert run_ccpt("new", "demo", "--defaults", "--no-git", cwd=tmp_path).returncode == 0
+    project = tmp_path / "demo"
+    assert run_in_project(project, "src/runner.py", "train", "--max-steps", "20").returncode == 0
+    resumed = run_in_project(project, "src/runner.py", "train", "--resume", "--max-steps", "40")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    records = run_records(only_run(project))
+    steps = [r["step"] for r in records if r["kind"] == "train"]
+    assert steps == sorted(steps) and steps[-1] == 40 and 20 in steps
+    final = [r for r in records if r["kind"] == "final"][-1]
+    evaluated = json.loads(run_in_project(project, "src/runner.py", "evaluate", "--json").stdout)
+    assert evaluated["accuracy"] == pytest.approx(final["accuracy"])
