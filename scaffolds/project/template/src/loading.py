@@ -13,12 +13,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, load_dataset, load_from_disk
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from config import Config, ProjectError
+
+if TYPE_CHECKING:  # `datasets` is imported where it is used: a run on built-in data never needs it
+    from datasets import Dataset, DatasetDict
 
 DATA_FILE_BUILDERS = {".txt": "text", ".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 VALIDATION_SPLITS = ("validation", "valid", "val", "test")
@@ -29,6 +32,8 @@ def read_dataset(name: str) -> Dataset | DatasetDict:
 
     A .txt file holds one example per line; a folder is read by the builder its files call for
     (images in class sub-folders: imagefolder; .csv files: csv ...)."""
+    from datasets import load_dataset, load_from_disk
+
     path = Path(name).expanduser()
     if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
         return load_from_disk(str(path))
@@ -46,6 +51,8 @@ def train_val_split(
     """The source's own validation split if it has one, else a seeded split of val_fraction,
     stratified by `label_column` when given. Labels that are not class labels yet (strings,
     plain ints) become class ids with names, the same in both splits."""
+    from datasets import ClassLabel, DatasetDict
+
     val = None
     if isinstance(source, DatasetDict):
         val = next((source[name] for name in VALIDATION_SPLITS if name in source and name != "train"), None)

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from datasets import DatasetDict
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from config import Config, ProjectError
@@ -64,6 +63,8 @@ def stdlib_corpus(config: Config) -> tuple[list[str], list[str]]:
 
 def dataset_documents(config: Config) -> tuple[list[str], list[str]]:
     """Training and validation documents of a Hugging Face dataset (its own split if it has one)."""
+    from datasets import DatasetDict  # only here: the built-in corpus needs no `datasets`
+
     source = read_dataset(config.dataset)
     columns = (source["train"] if isinstance(source, DatasetDict) else source).column_names
     if config.text_column not in columns:
