@@ -63,20 +63,24 @@ class Gate:
         self.status = "pass" if holds != (self.section == "penalties") else "fail"
 
 
-def read_gates(spec_path: Path) -> list[Gate]:
-    """Every constraint, reward and penalty of the spec that has a threshold."""
+def read_spec(spec_path: Path) -> dict:
     if not spec_path.exists():
         raise ProjectError(f"no task spec at {spec_path}; `ccpt new` writes it (or pass --spec FILE)")
     try:
-        spec = yaml.safe_load(spec_path.read_text()) or {}
+        return yaml.safe_load(spec_path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ProjectError(f"{spec_path} is not valid YAML: {error}") from None
+
+
+def read_gates(spec_path: Path) -> list[Gate]:
+    """Every constraint, reward and penalty of the spec that has a threshold."""
+    spec = read_spec(spec_path)
     gates = []
     for section in SECTIONS:
         for item in spec.get(section) or []:
-            threshold = item.get("threshold") if isinstance(item, dict) else None
-            if not threshold:
+            if not has_threshold(item):
                 continue
+            threshold = item["threshold"]
             if threshold.get("op") not in COMPARISONS:
                 raise ProjectError(f"{spec_path}: {section}: unknown comparison {threshold.get('op')!r}")
             metric = str(threshold["metric"])
@@ -84,6 +88,19 @@ def read_gates(spec_path: Path) -> list[Gate]:
                 Gate(section, str(item.get("text", "")), metric, threshold["op"], float(threshold["value"]))
             )
     return gates
+
+
+def unchecked_items(spec_path: Path) -> list[str]:
+    """The spec's constraints, rewards and penalties without a number: judged by people, not here."""
+    spec = read_spec(spec_path)
+    items = [item for section in SECTIONS for item in spec.get(section) or []]
+    return [
+        item["text"] if isinstance(item, dict) else str(item) for item in items if not has_threshold(item)
+    ]
+
+
+def has_threshold(item: object) -> bool:
+    return isinstance(item, dict) and bool(item.get("threshold"))
 
 
 def read_records(run_dir: Path) -> list[dict]:

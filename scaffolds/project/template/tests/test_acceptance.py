@@ -29,10 +29,12 @@ def check(run_dir: Path, *args: str):
     return run_cli("check", "--run", str(run_dir), *args)
 
 
-def write_spec(path: Path, **sections: list[tuple[str, str, float]]) -> Path:
-    spec = {"id": "test", "title": "test", "task_kind": "test"}
+def write_spec(path: Path, notes: tuple[str, ...] = (), **sections: list[tuple[str, str, float]]) -> Path:
+    """A spec with these gates, and `notes`: constraints without a number."""
+    spec: dict = {"id": "test", "title": "test", "task_kind": "test", "constraints": list(notes)}
     for section, gates in sections.items():
-        spec[section] = [
+        spec.setdefault(section, [])
+        spec[section] += [
             {"text": f"{metric} {op} {value}", "threshold": {"metric": metric, "op": op, "value": value}}
             for metric, op, value in gates
         ]
@@ -51,6 +53,7 @@ def test_check_reports_every_gate_of_the_projects_spec(finished_run: Path) -> No
 def test_check_passes_when_every_measured_gate_holds(finished_run: Path, tmp_path: Path) -> None:
     spec = write_spec(
         tmp_path / "spec.yaml",
+        notes=("Reviewed by a colleague",),
         constraints=[("model_size_mb", "<", 1000), ("latency_ms", "<", 60_000), ("cost_usd", "<=", 5)],
         rewards=[("eval_loss", "<", 100), ("parameters_m", "<", 1000)],
         penalties=[("train_val_gap", ">", 1.0)],
@@ -59,6 +62,7 @@ def test_check_passes_when_every_measured_gate_holds(finished_run: Path, tmp_pat
     assert result.returncode == 0, result.stdout + result.stderr
     assert "all measured gates pass" in result.stdout
     assert "not measured" in result.stdout  # cost_usd: nothing here knows the bill
+    assert "not machine-checkable (review it yourself): Reviewed by a colleague" in result.stdout
 
     gates = {g["metric"]: g for g in json.loads(check(finished_run, "--spec", str(spec), "--json").stdout)}
     assert 0 < gates["latency_ms"]["observed"] < 60_000  # measured by timing predictions
