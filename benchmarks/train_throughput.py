@@ -101,10 +101,10 @@ def generated_worker(project: Path, shape: dict[str, int], batch: int, steps: in
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     project_trainer.Trainer(config, task_data, model, run_dir, runtime).fit()
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     project_trainer.teardown_runtime(runtime)
-    if not runtime.is_main:
+    if not runtime.is_main:  # rank 0 alone writes the metrics log
         return {}
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     windows = [r for r in records if r.get("kind", "train") == "train" and "tokens_per_s" in r]
     timed = [r["tokens_per_s"] for r in windows if r["step"] > steps // 3]  # first third: warm-up
     return {
