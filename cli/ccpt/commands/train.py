@@ -231,6 +231,13 @@ def _launch(request: TrainRequest) -> JobResult:
     err_console.print(
         f"[dim]job {request.job.job_id} · logs in {request.job_dir}[/dim]", highlight=False, soft_wrap=True
     )
+    if (Path(request.job.workdir) / "src" / "server.py").is_file():  # a project from `ccpt new`
+        err_console.print(
+            "[dim]dashboard: run `python src/runner.py serve --port 8000` in another terminal, "
+            "then open http://127.0.0.1:8000/runs[/dim]",
+            highlight=False,
+            soft_wrap=True,
+        )
     if request.hosts is None:
         return run_local(request, output, _show_event)
     return run_remote(request, output, _show_event)
