@@ -61,7 +61,7 @@ def check_renderable(template: ProjectTemplate, spec: TaskSpec) -> None:
     renderable = template.choices_of("task_kind") or tuple(sorted(SCAFFOLD_KINDS))
     if spec.task_kind not in renderable:
         raise CcptError(
-            f"spec {spec.id!r} is a {spec.task_kind} task, which ccpt new cannot render yet",
+            f"spec {spec.id!r} is a task of kind {spec.task_kind}, which ccpt new cannot render yet",
             hint=f"task kinds that render: {', '.join(sorted(renderable))}",
         )
 
