@@ -64,6 +64,9 @@ def main() -> None:
         time.sleep(args.sleep)
     if rank == 0 and args.save:
         torch.save(model.module.state_dict(), args.save)
+    # Meet before leaving: with gloo, a rank that tears down while a peer is still in its last
+    # collective can abort ("terminate called without an active exception") and fail a good job.
+    dist.barrier()
     dist.destroy_process_group()
     print(f"rank {rank} done", flush=True)
 
