@@ -254,7 +254,8 @@ def test_the_dashboard_follows_a_run_while_it_trains(project: ServedProject, bro
                 }).observe(document.getElementById('charts'), {childList: true, subtree: true});
             }"""
         )
-        live = project.start_runner("train", "--run-name", "live", "--max-steps", "150", *LIVE_LOGGING)
+        # Long enough (several of the page's 1.5 s polls even on an idle machine) to be seen training.
+        live = project.start_runner("train", "--run-name", "live", "--max-steps", "600", *LIVE_LOGGING)
         try:
             # The page switches to the new run by itself and draws it while it trains.
             page.wait_for_function(
@@ -271,7 +272,7 @@ def test_the_dashboard_follows_a_run_while_it_trains(project: ServedProject, bro
             "() => document.getElementById('run-status').textContent === 'finished'", timeout=30_000
         )
         train = [r for r in project.records(project.root / "runs" / "live") if r["kind"] == "train"]
-        assert drawn_series(page, "loss")["count"] == len(train) == 30
+        assert drawn_series(page, "loss")["count"] == len(train) == 120
         while_training = [
             points for status, points in page.evaluate("window.redraws") if status == "training"
         ]
