@@ -19,13 +19,3 @@ class CcptError(Exception):
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message} ({self.hint})"
 
-
-class NotBuiltYet(CcptError):
-    """A command group whose implementation has not landed yet (exit code 2)."""
-
-    def __init__(self, command: str) -> None:
-        super().__init__(
-            f"`ccpt {command}` is not built yet in this version of ccpt.",
-            hint="see the project's issue tracker",
-            exit_code=2,
-        )
