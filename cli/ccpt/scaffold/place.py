@@ -56,8 +56,14 @@ def staging_dir(target: Path) -> Iterator[Path]:
     Parent folders it had to create are removed again if nothing ended up in them.
     """
     created = [parent for parent in reversed(target.parents) if not parent.exists()]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.ccpt-", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.ccpt-", dir=target.parent))
+    except OSError as exc:
+        raise CcptError(
+            f"cannot create the project beside {target}: {exc.strerror}",
+            hint="choose a folder you can write to",
+        ) from exc
     try:
         yield stage
     finally:
