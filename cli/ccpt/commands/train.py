@@ -181,9 +181,7 @@ def _job(
 
     workdir = _workdir(settings)
     env_path = workdir / ENV_FILE
-    env_file = (
-        parse_env_file(env_path.read_text(encoding="utf-8"), str(env_path)) if env_path.is_file() else {}
-    )
+    env_file = parse_env_file(_read_env_file(env_path), str(env_path)) if env_path.is_file() else {}
     return JobSpec(
         job_id=check_job_id(job_id) if job_id else new_job_id(),
         python=python or sys.executable,
@@ -192,6 +190,15 @@ def _job(
         script_args=script_args,
         env=collect_env(os.environ, env_file, env_flags, remote=remote),
     )
+
+
+def _read_env_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CcptError(f"cannot read {path}: {exc.strerror}", exit_code=2) from exc
+    except UnicodeDecodeError as exc:
+        raise CcptError(f"cannot read {path}: not UTF-8 text", exit_code=2) from exc
 
 
 def _workdir(settings: Settings) -> Path:

@@ -158,9 +158,14 @@ class Ec2:
             )
         self.region = session.region_name
         self.endpoint_url = endpoint_url
-        self.client = session.client(
-            "ec2", endpoint_url=endpoint_url, config=Config(retries={"mode": "standard", "max_attempts": 3})
-        )
+        try:
+            self.client = session.client(
+                "ec2",
+                endpoint_url=endpoint_url,
+                config=Config(retries={"mode": "standard", "max_attempts": 3}),
+            )
+        except ValueError as exc:  # botocore's "Invalid endpoint: ..."
+            raise CcptError(str(exc), hint="--endpoint-url takes a URL, e.g. http://localhost:4566") from exc
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         """Call an EC2 API; every AWS failure becomes one CcptError line."""

@@ -83,6 +83,8 @@ def read_hostfile(path: Path) -> list[HostEntry]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CcptError(f"cannot read hostfile {path}: {exc.strerror}", exit_code=2) from exc
+    except UnicodeDecodeError as exc:
+        raise CcptError(f"cannot read hostfile {path}: not UTF-8 text", exit_code=2) from exc
     return parse_hostfile(text, str(path))
 
 
