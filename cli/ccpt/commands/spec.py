@@ -168,14 +168,9 @@ def convert(
     if output is None:
         _write(text)
         return
-    if output.exists() and not force:
-        raise CcptError(
-            f"{output} exists; not overwriting it", hint="pass --force, or choose another -o path"
-        )
     if output.resolve() == Path(ref.partition("#")[0]).resolve():
         raise CcptError("the output would replace the input file", hint="choose another -o path")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
+    _write_file(output, text, force)
     console.print(f"wrote {len(specs)} spec(s) as {target} to {output}")
 
 
@@ -276,10 +271,7 @@ def new(
         _write(text)
         return
     path = output or Path(f"{spec.id}.yaml")
-    if path.exists() and not force:
-        raise CcptError(f"{path} exists; not overwriting it", hint="pass --force, or choose another -o path")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    _write_file(path, text, force)
     report = check_spec(spec, str(path))
     console.print(f"wrote {path}")
     _print_report(report)
@@ -312,6 +304,17 @@ def _ask(draft: SpecDraft, missing: list[str]) -> None:
 def _write(text: str) -> None:
     """Plain text on stdout, exactly as produced (no rich markup or wrapping)."""
     typer.echo(text, nl=not text.endswith("\n"))
+
+
+def _write_file(path: Path, text: str, force: bool) -> None:
+    """Write `text` to `path` (parents made); refuse an existing file without --force."""
+    if path.exists() and not force:
+        raise CcptError(f"{path} exists; not overwriting it", hint="pass --force, or choose another -o path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CcptError(f"cannot write {path}: {exc.strerror or exc}", hint="choose another -o path") from exc
 
 
 def _print_report(report: SpecReport) -> None:
