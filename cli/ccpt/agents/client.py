@@ -58,6 +58,11 @@ class IncompleteAnswer(CcptError):
         self.partial = partial
 
 
+def messages_url(base_url: str | None) -> str:
+    """The Messages API endpoint under `base_url` (ANTHROPIC_BASE_URL), or under the default."""
+    return f"{(base_url or DEFAULT_BASE_URL).rstrip('/')}/v1/messages"
+
+
 def require_api_key(api_key: str | None) -> str:
     if not api_key:
         raise CcptError("ANTHROPIC_API_KEY is not set", hint=KEY_HINT, exit_code=2)

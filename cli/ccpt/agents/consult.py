@@ -22,8 +22,7 @@ from ccpt.agents.prompt import (
     CachePlan,
     ConsultRequest,
     cache_plan,
-    read_attachment,
-    stdin_attachment,
+    gather_attachments,
     system_blocks,
     user_content,
 )
@@ -122,9 +121,7 @@ def prepare_consultation(
     continue_last: bool = False,
 ) -> Consultation:
     role = roster.get(role_query)
-    attachments = [read_attachment(path) for path in files]
-    if stdin_text and stdin_text.strip():
-        attachments.append(stdin_attachment(stdin_text))
+    attachments = gather_attachments(files, stdin_text)
     question = question.strip()
     if not question:
         if not attachments:

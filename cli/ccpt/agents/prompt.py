@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,14 @@ def stdin_attachment(text: str) -> Attachment:
             exit_code=2,
         )
     return Attachment(label="stdin", text=text, kind="stdin")
+
+
+def gather_attachments(files: Iterable[Path], stdin_text: str | None) -> list[Attachment]:
+    """The --file attachments, then piped standard input when it holds more than whitespace."""
+    attachments = [read_attachment(path) for path in files]
+    if stdin_text and stdin_text.strip():
+        attachments.append(stdin_attachment(stdin_text))
+    return attachments
 
 
 def estimate_tokens(text: str) -> int:

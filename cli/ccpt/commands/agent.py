@@ -168,15 +168,14 @@ def consult(
 def _print_dry_run(consultation: Any, settings: Any, json_output: bool) -> None:
     from anthropic._constants import ANTHROPIC_API_VERSION
 
-    from ccpt.agents.client import DEFAULT_BASE_URL
+    from ccpt.agents.client import messages_url
     from ccpt.agents.consult import check_cache
     from ccpt.commands.agent_view import print_footer, print_notice
 
     plan = check_cache(consultation, settings)
-    base = (settings.anthropic_base_url or DEFAULT_BASE_URL).rstrip("/")
     request = {
         "method": "POST",
-        "url": f"{base}/v1/messages",
+        "url": messages_url(settings.anthropic_base_url),
         "headers": {
             "anthropic-version": ANTHROPIC_API_VERSION,
             "authorization": "Bearer $ANTHROPIC_API_KEY"
@@ -207,15 +206,13 @@ def _run(consultation: Any, settings: Any, *, json_output: bool, stream: bool, l
     markdown = console.is_terminal and not json_output
     events = run_consultation(consultation, settings, stream=stream, log=log)
     texts, results = split_events(events, ConsultResult)
-    if json_output:
-        for _ in texts:
-            pass
-    elif stream:
+    if stream and not json_output:
         render_stream(texts, markdown)
     else:
-        for _ in texts:
+        for _ in texts:  # drain the events; the result arrives last
             pass
-        print_answer(results[0].answer, markdown)
+        if not json_output:
+            print_answer(results[0].answer, markdown)
     result = results[0]
     if json_output:
         print_json(result.to_dict())

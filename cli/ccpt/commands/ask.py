@@ -62,7 +62,7 @@ def ask(
     no_log: bool = typer.Option(False, "--no-log", help="Do not record this exchange in the history."),
 ) -> None:
     from ccpt.agents.consult import task_spec
-    from ccpt.agents.prompt import read_attachment, stdin_attachment
+    from ccpt.agents.prompt import gather_attachments
     from ccpt.agents.roster import load_roster
     from ccpt.agents.team import prepare_ask, run_ask
     from ccpt.commands.agent_view import read_piped_stdin
@@ -70,10 +70,7 @@ def ask(
 
     settings = load_settings(max_tokens=max_tokens, timeout=timeout)
     roster = load_roster()
-    attachments = [read_attachment(path) for path in files]
-    piped = read_piped_stdin()
-    if piped and piped.strip():
-        attachments.append(stdin_attachment(piped))
+    attachments = gather_attachments(files, read_piped_stdin())
     spec_text, lead_role = task_spec(spec)
     setup = prepare_ask(
         roster,
@@ -118,9 +115,8 @@ def _project_dir(flag: Path | None, settings: Any) -> Path | None:
 
 
 def _print_dry_run(setup: Any, settings: Any) -> None:
-    from ccpt.agents.client import DEFAULT_BASE_URL
+    from ccpt.agents.client import messages_url
 
-    base = (settings.anthropic_base_url or DEFAULT_BASE_URL).rstrip("/")
     if setup.direct_plan is None:
         requests = [{"purpose": "routing", "body": setup.routing_request().body(stream=True)}]
         plan = None
@@ -131,7 +127,7 @@ def _print_dry_run(setup: Any, settings: Any) -> None:
             for step in setup.direct_plan.steps
             if not step.needs
         ]
-    print_json({"url": f"{base}/v1/messages", "plan": plan, "requests": requests})
+    print_json({"url": messages_url(settings.anthropic_base_url), "plan": plan, "requests": requests})
     err_console.print("[dim]dry run: nothing was sent[/dim]")
 
 
