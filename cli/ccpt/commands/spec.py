@@ -125,6 +125,12 @@ def check(
     if not refs and not builtin:
         raise CcptError("nothing to check", hint="give spec files or ids, or --builtin")
     overrides = parse_sets(sets)
+    if overrides and not refs:
+        raise CcptError(
+            "--set fills the parameters of the specs given by name; --builtin checks the defaults",
+            hint="ccpt spec check ID --set 'KEY=VALUE'",
+            exit_code=2,
+        )
     reports = [check_spec(spec, "built-in") for spec in list_builtin_specs()] if builtin else []
     for ref in refs or []:
         reports += [check_spec(spec, ref) for spec in load_specs(ref, overrides)]
