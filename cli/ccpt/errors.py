@@ -18,4 +18,3 @@ class CcptError(Exception):
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message} ({self.hint})"
-
