@@ -100,6 +100,8 @@ def train(
     if json_output and not dry_run:
         raise CcptError("--json works with --dry-run only", exit_code=2)
     host_list = _hosts(settings, hosts, hostfile, ec2_tag, ec2_address, nodes, include, exclude)
+    if host_list is None and sync:
+        raise CcptError("--sync needs --hosts, --hostfile or --ec2-tag", exit_code=2)
     job = _job(settings, host_list is not None, script_args or [], python, env or [], job_id)
     job = replace(job, max_restarts=max_restarts, torchrun=not no_torchrun, grace=grace)
     request = _request(settings, job, host_list, nproc_per_node)
@@ -137,8 +139,10 @@ def _hosts(
         raise CcptError(
             f"{' and '.join(given)} cannot be combined", hint="pick one source of hosts", exit_code=2
         )
+    if ec2_address != "private" and not ec2_tag:
+        raise CcptError("--ec2-address needs --ec2-tag", exit_code=2)
     if not given:
-        if nodes or include or exclude:
+        if nodes is not None or include or exclude:
             raise CcptError("--nodes/--include/--exclude need --hosts, --hostfile or --ec2-tag", exit_code=2)
         return None
     if hosts:
@@ -254,19 +258,24 @@ def _show_event(event: JobEvent) -> None:
     from ccpt.launch.launcher import PreflightEvent
 
     if isinstance(event, PreflightEvent) and event.report is not None:
-        findings = event.report.findings
         columns = ["host", "status", "python", "torch", "cuda", "gpus", "procs", "workdir", "port"]
+        problems = not event.report.ok
         rows = [
-            [f.host, styled_status("OK" if f.ok else "FAIL"), f.python, f.torch, f.cuda, f.gpus, f.slots]
-            for f in findings
+            [
+                f.host,
+                styled_status("OK" if f.ok else "FAIL"),
+                f.python,
+                f.torch,
+                f.cuda,
+                f.gpus,
+                f.slots,
+                f.workdir,
+                f.port,
+                *(["; ".join(f.problems)] if problems else []),
+            ]
+            for f in event.report.findings
         ]
-        for row, f in zip(rows, findings, strict=True):
-            row += [f.workdir, f.port]
-        if not event.report.ok:
-            columns.append("problems")
-            for row, f in zip(rows, findings, strict=True):
-                row.append("; ".join(f.problems))
-        err_console.print(make_table("pre-flight", columns, rows))
+        err_console.print(make_table("pre-flight", columns + (["problems"] if problems else []), rows))
         return
     style = {"stopping": "yellow", "forcing": "red"}.get(event.kind, "dim")
     err_console.print(f"[{style}]· {event.message}[/{style}]", highlight=False, markup=True)

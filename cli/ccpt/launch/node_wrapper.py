@@ -16,8 +16,8 @@ so nothing has to be installed there. One ssh session per node carries the whole
    SIGTERM/SIGHUP/SIGINT arrives. However the command ends, processes still carrying this job's
    and node's tag are killed: nothing is left behind.
 
-Kill mode (`--kill`) ends a running wrapper found through its pidfile. `count_gpus` is also used
-by the launcher for local runs. Only the standard library; Python 3.8 syntax.
+Kill mode (`--kill`) ends a running wrapper found through its pidfile. Only the standard
+library; Python 3.8 syntax.
 """
 
 from __future__ import annotations

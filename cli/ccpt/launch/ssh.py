@@ -52,8 +52,9 @@ class StepResult:
         return self.returncode == 0
 
 
-def was_reset(result: StepResult) -> bool:
-    return result.returncode == SSH_FAILED and any(marker in result.stderr for marker in RESET_MARKERS)
+def dropped_handshake(returncode: int, stderr: str) -> bool:
+    """Whether ssh says the server dropped the connection before the command could start."""
+    return returncode == SSH_FAILED and any(marker in stderr for marker in RESET_MARKERS)
 
 
 class SshFanout:
@@ -83,7 +84,7 @@ class SshFanout:
         attempt = 0
         while True:
             result = _run(host, argv, payload, timeout, attempt)
-            if not was_reset(result) or attempt >= self.retries:
+            if not dropped_handshake(result.returncode, result.stderr) or attempt >= self.retries:
                 return result
             attempt += 1
             time.sleep(0.2 * 2**attempt * (0.5 + random.random()))
@@ -205,8 +206,7 @@ class SshTransport:
         return start_with_payload(node.argv, boot_payload())
 
     def retryable(self, returncode: int, stderr: str) -> bool:
-        """Whether the server dropped the connection before the command could start."""
-        return returncode == SSH_FAILED and any(marker in stderr for marker in RESET_MARKERS)
+        return dropped_handshake(returncode, stderr)
 
     def force_stop(self, node: NodePlan) -> subprocess.Popen[bytes] | None:
         assert node.host is not None
