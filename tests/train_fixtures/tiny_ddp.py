@@ -15,6 +15,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+FAILURE_WAIT_S = 120.0
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
@@ -59,8 +61,13 @@ def main() -> None:
         loss.backward()
         optimizer.step()
         print(f"step {step} loss {loss.item():.4f} rank {rank}", flush=True)
-        if rank == args.fail_rank and step == args.fail_step:
-            fail_at(step, args)  # after the step, while the other ranks sleep: clearly the first failure
+        if step == args.fail_step and args.fail_rank >= 0:
+            if rank == args.fail_rank:
+                fail_at(step, args)
+            # The other ranks wait outside any collective until torchrun stops them. Were they
+            # to enter the next all-reduce, gloo would abort them as the peer's socket closes,
+            # and torchrun could observe that abort first and blame the wrong rank.
+            time.sleep(FAILURE_WAIT_S)
         time.sleep(args.sleep)
     if rank == 0 and args.save:
         torch.save(model.module.state_dict(), args.save)
