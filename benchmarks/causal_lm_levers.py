@@ -4,8 +4,11 @@ Each variant runs in its own process (fresh compile cache and memory statistics)
 project rendered by `ccpt new --spec causal-lm`, GPT-2 124M shape (vocab 50304, context 1024),
 random tokens, bf16 autocast, timed with CUDA events after warm-up. Variants are names joined by
 '+': b16/b32/b64 (batch), float (cross-entropy on float32-upcast logits, the baseline) or bf16ce
-(on the bf16 logits), cudnn (prefer the cuDNN attention backend), maxauto (torch.compile mode
-max-autotune-no-cudagraphs), graphs (mode reduce-overhead: CUDA graphs), eager (no compile).
+(on the bf16 logits), cudnn (cuDNN and flash attention allowed; PyTorch's own priority still picks
+flash), cudnnfirst (cuDNN attention first, by `set_priority`), coord (inductor's coordinate-descent
+tuning of its generated kernels), maxauto (torch.compile mode max-autotune-no-cudagraphs), graphs
+(mode reduce-overhead: CUDA graphs), eager (no compile). With --profile each variant also prints its
+ten costliest GPU kernels over three profiled steps (to see which attention kernel really ran).
 
     python benchmarks/causal_lm_levers.py --project DIR b16+float b64+float b64+bf16ce ...
 """
@@ -22,7 +25,25 @@ from pathlib import Path
 PEAK_FLOPS = 989e12
 
 
-def measure(project: Path, variant: str, steps: int, warmup: int) -> dict:
+def top_kernels(train_step, steps: int = 3, count: int = 10) -> list[str]:
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for i in range(steps):
+            train_step(i)
+        torch.cuda.synchronize()
+    events = [e for e in prof.key_averages() if e.device_type.name == "CUDA"]
+    total = sum(e.self_device_time_total for e in events) or 1
+    events.sort(key=lambda e: e.self_device_time_total, reverse=True)
+    return [
+        f"{e.self_device_time_total / total:6.1%} {e.self_device_time_total / steps / 1000:7.2f} ms/step"
+        f" x{e.count // steps:<3} {e.key[:110]}"
+        for e in events[:count]
+    ]
+
+
+def measure(project: Path, variant: str, steps: int, warmup: int, profile: bool = False) -> dict:
     sys.path.insert(0, str(project / "src"))
     import network
     import torch
@@ -32,6 +53,10 @@ def measure(project: Path, variant: str, steps: int, warmup: int) -> dict:
     levers = set(variant.split("+"))
     batch = next(int(lever[1:]) for lever in levers if lever.startswith("b") and lever[1:].isdigit())
     torch.backends.cuda.matmul.allow_tf32 = True
+    if "coord" in levers:
+        import torch._inductor.config
+
+        torch._inductor.config.coordinate_descent_tuning = True
     device = torch.device("cuda")
     shape = network.GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)
     model = network.GPT(shape).to(device)
@@ -53,13 +78,16 @@ def measure(project: Path, variant: str, steps: int, warmup: int) -> dict:
         mode = "reduce-overhead" if "graphs" in levers else mode
         step_model = torch.compile(model, mode=mode)
     backends = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION] if "cudnn" in levers else None
+    first = "cudnnfirst" in levers
+    if first:
+        backends = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]
     tokens = torch.randint(0, 50257, (4, batch, 1025), device=device)
 
     def train_step(i: int) -> None:
         batch_tokens = tokens[i % 4]
         with torch.autocast("cuda", dtype=torch.bfloat16):
             if backends:
-                with sdpa_kernel(backends):
+                with sdpa_kernel(backends, set_priority=first):
                     _, loss = step_model(batch_tokens[:, :-1], batch_tokens[:, 1:])
             else:
                 _, loss = step_model(batch_tokens[:, :-1], batch_tokens[:, 1:])
@@ -82,13 +110,15 @@ def measure(project: Path, variant: str, steps: int, warmup: int) -> dict:
     torch.cuda.synchronize()
     seconds = start.elapsed_time(end) / 1000
     tokens_per_s = steps * batch * 1024 / seconds
+    peak_mem_gib = torch.cuda.max_memory_allocated() / 2**30
     return {
+        "kernels": top_kernels(train_step) if profile else [],
         "variant": variant,
         "batch": batch,
         "tokens_per_s": tokens_per_s,
         "mfu": tokens_per_s * model.flops_per_token() / PEAK_FLOPS,
         "step_ms": seconds / steps * 1000,
-        "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30,
+        "peak_mem_gib": peak_mem_gib,
         "warmup_s": warmup_s,
     }
 
@@ -100,12 +130,15 @@ def main() -> None:
     parser.add_argument("--project", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=8)
+    parser.add_argument("--profile", action="store_true", help="print each variant's costliest kernels")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--deadline-s", type=float, default=540, help="skip variants that would start later")
+    parser.add_argument("--overrun-s", type=float, default=60, help="how long a variant may run past it")
     parser.add_argument("variants", nargs="+")
     args = parser.parse_args()
     if args.worker:
-        print("RESULT " + json.dumps(measure(args.project, args.variants[0], args.steps, args.warmup)))
+        result = measure(args.project, args.variants[0], args.steps, args.warmup, args.profile)
+        print("RESULT " + json.dumps(result))
         return
     started = time.perf_counter()
     print(
@@ -118,7 +151,13 @@ def main() -> None:
             continue
         argv = [sys.executable, __file__, "--worker", "--project", str(args.project)]
         argv += ["--steps", str(args.steps), "--warmup", str(args.warmup), variant]
-        done = subprocess.run(argv, capture_output=True, text=True)
+        argv += ["--profile"] if args.profile else []
+        left = args.deadline_s + args.overrun_s - (time.perf_counter() - started)
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=max(left, 1))
+        except subprocess.TimeoutExpired:
+            print(f"{variant:<28} stopped: ran past the deadline", flush=True)
+            continue
         lines = [line[7:] for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         if not lines:
             print(f"{variant:<28} failed: {done.stderr.strip().splitlines()[-1:]}", flush=True)
@@ -129,6 +168,8 @@ def main() -> None:
             f" {r['peak_mem_gib']:>9.1f} {r['warmup_s']:>9.1f}",
             flush=True,
         )
+        for line in r["kernels"]:
+            print(f"    {line}", flush=True)
 
 
 if __name__ == "__main__":
