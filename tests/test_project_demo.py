@@ -57,3 +57,16 @@ def test_a_finished_run_resumes_to_more_steps_and_evaluates_consistently(tmp_pat
     final = [r for r in records if r["kind"] == "final"][-1]
     evaluated = json.loads(run_in_project(project, "src/runner.py", "evaluate", "--json").stdout)
     assert evaluated["accuracy"] == pytest.approx(final["accuracy"])
+
+    # Runs kept elsewhere (--set runs_dir=...) are resumed from there, not from runs/.
+    elsewhere = tmp_path / "elsewhere"
+    first = ["train", "--max-steps", "10", "--set", f"runs_dir={elsewhere}"]
+    assert run_in_project(project, "src/runner.py", *first).returncode == 0
+    again = run_in_project(
+        project, "src/runner.py", "train", "--resume", "--max-steps", "15", "--set", f"runs_dir={elsewhere}"
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    (other_run,) = elsewhere.iterdir()
+    last = run_records(other_run)[-1]
+    assert last["kind"] == "final" and last["step"] == 15
+    assert run_records(only_run(project))[-1]["step"] == 40  # the run under runs/ was left alone
