@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features
 from datasets import Image as ImageFeature
-from PIL import Image
+from PIL import Image, ImageOps
 
 from config import Config, ProjectError
 from loading import read_dataset, train_val_split
@@ -72,9 +72,15 @@ class ImagePreprocessor:
     labels: list[str]
     mean: float = 0.5
     std: float = 0.5
+    # The training images are light strokes on a dark ground (the built-in digits). A grey image
+    # that is mostly light (dark ink on paper, as people photograph or draw digits) is inverted
+    # first, so the model sees what it was trained on.
+    dark_background: bool = False
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         image = image.convert("L" if self.channels == 1 else "RGB")
+        if self.dark_background and self.channels == 1 and np.asarray(image).mean() > 127:
+            image = ImageOps.invert(image)
         if image.size != (self.image_size, self.image_size):
             image = image.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR)
         pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)
@@ -140,6 +146,7 @@ def build_data(config: Config, run_dir: Path | None = None) -> TaskData:
     else:
         labels = list(train.features[label_column].names)
         preprocessor = make_preprocessor(config, train[0][image_column], labels)
+        preprocessor.dark_background = config.dataset == "builtin"
     return TaskData(
         train=ImageDataset(train, preprocessor, image_column, label_column),
         val=ImageDataset(val, preprocessor, image_column, label_column),

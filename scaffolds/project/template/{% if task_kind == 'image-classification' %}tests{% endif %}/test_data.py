@@ -29,6 +29,15 @@ def test_images_become_normalised_single_channel_tensors(data: TaskData) -> None
     assert 0 <= label < 10
 
 
+def test_a_digit_in_dark_ink_on_paper_is_inverted_to_the_training_images_polarity(data: TaskData) -> None:
+    assert data.preprocessor.dark_background  # the built-in digits: light strokes on black
+    digit = data.train.image(0)
+    on_paper = Image.fromarray(255 - np.asarray(digit))
+    assert torch.equal(data.preprocessor(on_paper), data.preprocessor(digit))
+    other = ImagePreprocessor(image_size=8, channels=1, labels=["a"])  # any other image source
+    assert not torch.equal(other(on_paper), other(digit))
+
+
 def write_image_folder(root: Path, size: int, mode: str) -> Path:
     """Two classes of small images in class folders, as people keep image datasets on disk."""
     rng = np.random.default_rng(0)
