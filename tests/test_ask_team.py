@@ -193,7 +193,7 @@ def test_piped_output_is_the_merged_plan_with_costs_on_stderr(
     assert "total" in result.stderr and "$" in result.stderr
 
 
-def test_ctrl_c_during_an_exchange_is_one_line_and_finished_answers_stay_in_history(
+def test_ctrl_c_during_an_exchange_is_one_line_and_answers_so_far_stay_in_history(
     messages_api: MessagesApiServer, tmp_path: Path
 ) -> None:
     slow = Reply(text="word " * 300, chunk_delay=0.02)
@@ -207,15 +207,18 @@ def test_ctrl_c_during_an_exchange_is_one_line_and_finished_answers_stay_in_hist
     while not any("You are DataEngineer" in r.system_text for r in messages_api.message_requests()):
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.05)
-    time.sleep(0.3)
+    time.sleep(0.6)  # DataEngineer is part-way through its 6 s answer
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130
     lines = stderr.strip().splitlines()
-    assert lines[-1].startswith("error: interrupted; the answers so far are in the history"), stderr
+    assert lines[-1].startswith("error: interrupted; the answers so far, partial ones too, are in"), stderr
     assert "Traceback" not in stderr
     entries = json.loads(run_ccpt_in_process("agent", "log", "--json", cwd=tmp_path).stdout)
-    assert [(e["role"], e["status"]) for e in entries] == [("DatasetCurator", "complete")]
+    statuses = [(e["role"], e["status"]) for e in entries]
+    assert statuses == [("DataEngineer", "interrupted"), ("DatasetCurator", "complete")]  # newest first
+    cut = entries[0]["answer"]  # what the interrupted role had streamed before Ctrl-C
+    assert cut.startswith("word word") and len(cut) < len(slow.text)
 
 
 # -- the project tools on their own --------------------------------------------------------------

@@ -344,9 +344,16 @@ class Exchange:
 
     # one request (with the tool loop for roles) --------------------------------------------
     async def _ask(
-        self, api: Any, outcome: Outcome, request: ConsultRequest, stream_text: bool = False
+        self,
+        api: Any,
+        outcome: Outcome,
+        request: ConsultRequest,
+        stream_text: bool = False,
+        received: list[str] | None = None,
     ) -> claude.Completion:
-        """Send `request` (and tool rounds); fill `outcome` with the answer, usage and cost."""
+        """Send `request` (and tool rounds); fill `outcome` with the answer, usage and cost.
+        `received` collects the current round's text as it streams in."""
+        received = [] if received is None else received
         outcome.model = request.model
         messages = list(request.messages)
         completion: claude.Completion | None = None
@@ -357,9 +364,11 @@ class Exchange:
                 current.tool_choice = {"type": "none"}  # a final answer, not another tool call
             reserved = await self.budget.reserve(api, current)
             completion = None
+            received.clear()
             try:
                 async for event in claude.astream_message(api, current, self.base_url, self.timeout):
                     if isinstance(event, claude.TextDelta):
+                        received.append(event.text)
                         if stream_text:
                             self.observe(SynthesisText(event.text))
                     else:
@@ -429,8 +438,9 @@ class Exchange:
         outcome.state = "working"
         self.observe(RoleUpdate(outcome.role, "working", outcome.usage, outcome.cost_usd))
         completion = None
+        received: list[str] = []
         try:
-            completion = await self._ask(api, outcome, request, stream_text)
+            completion = await self._ask(api, outcome, request, stream_text, received)
             outcome.state = "done"
             if not outcome.answer and completion.tool_calls:  # the routing answer is its tool call
                 outcome.answer = json.dumps([call.get("input") for call in completion.tool_calls])
@@ -440,6 +450,11 @@ class Exchange:
             outcome.state, outcome.note, outcome.answer = "failed", exc.message, exc.partial
         except CcptError as exc:
             outcome.state, outcome.note = "failed", exc.message
+        except asyncio.CancelledError:  # Ctrl-C: keep what this call had said so far, then stop
+            outcome.state, outcome.note, outcome.answer = "interrupted", "interrupted", "".join(received)
+            if outcome.answer:
+                self._record(outcome, kind, request, started)
+            raise
         self.observe(RoleUpdate(outcome.role, outcome.state, outcome.usage, outcome.cost_usd, outcome.note))
         if outcome.state != "skipped":
             self._record(outcome, kind, request, started)

@@ -94,7 +94,8 @@ def ask(
             result = run_ask(setup, settings, view.handle, budget_usd=budget_usd, log=not no_log)
     except KeyboardInterrupt:
         raise CcptError(
-            f"interrupted; the answers so far are in the history (conversation {setup.conversation_id})",
+            f"interrupted; the answers so far, partial ones too, are in the history"
+            f" (conversation {setup.conversation_id})",
             hint="ccpt agent log",
             exit_code=130,
         ) from None
