@@ -4,11 +4,13 @@ Each variant runs in its own process (fresh compile cache and memory statistics)
 project rendered by `ccpt new --spec causal-lm`, GPT-2 124M shape (vocab 50304, context 1024),
 random tokens, bf16 autocast, timed with CUDA events after warm-up. Variants are names joined by
 '+': b16/b32/b64 (batch), float (cross-entropy on float32-upcast logits, the baseline) or bf16ce
-(on the bf16 logits), cudnn (cuDNN and flash attention allowed; PyTorch's own priority still picks
-flash), cudnnfirst (cuDNN attention first, by `set_priority`), coord (inductor's coordinate-descent
-tuning of its generated kernels), maxauto (torch.compile mode max-autotune-no-cudagraphs), graphs
-(mode reduce-overhead: CUDA graphs), eager (no compile). With --profile each variant also prints its
-ten costliest GPU kernels over three profiled steps (to see which attention kernel really ran).
+(on the bf16 logits), fusedce / flce (benchmarks/fused_losses.py: the loss's gradient computed in
+its forward; flce also fuses the output projection), cudnn (cuDNN and flash attention allowed;
+PyTorch's own priority still picks), cudnnfirst (cuDNN attention first, by `set_priority`),
+coord (inductor's coordinate-descent tuning of its generated kernels), maxauto (torch.compile
+mode max-autotune-no-cudagraphs), graphs (mode reduce-overhead: CUDA graphs), eager (no compile).
+With --profile each variant also prints its ten costliest GPU kernels over three profiled steps
+(to see which attention kernel really ran).
 
     python benchmarks/causal_lm_levers.py --project DIR b16+float b64+float b64+bf16ce ...
 """
@@ -71,6 +73,21 @@ def measure(project: Path, variant: str, steps: int, warmup: int, profile: bool 
             return logits, F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
 
         network.GPT.forward = forward
+    if levers & {"fusedce", "flce"}:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from fused_losses import fused_cross_entropy, fused_linear_cross_entropy
+
+        def fused_forward(self, tokens, targets=None):  # the loss's gradient computed in its forward
+            positions = torch.arange(tokens.shape[1], device=tokens.device)
+            x = self.dropout(self.token_embedding(tokens) + self.position_embedding(positions))
+            for block in self.blocks:
+                x = block(x)
+            hidden, flat_targets = self.norm(x).view(-1, x.shape[-1]), targets.reshape(-1)
+            if "flce" in levers:
+                return None, fused_linear_cross_entropy(hidden, self.lm_head.weight, flat_targets)
+            return None, fused_cross_entropy(self.lm_head(hidden), flat_targets)
+
+        network.GPT.forward = fused_forward
     optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4, betas=(0.9, 0.95), fused=True)
     step_model = model
     if "eager" not in levers:
