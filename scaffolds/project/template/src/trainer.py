@@ -341,7 +341,9 @@ class Trainer:
             last = micro_step == accum - 1
             with self.ddp.no_sync() if self.ddp and not last else contextlib.nullcontext():
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.runtime.bf16):
-                    _, loss = self.model(inputs, targets)
+                    # Only the loss is kept: the logits (the largest tensor of a language model's
+                    # step) are freed before backward instead of living through it.
+                    loss = self.model(inputs, targets)[1]
                 (loss / accum).backward()
             total_loss += loss.detach()
             items += metrics.items_in_batch(targets)

@@ -1,4 +1,5 @@
-"""The GPT: shapes, causality, tied and padded embeddings, GPT-2 size, FLOPs; a local HF model."""
+"""The GPT: shapes, the fused loss, causality, tied and padded embeddings, GPT-2 size, FLOPs; a
+local HF model."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from config import PRESETS, Config
 from data import PretrainedTokenizer, TaskData, build_data, stdlib_sources, train_bpe
-from network import GPT, GPTConfig, HFCausalLM, build_model, count_parameters, generate
+from network import GPT, GPTConfig, HFCausalLM, build_model, count_parameters, cross_entropy, generate
 
 
 def tiny_gpt(vocab_size: int = 256) -> GPT:
@@ -25,6 +27,24 @@ def test_logits_cover_the_padded_vocabulary_and_loss_is_near_uniform_at_start() 
     assert logits.shape == (2, 16, 320)  # 300 padded to a multiple of 64
     assert loss.item() == pytest.approx(torch.log(torch.tensor(320.0)).item(), rel=0.1)
     assert model(tokens)[1] is None
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_the_fused_loss_and_its_gradient_match_pytorchs_cross_entropy(compiled: bool) -> None:
+    torch.manual_seed(0)
+    logits, targets = torch.randn(48, 320), torch.randint(0, 300, (48,))
+
+    def loss_and_grad(loss_fn) -> tuple[torch.Tensor, torch.Tensor]:
+        leaf = logits.clone().requires_grad_()
+        loss = loss_fn(leaf * 2.0, targets) / 4  # gradients flow in and out of it, scaled
+        loss.backward()
+        return loss.detach(), leaf.grad
+
+    fused = torch.compile(cross_entropy) if compiled else cross_entropy
+    for got, want in zip(loss_and_grad(fused), loss_and_grad(F.cross_entropy), strict=True):
+        torch.testing.assert_close(got, want)
+    with torch.no_grad():  # evaluation: the plain loss, no gradient computed
+        torch.testing.assert_close(cross_entropy(logits, targets), F.cross_entropy(logits, targets))
 
 
 def test_a_token_never_sees_the_tokens_after_it() -> None:
