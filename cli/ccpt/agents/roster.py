@@ -103,9 +103,9 @@ class Roster:
             return role
         keys = {normalize(r.title): r.title for r in self.roles}
         close = difflib.get_close_matches(normalize(query), list(keys), n=2, cutoff=0.75)
-        guess = f" Did you mean {' or '.join(keys[k] for k in close)}?" if close else ""
+        guess = f". Did you mean {' or '.join(keys[k] for k in close)}?" if close else ""
         raise CcptError(
-            f"no role named `{query}`.{guess}",
+            f"no role named `{query}`{guess}",
             hint="roles: " + ", ".join(self.names()),
             exit_code=2,
         )

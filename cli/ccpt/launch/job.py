@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 from ccpt.launch.logs import LogRouter
-from ccpt.launch.plan import LaunchPlan, NodePlan
+from ccpt.launch.plan import SSH_FAILED, LaunchPlan, NodePlan
 from ccpt.launch.sessions import NodeSession
 
 DEFAULT_GRACE_S = 5.0
@@ -35,7 +35,6 @@ FORCE_AFTER_S = 2.0
 ABANDON_AFTER_S = 6.0
 TEARDOWN_BOUND_S = DEFAULT_GRACE_S + ABANDON_AFTER_S
 DRAIN_AFTER_EXIT_S = 2.0
-SSH_FAILED = 255
 
 
 class Transport(Protocol):

@@ -35,6 +35,7 @@ RANK_PREFIX_TEMPLATE = "[rank${rank}]:"
 RDZV_PORT_BASE, RDZV_PORT_SPAN = 29400, 500
 NODE_STATE_ROOT = "/tmp"
 SSH_CONTROL_PERSIST_S = 60
+SSH_FAILED = 255  # ssh's own exit status when the connection fails (the remote command's otherwise)
 _SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -24,10 +24,9 @@ from pathlib import Path
 
 from ccpt.errors import CcptError
 from ccpt.launch.local import start_with_payload
-from ccpt.launch.plan import NodePlan, SshOptions, boot_payload, kill_argv
+from ccpt.launch.plan import SSH_FAILED, NodePlan, SshOptions, boot_payload, kill_argv
 from ccpt.launch.preflight import describe_failure
 
-SSH_FAILED = 255
 # What ssh prints when the server drops a connection before authenticating (MaxStartups, load).
 RESET_MARKERS = (
     "Connection reset by peer",
