@@ -63,3 +63,13 @@ def test_invalid_toml_is_reported_with_its_path(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert str(tmp_path / "ccpt.toml") in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_square_brackets_in_an_error_reach_the_user_unchanged(tmp_path: Path) -> None:
+    # A message quoting the user's own input (or a setting such as [tool.ccpt]) is not rich markup.
+    spec = tmp_path / "[draft] spec.yaml"
+    result = run_ccpt("spec", "check", str(spec), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "[draft] spec.yaml" in result.stderr, result.stderr
+    region = run_ccpt("ec2", "ls", cwd=tmp_path, env={"HOME": str(tmp_path), "AWS_DEFAULT_REGION": ""})
+    assert region.returncode != 0 and "[tool.ccpt]" in region.stderr, region.stderr

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -37,7 +38,8 @@ def make_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequenc
 
 def print_error(message: str, hint: str | None = None) -> None:
     """The one line every failure becomes: what is wrong, then what to do."""
-    line = f"[bold red]error:[/bold red] {message}"
+    # Messages quote paths, user input and settings such as [tool.ccpt]: never read as markup.
+    line = f"[bold red]error:[/bold red] {escape(message)}"
     if hint:
-        line += f" [dim]— {hint}[/dim]"
+        line += f" [dim]— {escape(hint)}[/dim]"
     err_console.print(line, highlight=False, soft_wrap=True)
