@@ -61,9 +61,10 @@ class FusedCrossEntropy(torch.autograd.Function):
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean next-token loss of [N, vocabulary] logits; the fused version only when a gradient is
-    wanted (evaluation has no use for one)."""
-    if torch.is_grad_enabled() and logits.requires_grad:
+    """Mean next-token loss of [N, vocabulary] logits. The fused version runs when a gradient is
+    wanted (evaluation has no use for one) inside torch.compile, which fuses its steps into one
+    pass; run eagerly, each step would store a float32 copy of the logits."""
+    if torch.is_grad_enabled() and logits.requires_grad and torch.compiler.is_compiling():
         return FusedCrossEntropy.apply(logits, targets)
     return F.cross_entropy(logits.float(), targets)
 
