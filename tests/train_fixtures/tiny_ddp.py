@@ -38,8 +38,18 @@ def fail_at(step: int, args: argparse.Namespace) -> None:
         return
     if args.fail_once:
         open(marker, "w").close()
+        if args.fail_rank == -2:
+            # Every rank is to fail once: wait until each has marked it, or torchrun, seeing the
+            # first exit, could stop a slower rank before it ever failed.
+            markers = [f"{args.fail_once}.{r}" for r in range(int(os.environ["WORLD_SIZE"]))]
+            deadline = time.monotonic() + 60
+            while not all(map(os.path.exists, markers)) and time.monotonic() < deadline:
+                time.sleep(0.05)
     print(f"rank {rank} fails on purpose at step {step}", file=sys.stderr, flush=True)
-    sys.exit(args.exit_code)
+    sys.stdout.flush()
+    # Leave at once with exactly this code: a normal exit runs the process group's C++ teardown,
+    # which gloo can turn into an abort (SIGABRT) that torchrun would then report instead.
+    os._exit(args.exit_code)
 
 
 def main() -> None:
