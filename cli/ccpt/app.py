@@ -25,7 +25,7 @@ class CcptGroup(TyperGroup):
     With `--debug` the exception propagates and Python prints the traceback.
     """
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # click's Context (Typer vendors click; its path is private)
         try:
             return super().invoke(ctx)
         except CcptError as exc:

@@ -148,11 +148,11 @@ def find_config_file(start: Path) -> tuple[Path, dict[str, Any]] | None:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    import tomllib  # here, not at module top: `ccpt --help` never reads a config file
+    from ccpt import toml  # here, not at module top: `ccpt --help` never reads a config file
 
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
+        return toml.loads(path.read_text(encoding="utf-8"))
+    except toml.TOMLDecodeError as exc:
         raise CcptError(f"{path}: invalid TOML: {exc}", hint="fix the file or remove it") from exc
     except OSError as exc:
         raise CcptError(f"{path}: cannot read: {exc.strerror}") from exc

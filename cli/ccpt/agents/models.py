@@ -1,7 +1,8 @@
 """What ccpt knows about Claude models: aliases, prices, prompt-cache floors, usage and cost.
 
 The numbers live in `models.toml` beside this module (data, not code), so a price change is a
-one-line edit. Reading it needs only `tomllib`, which keeps `ccpt agent list` fast.
+one-line edit. Reading it needs only a TOML parser (the standard library's), which keeps
+`ccpt agent list` fast.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
+from ccpt import toml
 from ccpt.errors import CcptError
 
 MODELS_FILE = Path(__file__).with_name("models.toml")
@@ -86,8 +86,8 @@ class Usage:
 @cache
 def _table() -> dict[str, Any]:
     try:
-        return tomllib.loads(MODELS_FILE.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        return toml.loads(MODELS_FILE.read_text(encoding="utf-8"))
+    except (OSError, toml.TOMLDecodeError) as exc:
         raise CcptError(f"{MODELS_FILE}: cannot read the model table: {exc}", hint="reinstall ccpt") from exc
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,12 @@ class ProjectTools:
         self.root = root.resolve()
 
     def run(self, name: str, arguments: dict[str, Any]) -> ToolOutcome:
-        handler = {"read_file": self._read_file, "list_files": self._list_files, "grep": self._grep}.get(name)
+        handlers: dict[str, Callable[..., str]] = {
+            "read_file": self._read_file,
+            "list_files": self._list_files,
+            "grep": self._grep,
+        }
+        handler = handlers.get(name)
         if handler is None:
             return ToolOutcome(False, f"unknown tool `{name}`; use read_file, list_files or grep")
         try:

@@ -143,7 +143,7 @@ def consult(
     roster = _roster(ctx)
     consultation = prepare_consultation(
         roster,
-        ctx.command.name,
+        ctx.command.name or "",
         " ".join(question or []),
         settings,
         model=model,

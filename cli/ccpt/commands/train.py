@@ -155,7 +155,7 @@ def _hosts(
         client = Ec2(settings.region, settings.profile, settings.endpoint_url)
         entries = [
             hostfiles.HostEntry(address)
-            for address in client.addresses_by_tag(parse_tag(ec2_tag), ec2_address)
+            for address in client.addresses_by_tag(parse_tag(ec2_tag or ""), ec2_address)
         ]
     return hostfiles.select_hosts(
         entries,

@@ -18,8 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
+from ccpt import toml
 from ccpt.errors import CcptError
 
 MANAGED_TAG = "ccpt:managed"
@@ -52,7 +51,7 @@ class PriceTable:
 
 def load_prices(path: Path | None = None) -> PriceTable:
     path = path or Path(__file__).with_name("ec2_prices.toml")
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    data = toml.loads(path.read_text(encoding="utf-8"))
     meta = data.get("meta", {})
     prices = {name: float(value) for name, value in data.get("on_demand", {}).items()}
     return PriceTable(prices, str(meta.get("region", "?")), str(meta.get("as_of", "?")))

@@ -104,7 +104,7 @@ class LogRouter:
             self._route(host, state, bytes(buffer))
             buffer.clear()
 
-    def _route(self, host: str, state: _HostState, raw: bytes) -> None:
+    def _route(self, host: str, state: _HostState, raw: bytes | bytearray) -> None:
         self.lines += 1
         raw = raw.rstrip(b"\r")
         match = _RANK_RE.match(raw)

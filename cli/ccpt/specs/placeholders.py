@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from ccpt.errors import CcptError
 from ccpt.specs.model import Criterion, CrpgItem, Story, TaskSpec
@@ -113,13 +114,16 @@ def map_texts(spec: TaskSpec, change: Callable[[str], str]) -> TaskSpec:
         return CrpgItem(text, threshold)
 
     story = Story(change(spec.story.as_a), change(spec.story.i_want), change(spec.story.so_that))
+    crpg: dict[str, Any] = {
+        section: [item(section, i) for i in getattr(spec, section)] for section in CRPG_SECTIONS
+    }
     return dataclasses.replace(
         spec,
         title=change(spec.title),
         story=story,
         prompt=change(spec.prompt),
         acceptance=[Criterion(change(c.given), change(c.when), change(c.then)) for c in spec.acceptance],
-        **{section: [item(section, i) for i in getattr(spec, section)] for section in CRPG_SECTIONS},
+        **crpg,
         extra_sections={
             name: [change(line) for line in lines] for name, lines in spec.extra_sections.items()
         },

@@ -20,8 +20,9 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import cast
 
-from ccpt.specs.model import METRIC_UNITS, Threshold
+from ccpt.specs.model import METRIC_UNITS, Comparison, Threshold
 
 # Metrics where a larger observed value is better; every other metric is "lower is better".
 HIGHER_IS_BETTER = frozenset(
@@ -244,7 +245,9 @@ def explicit_threshold(text: str) -> tuple[str, Threshold | None]:
     if not match:
         return text, None
     metric = match["metric"].lower()
-    threshold = Threshold(metric, match["op"], float(match["value"]), METRIC_UNITS.get(metric))
+    threshold = Threshold(
+        metric, cast(Comparison, match["op"]), float(match["value"]), METRIC_UNITS.get(metric)
+    )
     return text[: match.start()].rstrip(), threshold
 
 
@@ -343,6 +346,7 @@ def _metric_and_scale(
     text: str, unit: str, words: list[_MetricWord], start: int, end: int, currency: bool
 ) -> tuple[str | None, float]:
     """Which metric a number measures and the factor to its canonical unit."""
+    metric: str | None
     key = _unit_key(unit) if unit else ""
     if "/" in unit or "per second" in unit.lower():
         key = unit.lower()
@@ -404,7 +408,8 @@ def _threshold_for(
         high = None
     if metric in FRACTION_METRICS and not unit:
         # "accuracy of 92" means 92%: a fraction metric is never above 1.
-        low, high = (v / 100 if v is not None and 1 < v <= 100 else v for v in (low, high))
+        low = low / 100 if 1 < low <= 100 else low
+        high = high / 100 if high is not None and 1 < high <= 100 else high
     higher_better = metric in HIGHER_IS_BETTER
     penalty = section == "penalties"
     op = _comparison(text, match, previous_end)

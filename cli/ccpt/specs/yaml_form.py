@@ -32,10 +32,19 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ccpt.errors import CcptError
-from ccpt.specs.model import COMPARATORS, TASK_KINDS, Criterion, CrpgItem, Story, TaskSpec, Threshold
+from ccpt.specs.model import (
+    COMPARATORS,
+    TASK_KINDS,
+    Comparison,
+    Criterion,
+    CrpgItem,
+    Story,
+    TaskSpec,
+    Threshold,
+)
 from ccpt.specs.placeholders import CRPG_SECTIONS, discover_parameters
 from ccpt.specs.thresholds import explicit_threshold, extract_threshold
 
@@ -194,7 +203,11 @@ class _NodeReader:
             "scaffold": lambda n: setattr(spec, "scaffold", self.scaffold(n)),
         }
         for section in CRPG_SECTIONS:
-            readers[section] = lambda n, s=section: setattr(spec, s, self.items(n, s))
+
+            def read_section(node: yaml.Node, section: str = section) -> None:
+                setattr(spec, section, self.items(node, section))
+
+            readers[section] = read_section
         for key, value_node in fields.items():
             if key in readers:
                 readers[key](value_node)
@@ -267,9 +280,8 @@ class _NodeReader:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(fields["value"], f"{field}.value", f"expected a number, found {value!r}")
         unit = self.text(fields["unit"], f"{field}.unit") if "unit" in fields else None
-        return Threshold(
-            self.text(fields["metric"], f"{field}.metric", required=True), op, float(value), unit or None
-        )  # type: ignore[arg-type]
+        metric = self.text(fields["metric"], f"{field}.metric", required=True)
+        return Threshold(metric, cast(Comparison, op), float(value), unit or None)
 
     def names(self, node: yaml.Node, field: str) -> list[str]:
         import yaml
