@@ -348,12 +348,11 @@ class Exchange:
         api: Any,
         outcome: Outcome,
         request: ConsultRequest,
-        stream_text: bool = False,
-        received: list[str] | None = None,
+        stream_text: bool,
+        received: list[str],
     ) -> claude.Completion:
         """Send `request` (and tool rounds); fill `outcome` with the answer, usage and cost.
-        `received` collects the current round's text as it streams in."""
-        received = [] if received is None else received
+        `received` collects the current round's text as it streams in (kept if cancelled)."""
         outcome.model = request.model
         messages = list(request.messages)
         completion: claude.Completion | None = None
