@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import typer
+
 from ccpt.config import Settings, resolve_settings
+
+# The AWS options of `ccpt ec2` and `ccpt train --ec2-tag`.
+AWS_REGION = typer.Option(None, "--region", help="AWS region (setting region; else AWS_DEFAULT_REGION).")
+AWS_PROFILE = typer.Option(None, "--profile", help="AWS profile (setting profile).")
+AWS_ENDPOINT = typer.Option(
+    None, "--endpoint-url", help="EC2 endpoint, e.g. LocalStack or moto (setting endpoint_url)."
+)
 
 
 def load_settings(**flags: Any) -> Settings:

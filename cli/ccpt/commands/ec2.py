@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from ccpt.commands.common import examples, load_settings
+from ccpt.commands.common import AWS_ENDPOINT, AWS_PROFILE, AWS_REGION, examples, load_settings
 from ccpt.commands.output import console, err_console, make_table, print_json
 from ccpt.errors import CcptError
 
@@ -14,12 +14,6 @@ if TYPE_CHECKING:
     from ccpt.launch.ec2 import Ec2, Instance, PriceTable
 
 app = typer.Typer(no_args_is_help=True)
-
-REGION = typer.Option(None, "--region", help="AWS region (setting region; else AWS_DEFAULT_REGION).")
-PROFILE = typer.Option(None, "--profile", help="AWS profile (setting profile).")
-ENDPOINT = typer.Option(
-    None, "--endpoint-url", help="EC2 endpoint, e.g. LocalStack or moto (setting endpoint_url)."
-)
 
 
 def _client(region: str | None, profile: str | None, endpoint_url: str | None) -> Ec2:
@@ -72,9 +66,9 @@ def up(
     ssh_cidr: str = typer.Option(None, "--ssh-cidr", help="Who may SSH in (default: your public IP /32)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before starting paid instances."),
     json_output: bool = typer.Option(False, "--json", help="Print the started instances as JSON."),
-    region: str = REGION,
-    profile: str = PROFILE,
-    endpoint_url: str = ENDPOINT,
+    region: str = AWS_REGION,
+    profile: str = AWS_PROFILE,
+    endpoint_url: str = AWS_ENDPOINT,
 ) -> None:
     """Start a tagged cluster: placement group, security group, instances; wait until running."""
     from ccpt.launch.ec2 import ClusterRequest, detect_public_cidr, load_prices, parse_tag
@@ -124,9 +118,9 @@ def up(
 def ls(
     tag: str = typer.Option(None, "--tag", help="Only instances tagged KEY=VALUE."),
     json_output: bool = typer.Option(False, "--json", help="Print the instances as JSON."),
-    region: str = REGION,
-    profile: str = PROFILE,
-    endpoint_url: str = ENDPOINT,
+    region: str = AWS_REGION,
+    profile: str = AWS_PROFILE,
+    endpoint_url: str = AWS_ENDPOINT,
 ) -> None:
     """List instances that are not terminated: id, type, state, IPs, age, cost per hour."""
     from ccpt.launch.ec2 import load_prices, parse_tag
@@ -149,9 +143,9 @@ def ls(
 def down(
     tag: str = typer.Option(..., "--tag", help="Terminate the instances tagged KEY=VALUE (only those)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before terminating."),
-    region: str = REGION,
-    profile: str = PROFILE,
-    endpoint_url: str = ENDPOINT,
+    region: str = AWS_REGION,
+    profile: str = AWS_PROFILE,
+    endpoint_url: str = AWS_ENDPOINT,
 ) -> None:
     """Terminate every instance with the tag, then delete the groups ccpt made for it."""
     from ccpt.launch.ec2 import load_prices, parse_tag

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from ccpt.commands.common import load_settings
+from ccpt.commands.common import AWS_ENDPOINT, AWS_PROFILE, AWS_REGION, load_settings
 from ccpt.commands.output import console, err_console, make_table, print_json, styled_status
 from ccpt.errors import CcptError
 
@@ -78,9 +78,9 @@ def train(
         False, "--dry-run", help="Print the exact command for every node; start nothing."
     ),
     json_output: bool = typer.Option(False, "--json", help="With --dry-run: print the plan as JSON."),
-    region: str = typer.Option(None, "--region", help="AWS region for --ec2-tag."),
-    profile: str = typer.Option(None, "--profile", help="AWS profile for --ec2-tag."),
-    endpoint_url: str = typer.Option(None, "--endpoint-url", help="AWS endpoint (LocalStack or moto)."),
+    region: str = AWS_REGION,
+    profile: str = AWS_PROFILE,
+    endpoint_url: str = AWS_ENDPOINT,
 ) -> None:
     """Run the project's training entry (`train_entry`, e.g. `src/runner.py train`) under torchrun.
 
@@ -152,10 +152,11 @@ def _hosts(
     else:
         from ccpt.launch.ec2 import Ec2, parse_tag
 
+        assert ec2_tag is not None  # the one source of hosts left in `given`
         client = Ec2(settings.region, settings.profile, settings.endpoint_url)
         entries = [
             hostfiles.HostEntry(address)
-            for address in client.addresses_by_tag(parse_tag(ec2_tag or ""), ec2_address)
+            for address in client.addresses_by_tag(parse_tag(ec2_tag), ec2_address)
         ]
     return hostfiles.select_hosts(
         entries,
