@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import run_ccpt
 from tests.sshd import LoopbackSshd, sshd  # noqa: F401 - the fixture
-from tests.train_support import job_processes
+from tests.train_support import job_processes, ssh_masters
 
 pytestmark = pytest.mark.slow
 
@@ -36,4 +36,4 @@ def test_a_generated_project_trains_on_two_hosts_and_leaves_nothing_running(
     summary = json.loads((project / "runs" / "accept" / "summary.json").read_text())
     assert [node["exit_code"] for node in summary["nodes"]] == [0, 0]
     assert job_processes("accept") == []
-    assert [line for line in job_processes("ccpt-ssh-") if "ssh" in line] == []
+    assert ssh_masters() == []

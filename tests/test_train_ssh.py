@@ -19,6 +19,7 @@ from tests.train_support import (
     job_processes,
     make_project,
     read_until,
+    ssh_masters,
     start_ccpt,
     wait_until_gone,
 )
@@ -40,11 +41,6 @@ def ssh_args(server: LoopbackSshd, *hosts: str) -> list[str]:
     return ["--hosts", ",".join(hosts or server.hosts), "--ssh-config", str(server.client_config)]
 
 
-def masters_left(server: LoopbackSshd) -> list[str]:
-    """ssh master processes ccpt left running (their command lines name ccpt's ControlPath)."""
-    return [line for line in job_processes("ccpt-ssh-") if "ssh" in line]
-
-
 @pytest.mark.slow
 def test_two_hosts_train_a_tiny_model_and_leave_nothing_running(tmp_path: Path, sshd: LoopbackSshd) -> None:  # noqa: F811
     project = make_project(tmp_path / "proj")
@@ -63,7 +59,7 @@ def test_two_hosts_train_a_tiny_model_and_leave_nothing_running(tmp_path: Path, 
     assert [node["address"] for node in plan["nodes"]] == ["127.0.0.2", "127.0.0.3"]
     assert plan["rdzv_endpoint"].startswith("127.0.0.2:")
     assert job_processes("two-hosts") == []
-    assert masters_left(sshd) == []
+    assert ssh_masters() == []
 
 
 @pytest.mark.slow
@@ -115,13 +111,14 @@ def test_ctrl_c_ends_the_job_on_every_host(tmp_path: Path, sshd: LoopbackSshd) -
     proc = start_ccpt([*args, "--", "--max-steps", "100000", "--sleep", "0.2"], project)
     read_until(proc, "step 2 loss")
     assert len(job_processes("ssh-ctrl-c")) >= 4
+    assert ssh_masters()  # what the check after Ctrl-C looks for is there while the job runs
     code, rest, _ = interrupt(proc)
     stopped = time.monotonic()
     assert code == 130, rest
     assert "interrupted: job ssh-ctrl-c stopped on every node" in rest
     assert wait_until_gone("ssh-ctrl-c") == []
     assert time.monotonic() - stopped < TEARDOWN_BOUND_S
-    assert masters_left(sshd) == []
+    assert ssh_masters() == []
 
 
 def test_hostile_arguments_reach_the_script_verbatim_and_run_nothing(

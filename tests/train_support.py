@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -26,23 +27,53 @@ def make_project(root: Path, entry: str = "tiny_ddp.py", env_file: str = "OMP_NU
     return root
 
 
-def job_processes(job_id: str) -> list[str]:
-    """Every process (`ps`) whose command line or environment carries the job id."""
+def _processes() -> list[tuple[int, list[str], list[bytes]]]:
+    """(pid, argv, environment) of every process but this one and its parent."""
     me = {os.getpid(), os.getppid()}
-    listing = subprocess.run(["ps", "-eww", "-o", "pid=,args="], capture_output=True, text=True).stdout
     found = []
-    for line in listing.splitlines():
-        pid_text, _, args = line.strip().partition(" ")
-        pid = int(pid_text)
-        if pid in me or "ps -eww" in args:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in me:
             continue
         try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            environ = []
-        if job_id in args or f"CCPT_JOB_ID={job_id}".encode() in environ:
-            found.append(line.strip())
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        if argv:
+            found.append((int(entry.name), argv, environ))
     return found
+
+
+def _names_job(argv: list[str], job_id: str) -> bool:
+    """Whether the command line says `--job ID` or `--job-id ID` (also inside an ssh remote command).
+
+    An exact word, not a substring: a job id such as "fails" may well occur in the command line
+    of some unrelated process on the machine (a CI harness's own script, say).
+    """
+    words = [word.strip("'\"") for arg in argv for word in arg.split()]
+    pairs = itertools.pairwise(words)
+    return any(flag in ("--job", "--job-id") and value == job_id for flag, value in pairs) or (
+        f"--job-id={job_id}" in words
+    )
+
+
+def job_processes(job_id: str) -> list[str]:
+    """'PID ARGV' of every process whose command line names the job or whose environment carries it."""
+    tag = f"CCPT_JOB_ID={job_id}".encode()
+    return [
+        f"{pid} {' '.join(argv)}"
+        for pid, argv, environ in _processes()
+        if _names_job(argv, job_id) or tag in environ
+    ]
+
+
+def ssh_masters() -> list[str]:
+    """'PID ARGV' of every ssh process whose command line names one of ccpt's ControlPath folders."""
+    return [
+        f"{pid} {' '.join(argv)}"
+        for pid, argv, _ in _processes()
+        if Path(argv[0]).name == "ssh" and any("ccpt-ssh-" in arg for arg in argv)
+    ]
 
 
 def wait_until_gone(job_id: str, timeout: float = TEARDOWN_BOUND_S) -> list[str]:
