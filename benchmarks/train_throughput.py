@@ -137,9 +137,12 @@ def run_child(argv: list[str], env: dict[str, str]) -> dict:
 
 def render_project(workdir: Path) -> Path:
     ccpt = [sys.executable, "-m", "ccpt"]
-    subprocess.run(
-        [*ccpt, "new", "lm", "--spec", "causal-lm", "--defaults", "--no-git"], cwd=workdir, check=True
-    )
+    argv = [*ccpt, "new", "lm", "--spec", "causal-lm", "--defaults", "--no-git", "--json"]
+    done = subprocess.run(argv, cwd=workdir, capture_output=True, text=True)
+    if done.returncode != 0:  # its "next steps" panel would only confuse; its error would not
+        sys.stderr.write(done.stderr)
+        raise SystemExit(f"rendering the project failed: {' '.join(argv)}")
+    print("rendered a causal-lm project (ccpt new --spec causal-lm) in a temporary folder", flush=True)
     return workdir / "lm"
 
 

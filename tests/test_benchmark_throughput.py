@@ -1,0 +1,41 @@
+"""benchmarks/train_throughput.py in its CPU mode: both trainers really run, side by side, and report.
+
+No figure is asserted (speed is measured in benchmarks/, not in tests); what is checked is that the
+benchmark issue 8 rests on keeps working: it renders a causal-lm project with `ccpt new`, runs the
+generated trainer and the HF Trainer on the same shape, data and batch, and writes its JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+
+@pytest.mark.slow
+def test_cpu_tiny_mode_runs_both_trainers_on_the_same_batch_and_reports_a_ratio(tmp_path: Path) -> None:
+    report = tmp_path / "throughput.json"
+    script = ROOT / "benchmarks" / "train_throughput.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--device", "cpu", "--tiny", "--json", str(report)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Next" not in done.stdout  # ccpt new's panel is not mixed into the table
+    results = {row["trainer"]: row for row in json.loads(report.read_text())["results"]}
+    generated, hf = results["generated"], results["hf-trainer"]
+    assert generated["batch"] == hf["batch"] and generated["seq_len"] == hf["seq_len"]
+    assert generated["device"] == hf["device"] == "cpu"
+    assert generated["tokens_per_s"] > 0 and hf["tokens_per_s"] > 0
+    assert generated["ratio_over_hf"] == pytest.approx(generated["tokens_per_s"] / hf["tokens_per_s"])
+    assert f"generated / HF Trainer: {generated['ratio_over_hf']:.2f}x tokens/s" in done.stdout
