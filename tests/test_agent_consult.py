@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from ccpt.agents.models import Usage, cost_usd
+from tests.conftest import run_ccpt
 from tests.messages_api import FAKE_API_KEY, MessagesApiServer, ccpt_against, run_ccpt_in_process
 
 FOOTER = re.compile(
@@ -237,6 +238,9 @@ def test_history_logs_each_consultation_and_log_shows_it(
     assert listing.returncode == 0
     assert "ComputeOrchestrator" in listing.stdout and "spot or on-demand" in listing.stdout
     assert "not logged" not in listing.stdout
+    narrow = run_ccpt("agent", "log", cwd=tmp_path, env={"HOME": str(tmp_path), "COLUMNS": "80"})
+    assert "spot or on-demand" in narrow.stdout and "ComputeOrchestrator" in narrow.stdout
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
 
     shown = run_ccpt_in_process("agent", "log", "1", cwd=tmp_path)
     assert "Checkpoint every 10 minutes on spot." in shown.stdout

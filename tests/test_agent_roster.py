@@ -143,6 +143,20 @@ def test_agent_list_shows_the_fifteen_roles(tmp_path: Path) -> None:
     assert "built-in" in result.stdout
 
 
+@pytest.mark.parametrize("width", [60, 80, 100])
+def test_agent_list_keeps_the_descriptions_readable_in_a_narrow_terminal(tmp_path: Path, width: int) -> None:
+    """Columns that cannot wrap give way (team, source, model) before the description shrinks."""
+    env = {"HOME": str(tmp_path), "COLUMNS": str(width)}
+    result = run_ccpt("agent", "list", "--json", cwd=tmp_path, env=env)
+    roles = json.loads(result.stdout)
+    first_words = {role["name"]: " ".join(role["description"].split()[:3]) for role in roles}
+    table = run_ccpt("agent", "list", cwd=tmp_path, env=env).stdout
+    assert max(len(line) for line in table.splitlines()) <= width
+    rows = {line.split("│")[1].strip(): line for line in table.splitlines() if line.count("│") >= 3}
+    for title, words in first_words.items():
+        assert words in rows[title], (title, rows.get(title))
+
+
 def test_agent_help_lists_every_role_as_a_subcommand(tmp_path: Path) -> None:
     result = run_ccpt("agent", "--help", cwd=tmp_path, env={"HOME": str(tmp_path)})
     assert result.returncode == 0

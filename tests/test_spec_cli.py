@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import run_ccpt
@@ -56,6 +57,19 @@ def test_list_shows_the_library_as_a_table_and_as_json() -> None:
     listed = json.loads(run_ccpt("spec", "list", "--json").stdout)
     assert len(listed) >= 16
     assert {"image-classification", "text-classification", "causal-lm"} <= {s["id"] for s in listed}
+
+
+@pytest.mark.parametrize("width", [70, 80, 120])
+def test_list_fits_a_narrow_terminal_and_keeps_each_title_whole_words(width: int) -> None:
+    listed = json.loads(run_ccpt("spec", "list", "--json").stdout)
+    table = run_ccpt("spec", "list", env={"COLUMNS": str(width)}).stdout
+    lines = table.splitlines()
+    assert max(len(line) for line in lines) <= width
+    starts = {line.split()[0]: line for line in lines if line.startswith("  ") and line.split()}
+    for spec in listed:
+        assert spec["id"] in starts, spec["id"]  # never folded
+        assert spec["title"].split()[0] in starts[spec["id"]]
+    assert ("task kind" in lines[2]) == (width >= 100)
 
 
 def test_check_passes_every_builtin_spec() -> None:

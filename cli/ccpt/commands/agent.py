@@ -18,7 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from ccpt.commands.common import examples, load_settings
-from ccpt.commands.output import console, make_table, print_json
+from ccpt.commands.output import console, fit_columns, make_table, print_json
 from ccpt.errors import CcptError
 
 ROLES_PANEL = "Roles"
@@ -270,7 +270,7 @@ def list_roles(
     )
     for column in (0, 1, 3, 4):  # only the description wraps
         table.columns[column].no_wrap = True
-    console.print(table)
+    console.print(fit_columns(table, "description", ["team", "source", "model"]))
 
 
 @app.command("show", epilog=examples("ccpt agent show NetworkArchitect", "ccpt agent show network --charter"))
@@ -373,7 +373,7 @@ def log(
     )
     for column in table.columns[:-1]:
         column.no_wrap = True
-    console.print(table)
+    console.print(fit_columns(table, "question", ["in/out tokens", "when (UTC)", "cost"]))
 
 
 def _roster(ctx: typer.Context) -> Any:

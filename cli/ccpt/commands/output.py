@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
@@ -33,6 +34,30 @@ def make_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequenc
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
+    return table
+
+
+def fit_columns(table: Table, prose: str, optional: Sequence[str], min_prose: int = 24) -> Table:
+    """Drop `optional` columns, in that order, until the table fits the console.
+
+    The `prose` column (the one that wraps) keeps at least `min_prose` characters: without this a
+    narrow terminal squeezes it to nothing while the unwrappable columns keep their full width.
+    """
+    from rich.measure import Measurement
+
+    def column(header: str) -> Any:
+        return next(c for c in table.columns if c.header == header)
+
+    column(prose).min_width = min_prose
+    for other in table.columns:
+        if other.no_wrap:  # rich measures them by their longest word, yet never wraps them
+            texts = [other.header, *other.cells]
+            other.min_width = max(Text.from_markup(t).cell_len for t in texts if isinstance(t, str))
+    unbounded = console.options.update_width(10_000)
+    for header in optional:
+        if Measurement.get(console, unbounded, table).minimum <= console.width:
+            break
+        table.columns.remove(column(header))
     return table
 
 

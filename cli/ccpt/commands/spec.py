@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from ccpt.commands.common import examples
-from ccpt.commands.output import console, make_table, print_json, styled_status
+from ccpt.commands.output import console, fit_columns, make_table, print_json, styled_status
 from ccpt.errors import CcptError
 
 if TYPE_CHECKING:
@@ -54,15 +54,15 @@ def list_specs(
         title=f"{len(specs)} built-in specs", title_justify="left", header_style="bold", box=SIMPLE_HEAD
     )
     table.add_column("id", no_wrap=True)
-    table.add_column("task kind", overflow="fold")
+    table.add_column("task kind", no_wrap=True)
     table.add_column("new", no_wrap=True)
     table.add_column("pts", no_wrap=True)
-    table.add_column("title", overflow="fold", min_width=16)
+    table.add_column("title")
     for s in specs:
         points = str(s.points) if s.points is not None else "-"
         table.add_row(s.id, s.task_kind, "yes" if s.scaffoldable else "-", points, s.title)
     table.caption = "new: whether `ccpt new` renders the task kind (the others still brief the agents)"
-    console.print(table)
+    console.print(fit_columns(table, "title", ["task kind", "pts"]))
 
 
 @app.command(
