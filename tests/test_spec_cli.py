@@ -155,6 +155,31 @@ def test_show_renders_a_spec_and_its_yaml() -> None:
     assert as_yaml["id"] == "object-detection"
 
 
+def test_show_wraps_the_prompt_and_hangs_list_items_in_a_narrow_terminal() -> None:
+    spec = json.loads(run_ccpt("spec", "show", "causal-lm", "--json").stdout)
+    assert "\n" in spec["prompt"].strip()  # the prompt is written with hard line breaks
+    lines = run_ccpt("spec", "show", "causal-lm", env={"COLUMNS": "80"}).stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    prompt = lines[lines.index("Prompt") + 1 : lines.index("Acceptance criteria") - 1]
+    shown = " ".join(line.strip() for line in prompt)
+    assert shown == " ".join(spec["prompt"].split())  # every word, in order, re-wrapped
+    assert all(len(line.rstrip()) > 60 for line in prompt[:-1])  # no ragged short lines
+    criteria = lines[lines.index("Acceptance criteria") + 1 : lines.index("Constraints") - 1]
+    assert criteria[0].startswith("  - Given") and criteria[1].startswith("    ")  # hanging indent
+
+
+def test_reflow_joins_a_paragraph_s_lines_but_keeps_list_items_and_code() -> None:
+    from ccpt.commands.spec import _reflow
+
+    text = "Train a model\nfrom config.\n\nSteps:\n- load the data\n  and split it\n- train"
+    text += "\n\n    x = 1\n    y = 2"
+    assert _reflow(text) == [
+        "Train a model from config.",
+        "Steps:\n- load the data\n  and split it\n- train",
+        "    x = 1\n    y = 2",
+    ]
+
+
 def test_new_from_flags_writes_a_spec_that_passes_the_check(tmp_path: Path) -> None:
     result = run_ccpt(
         "spec", "new", "--no-input", "--title", "Churn classifier", "--kind", "text-classification",

@@ -12,6 +12,8 @@ from ccpt.commands.output import console, fit_columns, make_table, print_json, s
 from ccpt.errors import CcptError
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from ccpt.specs.authoring import SpecDraft
     from ccpt.specs.lint import SpecReport
     from ccpt.specs.model import TaskSpec
@@ -332,8 +334,40 @@ def _print_report(report: SpecReport) -> None:
     console.print(make_table(title, ["check", "verdict", "reason"], rows))
 
 
+def _reflow(text: str) -> list[str]:
+    """The prompt's paragraphs without their hard line breaks, so that the terminal wraps them.
+
+    A line that starts a list item (-, *, 1.) or is indented (code) keeps its own line.
+    """
+    paragraphs = []
+    for block in text.strip().split("\n\n"):
+        lines: list[str] = []
+        for line in block.splitlines():
+            stripped = line.lstrip()
+            own_line = line[:1].isspace() or stripped[:2] in ("- ", "* ") or stripped[:1].isdigit()
+            if lines and not own_line:
+                lines[-1] += " " + stripped
+            else:
+                lines.append(line.rstrip())
+        paragraphs.append("\n".join(lines))
+    return paragraphs
+
+
+def _items(rows: list[str], marker: str = "-", style: str = "") -> Table:
+    """Bulleted lines (rich markup) whose wrapped lines stay under the text, not under the bullet."""
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)  # the indent and the bullet
+    grid.add_column(style=style)
+    for row in rows:
+        grid.add_row(f"  {marker}", row)
+    return grid
+
+
 def _print_spec(spec: TaskSpec) -> None:
     from rich.markup import escape
+    from rich.padding import Padding
 
     from ccpt.specs.prompt import modality_of
 
@@ -344,14 +378,14 @@ def _print_spec(spec: TaskSpec) -> None:
     if spec.lead_role:
         facts.append(f"lead {spec.lead_role}")
     console.print(escape(" · ".join(facts)))
-    for line in spec.story.lines():
-        console.print(f"  [italic]{escape(line)}[/italic]")
+    console.print(_items([escape(line) for line in spec.story.lines()], marker="", style="italic"))
     if spec.prompt:
-        console.print("\n[bold]Prompt[/bold]\n" + escape(spec.prompt))
+        console.print("\n[bold]Prompt[/bold]")
+        for paragraph in _reflow(spec.prompt):
+            console.print(Padding(escape(paragraph), (0, 0, 0, 2)))
     if spec.acceptance:
         console.print("\n[bold]Acceptance criteria[/bold]")
-        for criterion in spec.acceptance:
-            console.print(f"  - {escape(criterion.sentence())}")
+        console.print(_items([escape(criterion.sentence()) for criterion in spec.acceptance]))
     for section, heading in (
         ("constraints", "Constraints"),
         ("rewards", "Rewards"),
@@ -361,14 +395,12 @@ def _print_spec(spec: TaskSpec) -> None:
         items = getattr(spec, section)
         if items:
             console.print(f"\n[bold]{heading}[/bold]")
-            for item in items:
-                gate = f"  [cyan]→ {escape(str(item.threshold))}[/cyan]" if item.threshold else ""
-                console.print(f"  - {escape(item.text)}{gate}")
+            gates = [f"  [cyan]→ {escape(str(i.threshold))}[/cyan]" if i.threshold else "" for i in items]
+            console.print(_items([escape(item.text) + gate for item, gate in zip(items, gates, strict=True)]))
     if spec.open_parameters():
         console.print(
             "\n[bold yellow]Open parameters[/bold yellow] " + escape(", ".join(spec.open_parameters()))
         )
     for name, lines in spec.extra_sections.items():
         console.print(f"\n[bold]{escape(name)}[/bold]")
-        for line in lines:
-            console.print(f"  - {escape(line)}")
+        console.print(_items([escape(line) for line in lines]))
