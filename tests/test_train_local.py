@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -53,6 +54,28 @@ def test_two_local_jobs_at_once_train_with_rank_zero_on_the_console_and_every_ra
     ]
     assert ports[0] != ports[1]
     assert job_processes("both-a") == [] and job_processes("both-b") == []
+
+
+def test_torchrun_processes_share_the_node_s_cpus_unless_omp_num_threads_is_set(tmp_path: Path) -> None:
+    cpus = len(os.sched_getaffinity(0))
+    project = make_project(tmp_path / "p", entry="echo_args.py", env_file="")
+    for nproc, env_file, expected in (
+        (1, "", cpus),
+        (2, "", max(1, cpus // 2)),
+        (2, "OMP_NUM_THREADS=3\n", 3),  # the user's setting wins
+    ):
+        (project / ".ccpt_env").write_text(env_file)
+        job = f"omp-{nproc}-{len(env_file)}"
+        result = run_ccpt("train", "--nproc-per-node", str(nproc), "--job-id", job, cwd=project, timeout=240)
+        assert result.returncode == 0, result.stderr
+        assert "Setting OMP_NUM_THREADS" not in result.stdout + result.stderr  # torchrun's banner
+        seen = [
+            json.loads(line)["omp_num_threads"]
+            for log in sorted((project / "runs" / job).glob("rank-*.log"))
+            for line in log.read_text().splitlines()
+            if line.startswith("{")
+        ]
+        assert seen == [str(expected)] * nproc, (nproc, env_file)
 
 
 def test_a_failing_rank_ends_the_job_with_a_summary_naming_it(tmp_path: Path) -> None:

@@ -94,7 +94,8 @@ def test_each_node_runs_in_the_wrapper_tagged_with_the_job_and_its_rank() -> Non
         assert flag(wrapper, "--cwd") == "/srv/project"
         # The command itself is not on the command line: it follows pre-flight, as JSON on stdin.
         assert "torch.distributed.run" not in wrapper
-        assert json.loads(node.go_line()) == {"command": node.command, "env": node.env}
+        go = {"command": node.command, "env": node.env, "thread_split": node.nproc}
+        assert json.loads(node.go_line()) == go
 
 
 def test_only_the_first_node_checks_the_rendezvous_port_when_asked() -> None:
@@ -177,6 +178,7 @@ def test_no_torchrun_runs_the_entry_once_per_node_with_rendezvous_facts() -> Non
         assert node.env["MASTER_ADDR"] == "10.0.0.1"
         assert node.env["MASTER_PORT"] == "29511"
         assert node.env["CCPT_NUM_NODES"] == "2"
+        assert json.loads(node.go_line())["thread_split"] == 0  # its threads are the script's business
 
 
 def test_module_entries_become_torchrun_module_launches() -> None:

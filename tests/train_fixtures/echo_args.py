@@ -12,6 +12,7 @@ print(
             "node": os.environ.get("CCPT_NODE_RANK"),
             "job": os.environ.get("CCPT_JOB_ID"),
             "cwd": os.getcwd(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         }
     ),
     flush=True,

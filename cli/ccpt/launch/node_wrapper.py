@@ -11,10 +11,11 @@ so nothing has to be installed there. One ssh session per node carries the whole
    environment (so secrets stay off command lines and no shell ever parses the command), or
    closes stdin to call the launch off: then nothing was started.
 3. Run: start the command in a new session (its own process group) with CCPT_JOB_ID and
-   CCPT_NODE_RANK in its environment, write `STATE_DIR/pid`, and end the whole tree, SIGTERM then
-   SIGKILL after `--grace` seconds, when stdin closes (the launcher is gone or stopping) or
-   SIGTERM/SIGHUP/SIGINT arrives. However the command ends, processes still carrying this job's
-   and node's tag are killed: nothing is left behind.
+   CCPT_NODE_RANK in its environment (and, for torchrun, OMP_NUM_THREADS set to the node's CPUs
+   divided among its processes unless already set), write `STATE_DIR/pid`, and end the whole
+   tree, SIGTERM then SIGKILL after `--grace` seconds, when stdin closes (the launcher is gone
+   or stopping) or SIGTERM/SIGHUP/SIGINT arrives. However the command ends, processes still
+   carrying this job's and node's tag are killed: nothing is left behind.
 
 Kill mode (`--kill`) ends a running wrapper found through its pidfile. Only the standard
 library; Python 3.8 syntax.
@@ -95,6 +96,14 @@ def port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, as a container or taskset limits it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def probe(cwd: str, port: int | None) -> dict[str, object]:
@@ -223,6 +232,9 @@ def run(args: argparse.Namespace) -> int:
     env.update(settings.get("env", {}))
     env["CCPT_JOB_ID"] = args.job
     env["CCPT_NODE_RANK"] = args.node
+    if settings.get("thread_split") and "OMP_NUM_THREADS" not in env:
+        # torchrun would set 1 and print a banner saying so; each process gets its share instead.
+        env["OMP_NUM_THREADS"] = str(max(1, available_cpus() // int(settings["thread_split"])))
     command = settings["command"]
     try:
         os.chdir(args.cwd)

@@ -297,10 +297,14 @@ class NodePlan:
     command: list[str]
     env: dict[str, str]
     remote_command: str | None = None
+    # torchrun's processes on this node, among which the wrapper splits the node's CPUs
+    # (OMP_NUM_THREADS, unless set); 0 for a script that starts its own workers.
+    thread_split: int = 0
 
     def go_line(self) -> bytes:
         """The line that tells the node's wrapper to start: its command and environment."""
-        return (json.dumps({"command": self.command, "env": self.env}) + "\n").encode()
+        go = {"command": self.command, "env": self.env, "thread_split": self.thread_split}
+        return (json.dumps(go) + "\n").encode()
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
@@ -369,7 +373,10 @@ def build_plan(
         else:
             assert ssh is not None
             label, argv, remote = target.host, ssh.command(target.host, session), shlex.join(session)
+        split = target.nproc if spec.torchrun else 0
         nodes.append(
-            NodePlan(label, target.host, target.address, rank, target.nproc, argv, command, env, remote)
+            NodePlan(
+                label, target.host, target.address, rank, target.nproc, argv, command, env, remote, split
+            )
         )
     return LaunchPlan(spec.job_id, spec.workdir, endpoint, nodes, spec.torchrun)
