@@ -137,9 +137,9 @@ def run_child(argv: list[str], env: dict[str, str]) -> dict:
 
 def render_project(workdir: Path) -> Path:
     ccpt = [sys.executable, "-m", "ccpt"]
-    argv = [*ccpt, "new", "lm", "--spec", "causal-lm", "--defaults", "--no-git", "--json"]
+    argv = [*ccpt, "new", "lm", "--spec", "causal-lm", "--defaults", "--no-git"]
     done = subprocess.run(argv, cwd=workdir, capture_output=True, text=True)
-    if done.returncode != 0:  # its "next steps" panel would only confuse; its error would not
+    if done.returncode != 0:  # output captured: its "next steps" panel would only confuse here
         sys.stderr.write(done.stderr)
         raise SystemExit(f"rendering the project failed: {' '.join(argv)}")
     print("rendered a causal-lm project (ccpt new --spec causal-lm) in a temporary folder", flush=True)

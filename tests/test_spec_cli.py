@@ -178,6 +178,8 @@ def test_reflow_joins_a_paragraph_s_lines_but_keeps_list_items_and_code() -> Non
         "Steps:\n- load the data\n  and split it\n- train",
         "    x = 1\n    y = 2",
     ]
+    numbered = "Train on\n2 GPUs, then:\n1. save\n2) serve"  # a number alone starts no item
+    assert _reflow(numbered) == ["Train on 2 GPUs, then:\n1. save\n2) serve"]
 
 
 def test_new_from_flags_writes_a_spec_that_passes_the_check(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 console = Console()
@@ -45,7 +45,7 @@ def fit_columns(table: Table, prose: str, optional: Sequence[str], min_prose: in
     """
     from rich.measure import Measurement
 
-    def column(header: str) -> Any:
+    def column(header: str) -> Column:
         return next(c for c in table.columns if c.header == header)
 
     column(prose).min_width = min_prose

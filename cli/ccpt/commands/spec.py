@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -334,6 +335,9 @@ def _print_report(report: SpecReport) -> None:
     console.print(make_table(title, ["check", "verdict", "reason"], rows))
 
 
+_NUMBERED = re.compile(r"\d+[.)] ")
+
+
 def _reflow(text: str) -> list[str]:
     """The prompt's paragraphs without their hard line breaks, so that the terminal wraps them.
 
@@ -344,7 +348,7 @@ def _reflow(text: str) -> list[str]:
         lines: list[str] = []
         for line in block.splitlines():
             stripped = line.lstrip()
-            own_line = line[:1].isspace() or stripped[:2] in ("- ", "* ") or stripped[:1].isdigit()
+            own_line = line[:1].isspace() or stripped[:2] in ("- ", "* ") or _NUMBERED.match(stripped)
             if lines and not own_line:
                 lines[-1] += " " + stripped
             else:

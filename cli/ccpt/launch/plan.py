@@ -373,10 +373,10 @@ def build_plan(
         else:
             assert ssh is not None
             label, argv, remote = target.host, ssh.command(target.host, session), shlex.join(session)
-        split = target.nproc if spec.torchrun else 0
         nodes.append(
             NodePlan(
-                label, target.host, target.address, rank, target.nproc, argv, command, env, remote, split
+                label, target.host, target.address, rank, target.nproc, argv, command, env, remote,
+                thread_split=target.nproc if spec.torchrun else 0,
             )
-        )
+        )  # fmt: skip
     return LaunchPlan(spec.job_id, spec.workdir, endpoint, nodes, spec.torchrun)
