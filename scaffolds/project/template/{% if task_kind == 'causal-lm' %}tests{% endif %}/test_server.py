@@ -6,13 +6,18 @@ from pathlib import Path
 
 import httpx
 
-from conftest import run_cli
+from conftest import run_cli, saved_step
 
 
 def test_health_names_the_task_and_the_run(server_url: str, trained_run: Path) -> None:
     response = httpx.get(f"{server_url}/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "task": "causal-lm", "run": trained_run.name, "step": 40}
+    assert response.json() == {
+        "status": "ok",
+        "task": "causal-lm",
+        "run": trained_run.name,
+        "step": saved_step(trained_run),
+    }
 
 
 def test_a_prompt_gets_a_continuation_of_the_asked_length(server_url: str) -> None:

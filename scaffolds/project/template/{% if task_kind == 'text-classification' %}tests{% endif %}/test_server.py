@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import run_cli
+from conftest import run_cli, saved_step
 from data import BUILTIN_PACKAGES
 
 
@@ -17,7 +17,7 @@ def test_health_names_the_task_and_the_run(server_url: str, trained_run: Path) -
         "status": "ok",
         "task": "text-classification",
         "run": trained_run.name,
-        "step": 40,
+        "step": saved_step(trained_run),
     }
 
 
