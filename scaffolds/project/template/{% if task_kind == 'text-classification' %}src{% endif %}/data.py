@@ -10,14 +10,19 @@ Where the texts come from (config.dataset):
 
 The tokenizer is a WordPiece vocabulary trained here on the training texts (the `tokenizers`
 library, a second or so), or the pretrained model's own when config.model_name is set. It is
-saved with each run and loaded back with AutoTokenizer.from_pretrained.
+saved with each run and loaded back with AutoTokenizer.from_pretrained. A trained vocabulary is
+also kept in .cache/tokenizers/ and reused for the same texts, so runs with the same seed match.
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
+import inspect
 import json
+import shutil
 import sysconfig
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +30,7 @@ import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from config import Config, ProjectError
+from config import ROOT, Config, ProjectError
 from loading import read_dataset, train_val_split
 
 BUILTIN_PACKAGES = ("asyncio", "email", "logging", "unittest", "xml")
@@ -83,6 +88,38 @@ def train_wordpiece(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFas
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]"])
     tokenizer.train_from_iterator(texts, trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]")
+
+
+WORDPIECE_RECIPE = inspect.getsource(train_wordpiece)  # part of the cache key below
+
+
+def cached_wordpiece(
+    texts: list[str], vocab_size: int, cache_dir: Path = ROOT / ".cache" / "tokenizers"
+) -> PreTrainedTokenizerBase:
+    """train_wordpiece's tokenizer for these texts: trained once, then read from cache_dir.
+
+    Two trainings on the same texts can give different vocabularies (the trainer breaks ties in
+    hash-map order: huggingface/tokenizers#1794), and so different results from the same seed.
+    The key covers the texts, the size and train_wordpiece's source: edit the recipe, and the
+    next run trains afresh.
+    """
+    key = hashlib.sha256()
+    for part in (WORDPIECE_RECIPE, str(vocab_size), *texts):
+        key.update(part.encode() + b"\0")
+    folder = cache_dir / f"wordpiece-{key.hexdigest()[:16]}"
+    if not (folder / "tokenizer.json").is_file():
+        tokenizer = train_wordpiece(texts, vocab_size)
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=cache_dir))
+        except OSError:  # a read-only project: train every time
+            return tokenizer
+        tokenizer.save_pretrained(staging)
+        try:
+            staging.rename(folder)  # whole or not at all
+        except OSError:  # another run cached the same texts meanwhile: use that one
+            shutil.rmtree(staging, ignore_errors=True)
+    return AutoTokenizer.from_pretrained(folder)
 
 
 @dataclass
@@ -158,7 +195,7 @@ def build_data(config: Config, run_dir: Path | None = None) -> TaskData:
             if tokenizer.pad_token is None:  # GPT-style tokenizers have none
                 tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         else:
-            tokenizer = train_wordpiece(train[text_column], config.vocab_size)
+            tokenizer = cached_wordpiece(list(train[text_column]), config.vocab_size)
         labels = list(train.features[label_column].names)
         preprocessor = TextPreprocessor(tokenizer, labels, config.max_length)
     return TaskData(

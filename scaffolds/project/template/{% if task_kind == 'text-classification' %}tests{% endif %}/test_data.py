@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 
+import data as data_module
 from config import Config, ProjectError
-from data import BUILTIN_PACKAGES, TaskData, build_data, load_preprocessor, stdlib_docstrings
+from data import (
+    BUILTIN_PACKAGES,
+    TaskData,
+    build_data,
+    cached_wordpiece,
+    load_preprocessor,
+    stdlib_docstrings,
+)
 
 
 def test_builtin_corpus_is_docstrings_labelled_by_their_package() -> None:
@@ -35,6 +43,30 @@ def test_texts_become_padded_token_ids_from_a_tokenizer_trained_here(data: TaskD
     length = int((encoded != 0).sum())
     assert 0 < length < 12 and (encoded[length:] == 0).all()  # a few tokens, then padding
     assert data.preprocessor.tokenizer.decode(encoded, skip_special_tokens=True) == "return the event loop."
+
+
+def test_a_trained_vocabulary_is_reused_for_the_same_texts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = list(stdlib_docstrings()["text"][:200])
+    first = cached_wordpiece(texts, 300, cache_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 1
+
+    def no_training(*args: object) -> None:
+        raise AssertionError("trained again although the vocabulary was cached")
+
+    monkeypatch.setattr(data_module, "train_wordpiece", no_training)
+    again = cached_wordpiece(texts, 300, cache_dir=tmp_path)
+    assert again.get_vocab() == first.get_vocab()
+    with pytest.raises(AssertionError, match="trained again"):  # other texts: another vocabulary
+        cached_wordpiece(texts[:100], 300, cache_dir=tmp_path)
+
+
+def test_an_unwritable_cache_still_gives_a_tokenizer(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    tokenizer = cached_wordpiece(["the event loop", "the mail message"], 100, cache_dir=blocked / "cache")
+    assert tokenizer.decode(tokenizer("the event loop")["input_ids"]) == "the event loop"
 
 
 def test_the_tokenizer_is_saved_with_a_run_and_loaded_back(data: TaskData, tmp_path: Path) -> None:
