@@ -3,16 +3,22 @@
 Each variant runs in its own process (fresh compile cache and memory statistics) on the GPT of a
 project rendered by `ccpt new --spec causal-lm`, GPT-2 124M shape (vocab 50304, context 1024),
 random tokens, bf16 autocast, timed with CUDA events after warm-up. Variants are names joined by
-'+': b16/b32/b64 (batch), float (cross-entropy on float32-upcast logits, the baseline) or bf16ce
-(on the bf16 logits), fusedce / flce (benchmarks/fused_losses.py: the loss's gradient computed in
-its forward; flce also fuses the output projection), cudnn (cuDNN and flash attention allowed;
-PyTorch's own priority still picks), cudnnfirst (cuDNN attention first, by `set_priority`),
-coord (inductor's coordinate-descent tuning of its generated kernels), maxauto (torch.compile
-mode max-autotune-no-cudagraphs), graphs (mode reduce-overhead: CUDA graphs), eager (no compile).
-With --profile each variant also prints its ten costliest GPU kernels over three profiled steps
-(to see which attention kernel really ran).
+'+'. b16/b32/b64 is the batch; alone, it runs the model as the project ships it. The levers:
+- the loss: float (PyTorch's cross-entropy on float32-upcast logits), bf16ce (on the bf16
+  logits), fusedce / flce (benchmarks/fused_losses.py: the gradient computed in the forward pass;
+  flce fuses the output projection too), tritonce (the project's Triton kernels, src/kernels.py);
+- the model: bf16res (the residual stream in bf16 rather than float32 under autocast), detach
+  (the logits returned detached, so the compiled backward builds no zero gradient for them);
+- attention: cudnn (cuDNN and flash allowed; PyTorch's own priority still picks), cudnnfirst
+  (cuDNN first, by `set_priority`);
+- compilation: coord (inductor's coordinate-descent tuning), maxauto (mode
+  max-autotune-no-cudagraphs), gemmauto (only the matmuls autotuned, Triton templates against
+  cuBLAS, so a winning template can take the next pointwise work into its epilogue), graphs (mode
+  reduce-overhead: CUDA graphs), eager (no compile).
+With --profile each variant also prints the step's time by kind of kernel and its costliest GPU
+kernels over three profiled steps (to see, say, which attention kernel really ran).
 
-    python benchmarks/causal_lm_levers.py --project DIR b16+float b64+float b64+bf16ce ...
+    python benchmarks/causal_lm_levers.py --project DIR b64 b64+bf16res+fusedce b64+bf16res+tritonce ...
 """
 
 from __future__ import annotations
@@ -27,7 +33,22 @@ from pathlib import Path
 PEAK_FLOPS = 989e12
 
 
-def top_kernels(train_step, steps: int = 3, count: int = 10) -> list[str]:
+KERNEL_KINDS = (  # first match wins; names as PyTorch 2.11's profiler reports them on Hopper
+    ("loss (the project's kernels.py)", ("_row_losses", "_logit_grads")),
+    ("matmul", ("nvjet", "gemm", "cutlass", "xmma", "triton_tem")),
+    ("attention", ("sdpa", "flash", "fmha", "attention")),
+    ("optimizer", ("adam", "multi_tensor", "foreach", "norm_kernel")),
+    ("embedding", ("embedding", "index", "sort", "radix", "scatter")),
+    ("fused pointwise / reductions (inductor)", ("triton",)),
+)
+
+
+def kernel_kind(name: str) -> str:
+    lowered = name.lower()
+    return next((kind for kind, marks in KERNEL_KINDS if any(m in lowered for m in marks)), "other")
+
+
+def top_kernels(train_step, steps: int = 3, count: int = 16) -> list[str]:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
@@ -38,7 +59,15 @@ def top_kernels(train_step, steps: int = 3, count: int = 10) -> list[str]:
     events = [e for e in prof.key_averages() if e.device_type.name == "CUDA"]
     total = sum(e.self_device_time_total for e in events) or 1
     events.sort(key=lambda e: e.self_device_time_total, reverse=True)
-    return [
+    by_kind: dict[str, float] = {}
+    for e in events:
+        kind = kernel_kind(e.key)
+        by_kind[kind] = by_kind.get(kind, 0.0) + e.self_device_time_total
+    kinds = [
+        f"{t / total:6.1%} {t / steps / 1000:7.2f} ms/step  [{kind}]"
+        for kind, t in sorted(by_kind.items(), key=lambda item: -item[1])
+    ]
+    return kinds + [
         f"{e.self_device_time_total / total:6.1%} {e.self_device_time_total / steps / 1000:7.2f} ms/step"
         f" x{e.count // steps:<3} {e.key[:110]}"
         for e in events[:count]
@@ -55,10 +84,12 @@ def measure(project: Path, variant: str, steps: int, warmup: int, profile: bool 
     levers = set(variant.split("+"))
     batch = next(int(lever[1:]) for lever in levers if lever.startswith("b") and lever[1:].isdigit())
     torch.backends.cuda.matmul.allow_tf32 = True
-    if "coord" in levers:
-        import torch._inductor.config
+    import torch._inductor.config
 
+    if "coord" in levers:
         torch._inductor.config.coordinate_descent_tuning = True
+    if "gemmauto" in levers:
+        torch._inductor.config.max_autotune_gemm = True
     device = torch.device("cuda")
     shape = network.GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)
     model = network.GPT(shape).to(device)
@@ -73,9 +104,30 @@ def measure(project: Path, variant: str, steps: int, warmup: int, profile: bool 
             return logits, F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
 
         network.GPT.forward = forward
-    if levers & {"fusedce", "flce"}:
-        sys.path.insert(0, str(Path(__file__).parent))
-        from fused_losses import fused_cross_entropy, fused_linear_cross_entropy
+    sys.path.insert(0, str(Path(__file__).parent))
+    if levers & {"bf16res", "detach", "tritonce", "fusedce"}:
+
+        def loss_function(logits, targets):  # PyTorch's loss, fused by inductor
+            return F.cross_entropy(logits.float(), targets)
+
+        if "tritonce" in levers:
+            from kernels import cross_entropy as loss_function
+        elif "fusedce" in levers:
+            from fused_losses import fused_cross_entropy as loss_function
+
+        def variant_forward(self, tokens, targets=None):  # the shipped forward with the levers
+            positions = torch.arange(tokens.shape[1], device=tokens.device)
+            x = self.token_embedding(tokens) + self.position_embedding(positions)
+            x = self.dropout(x.to(torch.bfloat16) if "bf16res" in levers else x)
+            for block in self.blocks:
+                x = block(x)
+            logits = self.lm_head(self.norm(x))
+            loss = loss_function(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
+            return (logits.detach() if "detach" in levers else logits), loss
+
+        network.GPT.forward = variant_forward
+    if "flce" in levers:
+        from fused_losses import fused_linear_cross_entropy
 
         def fused_forward(self, tokens, targets=None):  # the loss's gradient computed in its forward
             positions = torch.arange(tokens.shape[1], device=tokens.device)
@@ -83,9 +135,7 @@ def measure(project: Path, variant: str, steps: int, warmup: int, profile: bool 
             for block in self.blocks:
                 x = block(x)
             hidden, flat_targets = self.norm(x).view(-1, x.shape[-1]), targets.reshape(-1)
-            if "flce" in levers:
-                return None, fused_linear_cross_entropy(hidden, self.lm_head.weight, flat_targets)
-            return None, fused_cross_entropy(self.lm_head(hidden), flat_targets)
+            return None, fused_linear_cross_entropy(hidden, self.lm_head.weight, flat_targets)
 
         network.GPT.forward = fused_forward
     optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4, betas=(0.9, 0.95), fused=True)

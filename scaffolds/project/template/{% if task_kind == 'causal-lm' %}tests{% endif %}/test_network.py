@@ -1,5 +1,5 @@
-"""The GPT: shapes, the fused loss, causality, tied and padded embeddings, GPT-2 size, FLOPs; a
-local HF model."""
+"""The GPT: shapes, the loss, the bf16 residual stream, causality, tied and padded embeddings,
+GPT-2 size, FLOPs; a local HF model."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from config import PRESETS, Config
 from data import PretrainedTokenizer, TaskData, build_data, stdlib_sources, train_bpe
 from network import (
     GPT,
-    FusedCrossEntropy,
     GPTConfig,
     HFCausalLM,
     build_model,
@@ -38,22 +37,33 @@ def test_logits_cover_the_padded_vocabulary_and_loss_is_near_uniform_at_start() 
     assert model(tokens)[1] is None
 
 
-@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
-def test_the_fused_loss_and_its_gradient_match_pytorchs_cross_entropy(compiled: bool) -> None:
+def test_the_loss_is_pytorchs_cross_entropy_and_only_it_carries_gradients() -> None:
     torch.manual_seed(0)
     logits, targets = torch.randn(48, 320), torch.randint(0, 300, (48,))
-
-    def loss_and_grad(loss_fn) -> tuple[torch.Tensor, torch.Tensor]:
-        leaf = logits.clone().requires_grad_()
-        loss = loss_fn(leaf * 2.0, targets) / 4  # gradients flow in and out of it, scaled
-        loss.backward()
-        return loss.detach(), leaf.grad
-
-    fused = torch.compile(cross_entropy) if compiled else FusedCrossEntropy.apply
-    for got, want in zip(loss_and_grad(fused), loss_and_grad(F.cross_entropy), strict=True):
-        torch.testing.assert_close(got, want)
-    with torch.no_grad():  # evaluation: the plain loss, no gradient computed
+    leaf = logits.clone().requires_grad_()
+    (cross_entropy(leaf * 2.0, targets) / 4).backward()  # gradients flow in and out of it, scaled
+    reference = logits.clone().requires_grad_()
+    (F.cross_entropy(reference * 2.0, targets) / 4).backward()
+    torch.testing.assert_close(leaf.grad, reference.grad)
+    with torch.no_grad():  # evaluation
         torch.testing.assert_close(cross_entropy(logits, targets), F.cross_entropy(logits, targets))
+
+    model = tiny_gpt()
+    tokens = torch.randint(0, 256, (2, 16))
+    returned_logits, loss = model(tokens, tokens)
+    assert loss.requires_grad and not returned_logits.requires_grad
+
+
+def test_under_autocast_the_residual_stream_is_bf16_and_float32_without() -> None:
+    model = tiny_gpt()
+    seen: list[torch.dtype] = []
+    model.blocks[1].register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    tokens = torch.randint(0, 256, (2, 16))
+    model(tokens, tokens)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, loss = model(tokens, tokens)
+    assert seen == [torch.float32, torch.bfloat16]
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
 
 
 def test_a_token_never_sees_the_tokens_after_it() -> None:
