@@ -124,6 +124,7 @@ if triton is not None and hasattr(torch.library, "triton_op"):
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of [rows, vocabulary] logits (bf16 or float32) against [rows] targets."""
+    """Mean cross-entropy of [rows, vocabulary] logits (bf16 or float32) against [rows] targets,
+    each a token id in [0, vocabulary): there is no ignore index (this project's data has none)."""
     loss, _ = _forward(logits.contiguous() if logits.stride(1) != 1 else logits, targets.contiguous())
     return loss
