@@ -1,4 +1,5 @@
-"""Two fused cross-entropy losses for the causal-LM lever benchmark (candidates, not shipped).
+"""Two fused cross-entropy losses for the causal-LM lever benchmark (earlier candidates; the
+generated project now ships the Triton kernels of its src/kernels.py, lever `tritonce`).
 
 Both compute the gradient in the forward pass, while the logits are in hand, so the backward pass
 no longer reads the 65,536 x 50,304 logits of a batch-64 step again:
