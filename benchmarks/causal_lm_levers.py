@@ -74,11 +74,49 @@ def top_kernels(train_step, steps: int = 3, count: int = 16) -> list[str]:
     ]
 
 
+FORWARD_LEVERS = {"float", "bf16ce", "fusedce", "flce", "tritonce", "bf16res", "detach"}
+
+
+def lever_forward(levers: set[str]):
+    """GPT.forward as the project ships it, with the loss and model levers of `levers` in place.
+    Unless a loss lever is named, the loss is PyTorch's on float32-upcast logits (`float`)."""
+    import torch
+    import torch.nn.functional as F
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    if "tritonce" in levers:
+        from kernels import cross_entropy as loss_function  # the project's src/ is on the path
+    elif "fusedce" in levers:
+        from fused_losses import fused_cross_entropy as loss_function
+    elif "bf16ce" in levers:
+        loss_function = F.cross_entropy
+    else:
+
+        def loss_function(logits, targets):  # fused by inductor
+            return F.cross_entropy(logits.float(), targets)
+
+    def forward(self, tokens, targets=None):
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        x = self.token_embedding(tokens) + self.position_embedding(positions)
+        x = self.dropout(x.to(torch.bfloat16) if "bf16res" in levers else x)
+        for block in self.blocks:
+            x = block(x)
+        hidden, flat_targets = self.norm(x).view(-1, x.shape[-1]), targets.reshape(-1)
+        if "flce" in levers:
+            from fused_losses import fused_linear_cross_entropy
+
+            return None, fused_linear_cross_entropy(hidden, self.lm_head.weight, flat_targets)
+        logits = self.lm_head(hidden)
+        loss = loss_function(logits, flat_targets)
+        return (logits.detach() if "detach" in levers else logits), loss
+
+    return forward
+
+
 def measure(project: Path, variant: str, steps: int, warmup: int, profile: bool = False) -> dict:
     sys.path.insert(0, str(project / "src"))
     import network
     import torch
-    import torch.nn.functional as F
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     levers = set(variant.split("+"))
@@ -93,51 +131,8 @@ def measure(project: Path, variant: str, steps: int, warmup: int, profile: bool 
     device = torch.device("cuda")
     shape = network.GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)
     model = network.GPT(shape).to(device)
-    if "bf16ce" in levers:
-
-        def forward(self, tokens, targets=None):  # the baseline's forward without the float32 upcast
-            positions = torch.arange(tokens.shape[1], device=tokens.device)
-            x = self.dropout(self.token_embedding(tokens) + self.position_embedding(positions))
-            for block in self.blocks:
-                x = block(x)
-            logits = self.lm_head(self.norm(x))
-            return logits, F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
-
-        network.GPT.forward = forward
-    sys.path.insert(0, str(Path(__file__).parent))
-    if levers & {"bf16res", "detach", "tritonce", "fusedce"}:
-
-        def loss_function(logits, targets):  # PyTorch's loss, fused by inductor
-            return F.cross_entropy(logits.float(), targets)
-
-        if "tritonce" in levers:
-            from kernels import cross_entropy as loss_function
-        elif "fusedce" in levers:
-            from fused_losses import fused_cross_entropy as loss_function
-
-        def variant_forward(self, tokens, targets=None):  # the shipped forward with the levers
-            positions = torch.arange(tokens.shape[1], device=tokens.device)
-            x = self.token_embedding(tokens) + self.position_embedding(positions)
-            x = self.dropout(x.to(torch.bfloat16) if "bf16res" in levers else x)
-            for block in self.blocks:
-                x = block(x)
-            logits = self.lm_head(self.norm(x))
-            loss = loss_function(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
-            return (logits.detach() if "detach" in levers else logits), loss
-
-        network.GPT.forward = variant_forward
-    if "flce" in levers:
-        from fused_losses import fused_linear_cross_entropy
-
-        def fused_forward(self, tokens, targets=None):  # the loss's gradient computed in its forward
-            positions = torch.arange(tokens.shape[1], device=tokens.device)
-            x = self.dropout(self.token_embedding(tokens) + self.position_embedding(positions))
-            for block in self.blocks:
-                x = block(x)
-            hidden, flat_targets = self.norm(x).view(-1, x.shape[-1]), targets.reshape(-1)
-            return None, fused_linear_cross_entropy(hidden, self.lm_head.weight, flat_targets)
-
-        network.GPT.forward = fused_forward
+    if levers & FORWARD_LEVERS:
+        network.GPT.forward = lever_forward(levers)
     optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4, betas=(0.9, 0.95), fused=True)
     step_model = model
     if "eager" not in levers:

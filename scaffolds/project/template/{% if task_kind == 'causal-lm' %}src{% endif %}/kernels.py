@@ -27,13 +27,14 @@ except ImportError:  # CPU-only installs: the model falls back to PyTorch's own 
     triton = None
 
 
+AVAILABLE = triton is not None and hasattr(torch.library, "triton_op")  # triton_op: torch >= 2.6
+
+
 def usable(logits: torch.Tensor) -> bool:
-    if triton is None or not hasattr(torch.library, "triton_op"):  # triton_op: torch >= 2.6
-        return False
-    return logits.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"
+    return AVAILABLE and (logits.is_cuda or os.environ.get("TRITON_INTERPRET") == "1")
 
 
-if triton is not None and hasattr(torch.library, "triton_op"):
+if AVAILABLE:
 
     @triton.jit
     def _row_losses(
