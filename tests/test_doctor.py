@@ -58,3 +58,19 @@ def test_table_output_shows_a_row_per_check(tmp_path: Path) -> None:
     assert result.returncode == 0
     for name in ("python", "torch", "anthropic key", "rsync"):
         assert name in result.stdout
+
+
+def test_an_aws_profile_no_config_has_is_a_warning_not_a_crash(tmp_path: Path) -> None:
+    result = run_ccpt("doctor", "--json", cwd=tmp_path, env={"AWS_PROFILE": "nobody-has-this-profile"})
+    assert result.returncode == 0, result.stderr
+    aws = next(check for check in json.loads(result.stdout) if check["name"] == "aws")
+    assert aws["status"] == "WARN" and "nobody-has-this-profile" in aws["detail"]
+
+
+def test_in_80_columns_each_fix_sits_under_its_detail_unbroken(tmp_path: Path) -> None:
+    result = run_ccpt("doctor", cwd=tmp_path, env={"COLUMNS": "80", "ANTHROPIC_API_KEY": ""})
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    key_row = next(i for i, line in enumerate(lines) if "anthropic key" in line)
+    assert "ANTHROPIC_API_KEY is not set" in lines[key_row]
+    assert "fix: export ANTHROPIC_API_KEY=..." in lines[key_row + 1]  # the command in one piece

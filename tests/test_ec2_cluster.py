@@ -182,7 +182,7 @@ def test_train_ec2_tag_without_running_instances_says_so(ec2_endpoint: str, tmp_
     assert "no running EC2 instances tagged job=none in us-east-1" in result.stderr
 
 
-def test_bad_tags_and_a_missing_region_are_one_line_errors(
+def test_bad_tags_a_missing_region_and_an_unknown_profile_are_one_line_errors(
     ec2_endpoint: str,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -193,6 +193,9 @@ def test_bad_tags_and_a_missing_region_are_one_line_errors(
     missing = ccpt_ec2(ec2_endpoint, "ls")
     assert missing.returncode == 1 and "no AWS region set" in missing.stderr
     assert "Traceback" not in missing.stderr
+    monkeypatch.setenv("AWS_PROFILE", "nobody-has-this-profile")
+    unknown = ccpt_ec2(ec2_endpoint, "ls")
+    assert unknown.returncode == 1 and "AWS profile 'nobody-has-this-profile' not found" in unknown.stderr
 
 
 def test_on_aws_the_cluster_gets_a_placement_group_and_the_instances_join_it(

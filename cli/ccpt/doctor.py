@@ -111,11 +111,12 @@ def check_aws(settings: Settings) -> Check:
     if importlib.util.find_spec("boto3") is None:
         return Check("aws", "MISSING", "boto3 not installed", "pip install boto3")
     import boto3
+    from botocore.exceptions import BotoCoreError
 
-    session = boto3.Session(profile_name=settings.profile) if settings.profile else boto3.Session()
-    try:
+    try:  # a profile named in AWS_PROFILE that no config file has fails already here
+        session = boto3.Session(profile_name=settings.profile) if settings.profile else boto3.Session()
         credentials = session.get_credentials()
-    except Exception as exc:  # botocore raises many profile/config errors; all mean "not resolvable"
+    except BotoCoreError as exc:  # profile and config errors: all mean "not resolvable"
         return Check("aws", "WARN", f"credentials not resolvable: {exc}", "aws configure, or set AWS_PROFILE")
     region = settings.region or session.region_name or "no region"
     profile = session.profile_name or "default"

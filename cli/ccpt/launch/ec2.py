@@ -146,8 +146,10 @@ class Ec2:
         try:
             session = boto3.Session(profile_name=profile, region_name=region)
         except ProfileNotFound as exc:
+            # exc.kwargs names the profile also when it came from AWS_PROFILE rather than `profile`
             raise CcptError(
-                f"AWS profile {profile!r} not found", hint="aws configure --profile NAME"
+                f"AWS profile {exc.kwargs.get('profile', profile)!r} not found",
+                hint="aws configure --profile NAME, or unset AWS_PROFILE",
             ) from exc
         except BotoCoreError as exc:
             raise CcptError(f"cannot set up AWS: {exc}") from exc
