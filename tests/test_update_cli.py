@@ -78,8 +78,13 @@ def test_pretend_shows_the_plan_table_and_writes_nothing(project: Path, changed_
 def test_update_applies_the_plan_and_a_second_run_is_a_no_op(project: Path, changed_template: Path) -> None:
     result = run_ccpt("update", str(project), "--template", str(changed_template))
     assert result.returncode == 0, result.stderr
-    assert table_rows(result.stdout)["README.md"] == "conflict"
+    rows = table_rows(result.stdout)
+    assert rows["README.md"] == "conflict"
     assert "2 conflicts to resolve" in result.stdout
+    # The count is of the files in the table (the answers file is named apart).
+    written = [path for path, status in rows.items() if status in {"updated", "merged", "conflict", "added"}]
+    removed = [path for path, status in rows.items() if status == "removed"]
+    assert f"Wrote {len(written)} files, removed {len(removed)};" in result.stdout
     assert "outputs/" in (project / ".gitignore").read_text()
     assert "Always run the gates before a merge." in (project / "CLAUDE.md").read_text()
     after = tree_snapshot(project)

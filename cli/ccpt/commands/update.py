@@ -103,9 +103,12 @@ def _print_result(result: UpdateResult) -> None:
     from ccpt.scaffold.update import Status
 
     conflicts = [change.path for change in result.plan.with_status(Status.CONFLICT)]
+    answers = result.plan.answers_file  # always rewritten, so not counted with the files above
+    files = [path for path in result.written if path != answers]
     console.print(
-        f"Updated {len(result.written)} files, removed {len(result.removed)}; "
-        f"the new template render {result.template_commit[:7]} is the next base (branch ccpt-template)."
+        f"Wrote {len(files)} file{'s' if len(files) != 1 else ''}, removed {len(result.removed)}; "
+        f"{escape(answers)} now names the new template render {result.template_commit[:7]} as the "
+        "next base (branch ccpt-template)."
     )
     if conflicts:
         console.print(
