@@ -245,3 +245,29 @@ def test_unknown_spec_name_suggests_the_close_one() -> None:
     result = run_ccpt("spec", "show", "causal-llm")
     assert result.returncode == 1
     assert "no built-in spec 'causal-llm'" in result.stderr and "causal-lm" in result.stderr
+
+
+def complete(words: str, cwd: Path, shell: str = "bash") -> list[str]:
+    """What the shell gets from `ccpt`'s completion for the last word of `words`."""
+    env = {"_CCPT_COMPLETE": f"complete_{shell}", "COMP_WORDS": words, "_TYPER_COMPLETE_ARGS": words}
+    env["COMP_CWORD"] = str(len(words.split()) - 1)
+    result = run_ccpt(cwd=cwd, env=env)
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    return result.stdout.split() if shell == "bash" else [result.stdout]
+
+
+def test_shell_completion_offers_builtin_ids_then_spec_files_and_folders(tmp_path: Path) -> None:
+    (tmp_path / "team-specs").mkdir()
+    (tmp_path / "team-specs" / "text-sentiment.yaml").write_text(VAGUE)
+    (tmp_path / "team-specs" / "notes.txt").write_text("not a spec")
+    (tmp_path / "text-ideas.md").write_text(TEMPLATE)
+    assert complete("ccpt new demo --spec ca", tmp_path) == ["causal-lm"]
+    assert complete("ccpt spec show tex", tmp_path) == [
+        "text-classification", "text-generation", "text-ideas.md",
+    ]  # fmt: skip
+    assert complete("ccpt spec check team", tmp_path) == ["team-specs/"]
+    assert complete("ccpt ask --spec team-specs/", tmp_path) == ["team-specs/text-sentiment.yaml"]
+    assert complete("ccpt agent NetworkArchitect --spec lora", tmp_path) == ["lora-fine-tuning"]
+    # zsh shows each id's title beside it
+    (zsh,) = complete("ccpt new demo --spec causal", tmp_path, shell="zsh")
+    assert "causal-lm" in zsh and "Small GPT" in zsh

@@ -18,6 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from ccpt.commands.common import examples, load_settings
+from ccpt.commands.completion import complete_spec
 from ccpt.commands.output import console, fit_columns, make_table, print_json
 from ccpt.errors import CcptError
 
@@ -115,7 +116,9 @@ def consult(
     files: list[Path] = typer.Option(
         [], "--file", "-f", help="A text file to send with its path (repeatable).", show_default=False
     ),
-    spec: str | None = typer.Option(None, "--spec", help="A task spec (file or built-in name) to attach."),
+    spec: str | None = typer.Option(
+        None, "--spec", help="A task spec (file or built-in name) to attach.", autocompletion=complete_spec
+    ),
     system: str | None = typer.Option(
         None, "--system", help="Extra instructions appended to the system prompt."
     ),

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from ccpt.commands.common import load_settings
+from ccpt.commands.completion import complete_spec
 from ccpt.commands.output import console, err_console, make_table, print_json
 
 STATE_STYLES = {"waiting": "dim", "working": "yellow", "done": "green", "failed": "red", "skipped": "magenta"}
@@ -23,7 +24,10 @@ def ask(
         None, help="The question; @agent-Name mentions pick roles directly.", show_default=False
     ),
     spec: str | None = typer.Option(
-        None, "--spec", help="A task spec (file or built-in name); its lead role joins."
+        None,
+        "--spec",
+        help="A task spec (file or built-in name); its lead role joins.",
+        autocompletion=complete_spec,
     ),
     files: list[Path] = typer.Option(
         [],

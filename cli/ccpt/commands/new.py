@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
+from ccpt.commands.completion import complete_spec
 from ccpt.commands.output import console, err_console, make_table, print_json
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ def new(
         "--spec",
         "-s",
         help="Built-in spec id (ccpt spec list) or a spec file (.yaml/.md, FILE#id).",
+        autocompletion=complete_spec,
     ),
     set_values: list[str] | None = typer.Option(
         None,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from ccpt.commands.common import examples
+from ccpt.commands.completion import complete_spec
 from ccpt.commands.output import console, fit_columns, make_table, print_json, styled_status
 from ccpt.errors import CcptError
 
@@ -72,7 +73,7 @@ def list_specs(
     "show", epilog=examples("ccpt spec show image-classification", "ccpt spec show specs/task.yaml --yaml")
 )
 def show(
-    ref: str = typer.Argument(..., help=REF_HELP),
+    ref: str = typer.Argument(..., help=REF_HELP, autocompletion=complete_spec),
     sets: list[str] = typer.Option(None, "--set", help=SET_HELP),
     yaml_output: bool = typer.Option(False, "--yaml", help="Print the spec as YAML."),
     json_output: bool = typer.Option(False, "--json", help="Print the spec as JSON."),
@@ -93,7 +94,7 @@ def show(
     "prompt", epilog=examples("ccpt spec prompt image-classification", "ccpt spec prompt lib.md#lora")
 )
 def prompt(
-    ref: str = typer.Argument(..., help=REF_HELP),
+    ref: str = typer.Argument(..., help=REF_HELP, autocompletion=complete_spec),
     sets: list[str] = typer.Option(None, "--set", help=SET_HELP),
 ) -> None:
     """The structured prompt text the agents receive for a spec (what `ccpt agent --spec` attaches)."""
@@ -112,7 +113,9 @@ def prompt(
 )
 def check(
     refs: list[str] = typer.Argument(
-        None, help="Spec files or built-in ids (every spec in a file is checked)."
+        None,
+        help="Spec files or built-in ids (every spec in a file is checked).",
+        autocompletion=complete_spec,
     ),
     builtin: bool = typer.Option(False, "--builtin", help="Check every built-in spec."),
     sets: list[str] = typer.Option(None, "--set", help=SET_HELP),
@@ -159,7 +162,7 @@ def check(
     ),
 )
 def convert(
-    ref: str = typer.Argument(..., help=REF_HELP),
+    ref: str = typer.Argument(..., help=REF_HELP, autocompletion=complete_spec),
     output: Path = typer.Option(
         None, "--output", "-o", help="Write here (format from its suffix) instead of stdout."
     ),
@@ -235,7 +238,10 @@ def new(
         None, "--depends-on", help="Id of a story this one needs (repeatable)."
     ),
     start_from: str = typer.Option(
-        None, "--from", help="Start from a built-in spec or a file, then override."
+        None,
+        "--from",
+        help="Start from a built-in spec or a file, then override.",
+        autocompletion=complete_spec,
     ),
     output: Path = typer.Option(
         None, "--output", "-o", help="Where to write (default ./ID.yaml; '-' = stdout)."
