@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -159,6 +160,10 @@ def test_pretend_lists_what_would_be_written_and_writes_nothing(tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     assert "create" in result.stdout and "CLAUDE.md" in result.stdout and "specs/task.yaml" in result.stdout
     assert "Nothing was written" in result.stdout
+    as_json = run_ccpt("new", "proj", "--pretend", "--defaults", "--json", cwd=tmp_path)
+    planned = json.loads(as_json.stdout)["files"]
+    kib = sum(item["size"] for item in planned) / 1024
+    assert f"Would write {len(planned)} files ({len(planned)} new, {kib:,.0f} KiB) to proj" in result.stdout
     assert os.listdir(tmp_path) == []
 
 

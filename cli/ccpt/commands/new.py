@@ -83,11 +83,14 @@ def new(
             print_json({"pretend": True, "notes": notes, "files": [vars(item) for item in planned]})
             return
         _print_notes(notes)
-        rows = [(item.action, escape(item.path), item.size) for item in planned]
-        console.print(make_table(escape(f"ccpt new {path} --pretend"), ["action", "path", "bytes"], rows))
+        rows = [(item.action, escape(item.path), f"{item.size:,}") for item in planned]
+        table = make_table(escape(f"ccpt new {path} --pretend"), ["action", "path", "bytes"], rows)
+        table.columns[2].justify = "right"
+        console.print(table)
         creates = sum(item.action == "create" for item in planned)
+        total_kib = sum(item.size for item in planned) / 1024
         console.print(
-            f"Would write {len(planned)} files ({creates} new) to {path}"
+            f"Would write {len(planned)} files ({creates} new, {total_kib:,.0f} KiB) to {path}"
             + ("" if no_git else ", then git init, a first commit and the ccpt-template record")
             + ". Nothing was written."
         )
