@@ -16,6 +16,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 FAILURE_WAIT_S = 120.0
+KEPT_UNTIL_EXIT: list[object] = []  # see the end of main()
 
 
 def parse_args() -> argparse.Namespace:
@@ -83,7 +84,11 @@ def main() -> None:
         torch.save(model.module.state_dict(), args.save)
     # Meet before leaving: with gloo, a rank that tears down while a peer is still in its last
     # collective can abort ("terminate called without an active exception") and fail a good job.
-    dist.barrier()
+    # The barrier's Work is kept to the end: freed last by a gloo worker thread, it takes the GIL
+    # while the main thread, destroying the group, joins that thread holding it (a hang at exit).
+    finished = dist.barrier(async_op=True)
+    finished.wait()
+    KEPT_UNTIL_EXIT.append(finished)
     dist.destroy_process_group()
     print(f"rank {rank} done", flush=True)
 

@@ -99,6 +99,24 @@ def setup_runtime(config: Config) -> Runtime:
     )
 
 
+_KEPT_UNTIL_EXIT: list[object] = []  # see finish_together
+
+
+def finish_together(runtime: Runtime) -> None:
+    """Return once every process has finished (at once in a single process).
+
+    A process that exits while the others still hold its connections can abort (gloo) and fail the
+    whole torchrun job after a good run. The barrier's Work is kept until the process exits: were a
+    gloo worker thread to drop the last reference, it would free the barrier's tensor, which takes
+    the GIL, just as the main thread destroys the process group, which joins that thread with the
+    GIL held. Neither would move again, and the process would hang after a finished run.
+    """
+    if runtime.distributed:
+        barrier = dist.barrier(async_op=True)
+        barrier.wait()
+        _KEPT_UNTIL_EXIT.append(barrier)
+
+
 def teardown_runtime(runtime: Runtime) -> None:
     if runtime.distributed and dist.is_initialized():
         dist.destroy_process_group()
