@@ -163,7 +163,11 @@ def test_agent_help_lists_every_role_as_a_subcommand(tmp_path: Path) -> None:
     for title in MISSION_ROLES:
         assert f" {title} " in result.stdout, title
     role_help = run_ccpt("agent", "NetworkArchitect", "--help", cwd=tmp_path, env={"HOME": str(tmp_path)})
-    assert "--dry-run" in role_help.stdout and "Owns src/network.py" in role_help.stdout
+    assert "--dry-run" in role_help.stdout and role_help.stdout.count("Owns src/network.py") == 1
+    assert 'ccpt agent network -f src/network.py "review this"' in role_help.stdout
+    # A role that owns no file gets an example with a file every project has.
+    supervisor = run_ccpt("agent", "Supervisor", "--help", cwd=tmp_path, env={"HOME": str(tmp_path)})
+    assert 'ccpt agent supervisor -f specs/task.yaml "review this"' in supervisor.stdout
 
 
 def test_shell_completion_offers_the_roles(tmp_path: Path) -> None:

@@ -73,3 +73,11 @@ def test_square_brackets_in_an_error_reach_the_user_unchanged(tmp_path: Path) ->
     assert "[draft] spec.yaml" in result.stderr, result.stderr
     region = run_ccpt("ec2", "ls", cwd=tmp_path, env={"HOME": str(tmp_path), "AWS_DEFAULT_REGION": ""})
     assert region.returncode != 0 and "[tool.ccpt]" in region.stderr, region.stderr
+
+
+def test_help_gives_a_type_to_options_that_take_a_value_and_none_to_flags() -> None:
+    lines = run_ccpt("agent", "NetworkArchitect", "--help").stdout.splitlines()
+    option = {line.split()[1]: line for line in lines if line.startswith("│ --")}
+    assert "<str>" in option["--model"] and "<int" in option["--max-tokens"]
+    for flag in ("--dry-run", "--json", "--continue", "--help"):
+        assert "<" not in option[flag], option[flag]

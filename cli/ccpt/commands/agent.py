@@ -88,11 +88,14 @@ def role_command(role: Any) -> Any:
     command = copy.copy(_consult_command())
     command.name = role.title
     command.short_help = _short(role.description)
-    owns = f" Owns {role.owns}." if role.owns else ""
+    owned = role.owns.split()[0] if role.owns else ""
+    # Most descriptions already say what the role owns, in their own words.
+    owns = f" Owns {role.owns}." if owned and owned not in role.description else ""
     command.help = f"{role.description}{owns}\n\nAsk [bold]{role.title}[/bold] a question through Claude."
+    example_file = owned if Path(owned).suffix else "specs/task.yaml"  # a file of its own, if it has one
     command.epilog = examples(
         f'ccpt agent {role.title} "your question"',
-        f'ccpt agent {role.short_alias} -f src/network.py "review this"',
+        f'ccpt agent {role.short_alias} -f {example_file} "review this"',
         f'ccpt agent {role.title} -c "and if memory is the limit?"',
     )
     command.rich_help_panel = ROLES_PANEL
