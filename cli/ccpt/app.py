@@ -12,12 +12,12 @@ import typer
 from typer.core import TyperGroup
 
 from ccpt import __version__
-from ccpt.commands import agent, ask, config, doctor, ec2, new, spec, train, typer_flags, typer_speed, update
+from ccpt.commands import agent, ask, config, doctor, ec2, new, spec, train, typer_patches, update
 from ccpt.commands.common import examples
 from ccpt.errors import CcptError
 
-typer_speed.skip_adapters_for_absent_values()  # running a subcommand need not import pydantic
-typer_flags.hide_flag_types()  # `--dry-run`, not `--dry-run <bool>`, in help
+typer_patches.skip_adapters_for_absent_values()  # running a subcommand need not import pydantic
+typer_patches.hide_flag_types()  # `--dry-run`, not `--dry-run <bool>`, in help
 
 
 class CcptGroup(TyperGroup):
