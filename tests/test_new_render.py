@@ -196,6 +196,12 @@ def test_workflow_hooks_and_issue_templates_are_well_formed(tmp_path: Path) -> N
     workflow = yaml.safe_load((root / ".github/workflows/ci.yml").read_text())
     steps = [step.get("run", "") for step in workflow["jobs"]["test"]["steps"]]
     assert any("pytest" in run for run in steps) and any("ruff check" in run for run in steps)
+    # torch's CPU build goes in before the project, so CI does not download CUDA libraries.
+    install = next(run for run in steps if "pip install -e" in run).splitlines()
+    torch_line = next(i for i, line in enumerate(install) if line.strip().startswith("pip install torch"))
+    assert "whl/cpu" in install[torch_line] and torch_line < next(
+        i for i, line in enumerate(install) if "pip install -e" in line
+    )
     hooks = yaml.safe_load((root / ".pre-commit-config.yaml").read_text())
     assert {hook["id"] for repo in hooks["repos"] for hook in repo["hooks"]} == {"ruff-check", "ruff-format"}
     templates = sorted((root / ".github/ISSUE_TEMPLATE").glob("*.md"))
