@@ -95,3 +95,19 @@ def test_config_show_names_every_source_and_masks_secrets(tmp_path: Path) -> Non
     assert "abcdefgh" not in result.stdout
     table = run_ccpt("config", "show", cwd=tmp_path)
     assert "experiments" in table.stdout and "pyproject.toml" in table.stdout
+
+
+def test_config_show_says_what_applies_to_an_unset_setting(tmp_path: Path) -> None:
+    home = tmp_path / "ccpt-home"
+    env = {"CCPT_HOME": str(home), "ANTHROPIC_API_KEY": "", "AWS_DEFAULT_REGION": ""}
+    rows = {}
+    for line in run_ccpt("config", "show", cwd=tmp_path, env=env).stdout.splitlines():
+        cells = [cell.strip() for cell in line.strip("│ ").split("│")]
+        if len(cells) == 4 and cells[0]:
+            rows[cells[0]] = cells
+    assert rows["home"][1] == str(home) and rows["home"][2] == "env CCPT_HOME"
+    assert rows["anthropic_api_key"][1] == "unset: needed by `ccpt agent` and `ccpt ask`"
+    assert rows["anthropic_api_key"][3] == "CCPT_ANTHROPIC_API_KEY, ANTHROPIC_API_KEY"
+    assert rows["region"][1].startswith("unset: boto3 decides")
+    unset_home = run_ccpt("config", "show", cwd=tmp_path, env={"CCPT_HOME": ""}).stdout
+    assert "unset: /" in unset_home  # the folder the history goes to, in full

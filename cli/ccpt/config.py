@@ -47,6 +47,7 @@ class SettingSpec:
     secret: bool = False
     file_allowed: bool = True
     extra_env: tuple[str, ...] = ()
+    unset: str = ""  # what happens when no value is set (defaults of None only)
 
     @property
     def env_var(self) -> str:
@@ -65,6 +66,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         secret=True,
         file_allowed=False,
         extra_env=("ANTHROPIC_API_KEY",),
+        unset="needed by `ccpt agent` and `ccpt ask`",
     ),
     SettingSpec(
         "anthropic_base_url",
@@ -72,15 +74,30 @@ SETTINGS: tuple[SettingSpec, ...] = (
         _to_str,
         "Messages API endpoint (a proxy, or a local server in tests)",
         extra_env=("ANTHROPIC_BASE_URL",),
+        unset="the SDK's default endpoint",
     ),
     SettingSpec("history", True, _to_bool, "Log every consultation to the local history database"),
     SettingSpec("home", None, _to_str, "Directory for ccpt's own data (history, run records)"),
     SettingSpec("train_entry", "src/runner.py train", _to_str, "Script (and args) `ccpt train` runs"),
     SettingSpec("run_dir", "runs", _to_str, "Where `ccpt train` keeps per-run logs"),
-    SettingSpec("ssh_config", None, _to_str, "ssh client config file for multi-node launches"),
-    SettingSpec("region", None, _to_str, "AWS region for `ccpt ec2` and `--ec2-tag`"),
-    SettingSpec("profile", None, _to_str, "AWS profile name"),
-    SettingSpec("endpoint_url", None, _to_str, "AWS endpoint (LocalStack or moto)"),
+    SettingSpec(
+        "ssh_config",
+        None,
+        _to_str,
+        "ssh client config file for multi-node launches",
+        unset="ssh's own (~/.ssh/config)",
+    ),
+    SettingSpec(
+        "region",
+        None,
+        _to_str,
+        "AWS region for `ccpt ec2` and `--ec2-tag`",
+        unset="boto3 decides (AWS_DEFAULT_REGION, ~/.aws/config)",
+    ),
+    SettingSpec(
+        "profile", None, _to_str, "AWS profile name", unset="boto3 decides (AWS_PROFILE, else default)"
+    ),
+    SettingSpec("endpoint_url", None, _to_str, "AWS endpoint (LocalStack or moto)", unset="AWS itself"),
 )
 SPECS_BY_NAME = {spec.name: spec for spec in SETTINGS}
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from ccpt.commands.common import examples, load_settings
 from ccpt.commands.output import console, make_table, print_json
+from ccpt.config import SPECS_BY_NAME, ResolvedSetting, Settings, SettingSpec
 
 app = typer.Typer(
     help="Show ccpt's settings and where each value came from.",
     no_args_is_help=True,
-    epilog=examples("ccpt config show", "CCPT_MODEL=claude-opus-4-1 ccpt config show --json"),
+    epilog=examples("ccpt config show", "CCPT_MODEL=claude-opus-5-5 ccpt config show --json"),
 )
 
 
@@ -20,8 +22,6 @@ def show(json_output: bool = typer.Option(False, "--json", help="Print the setti
 
     Precedence: defaults < [tool.ccpt] in pyproject.toml or ccpt.toml < CCPT_* environment < flags.
     """
-    from ccpt.config import SPECS_BY_NAME
-
     settings = load_settings()
     values = list(settings.resolved.values())
     if json_output:
@@ -36,7 +36,20 @@ def show(json_output: bool = typer.Option(False, "--json", help="Print the setti
         )
         return
     found = str(settings.config_file) if settings.config_file else "none found"
-    rows = [(v.name, v.display_value(), v.source, SPECS_BY_NAME[v.name].env_var) for v in values]
+    rows = [(v.name, _shown(v, settings), v.source, _env_names(SPECS_BY_NAME[v.name])) for v in values]
     console.print(
         make_table(f"ccpt settings (config file: {found})", ["setting", "value", "source", "env"], rows)
     )
+
+
+def _shown(value: ResolvedSetting, settings: Settings) -> str:
+    """The value, or (dimmed) what applies while it is unset."""
+    if value.value is not None:
+        return escape(value.display_value())
+    # For `home`, the folder the history is really in.
+    unset = str(settings.home_dir) if value.name == "home" else SPECS_BY_NAME[value.name].unset
+    return f"[dim]unset: {escape(unset)}[/dim]" if unset else ""
+
+
+def _env_names(spec: SettingSpec) -> str:
+    return ", ".join((spec.env_var, *spec.extra_env))
