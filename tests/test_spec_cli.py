@@ -166,6 +166,11 @@ def test_show_wraps_the_prompt_and_hangs_list_items_in_a_narrow_terminal() -> No
     assert all(len(line.rstrip()) > 60 for line in prompt[:-1])  # no ragged short lines
     criteria = lines[lines.index("Acceptance criteria") + 1 : lines.index("Constraints") - 1]
     assert criteria[0].startswith("  - Given") and criteria[1].startswith("    ")  # hanging indent
+    # The facts under the title break between facts, never inside one ("lead / NetworkArchitect").
+    facts = lines[1 : lines.index(next(line for line in lines if "As a" in line))]
+    assert [fact for line in facts for fact in line.strip().split(" · ")] == [
+        "kind causal-lm (rendered by `ccpt new`)", "modality text", "5 points", "lead NetworkArchitect",
+    ]  # fmt: skip
 
 
 def test_reflow_joins_a_paragraph_s_lines_but_keeps_list_items_and_code() -> None:

@@ -375,6 +375,17 @@ def _items(rows: list[str], marker: str = "-", style: str = "") -> Table:
     return grid
 
 
+def _joined_lines(parts: list[str], separator: str, width: int) -> list[str]:
+    """`parts` joined by `separator`, broken into lines of at most `width` between parts only."""
+    lines = [parts[0]] if parts else []
+    for part in parts[1:]:
+        if len(lines[-1]) + len(separator) + len(part) <= width:
+            lines[-1] += separator + part
+        else:
+            lines.append(part)
+    return lines
+
+
 def _print_spec(spec: TaskSpec) -> None:
     from rich.markup import escape
     from rich.padding import Padding
@@ -387,7 +398,8 @@ def _print_spec(spec: TaskSpec) -> None:
     facts.append(f"{spec.points} points" if spec.points is not None else "no points")
     if spec.lead_role:
         facts.append(f"lead {spec.lead_role}")
-    console.print(escape(" · ".join(facts)))
+    for line in _joined_lines(facts, " · ", console.width):
+        console.print(escape(line))
     console.print(_items([escape(line) for line in spec.story.lines()], marker="", style="italic"))
     if spec.prompt:
         console.print("\n[bold]Prompt[/bold]")
