@@ -99,17 +99,16 @@ def setup_runtime(config: Config) -> Runtime:
     )
 
 
-_KEPT_UNTIL_EXIT: list[object] = []  # see finish_together
+_KEPT_UNTIL_EXIT: list[object] = []  # see wait_for_every_process
 
 
-def finish_together(runtime: Runtime) -> None:
-    """Return once every process has finished (at once in a single process).
+def wait_for_every_process(runtime: Runtime) -> None:
+    """A barrier across torchrun's processes (nothing to wait for in a single process).
 
-    A process that exits while the others still hold its connections can abort (gloo) and fail the
-    whole torchrun job after a good run. The barrier's Work is kept until the process exits: were a
-    gloo worker thread to drop the last reference, it would free the barrier's tensor, which takes
-    the GIL, just as the main thread destroys the process group, which joins that thread with the
-    GIL held. Neither would move again, and the process would hang after a finished run.
+    Its Work is kept until the process exits: were a gloo worker thread to drop the last
+    reference, it would free the barrier's tensor, which takes the GIL, and if the main thread is
+    destroying the process group just then (which joins that thread with the GIL held), neither
+    moves again and the process hangs, after a finished run or on an error path.
     """
     if runtime.distributed:
         barrier = dist.barrier(async_op=True)
