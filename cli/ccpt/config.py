@@ -149,6 +149,10 @@ class Settings:
 
         return Path(user_data_dir("ccpt", appauthor=False))
 
+    def when_unset(self, name: str) -> str:
+        """What applies while setting `name` has no value ('' where nothing needs saying)."""
+        return str(self.home_dir) if name == "home" else SPECS_BY_NAME[name].unset
+
 
 def find_config_file(start: Path) -> tuple[Path, dict[str, Any]] | None:
     """The nearest `ccpt.toml`, or `pyproject.toml` with a `[tool.ccpt]` table, above `start`."""

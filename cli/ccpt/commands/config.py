@@ -46,8 +46,7 @@ def _shown(value: ResolvedSetting, settings: Settings) -> str:
     """The value, or (dimmed) what applies while it is unset."""
     if value.value is not None:
         return escape(value.display_value())
-    # For `home`, the folder the history is really in.
-    unset = str(settings.home_dir) if value.name == "home" else SPECS_BY_NAME[value.name].unset
+    unset = settings.when_unset(value.name)
     return f"[dim]unset: {escape(unset)}[/dim]" if unset else ""
 
 
