@@ -297,13 +297,13 @@ class NodePlan:
     command: list[str]
     env: dict[str, str]
     remote_command: str | None = None
-    # torchrun's processes on this node, among which the wrapper splits the node's CPUs
-    # (OMP_NUM_THREADS, unless set); 0 for a script that starts its own workers.
-    thread_split: int = 0
+    torchrun: bool = False  # the command is torchrun (not a script that starts its own workers)
 
     def go_line(self) -> bytes:
-        """The line that tells the node's wrapper to start: its command and environment."""
-        go = {"command": self.command, "env": self.env, "thread_split": self.thread_split}
+        """The line that tells the node's wrapper to start: its command and environment, and
+        among how many processes to split the node's CPUs (OMP_NUM_THREADS, unless set): torchrun's
+        nproc, or 0 for a script that starts its own workers."""
+        go = {"command": self.command, "env": self.env, "thread_split": self.nproc if self.torchrun else 0}
         return (json.dumps(go) + "\n").encode()
 
     def to_dict(self) -> dict[str, object]:
@@ -376,7 +376,7 @@ def build_plan(
         nodes.append(
             NodePlan(
                 label, target.host, target.address, rank, target.nproc, argv, command, env, remote,
-                thread_split=target.nproc if spec.torchrun else 0,
+                torchrun=spec.torchrun,
             )
         )  # fmt: skip
     return LaunchPlan(spec.job_id, spec.workdir, endpoint, nodes, spec.torchrun)
