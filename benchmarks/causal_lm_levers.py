@@ -6,11 +6,17 @@ random tokens, bf16 autocast, timed with CUDA events after warm-up. Variants are
 '+'. b16/b32/b64 is the batch; alone, it runs the model as the project ships it. The levers:
 - the loss: float (PyTorch's cross-entropy on float32-upcast logits), bf16ce (on the bf16
   logits), fusedce / flce (benchmarks/fused_losses.py: the gradient computed in the forward pass;
-  flce fuses the output projection too), tritonce (the project's Triton kernels, src/kernels.py);
+  flce fuses the output projection too; onepass: a Triton kernel computing both in one program
+  per row, fused with the projection, w8 / w32 giving it 8 or 32 warps instead of 16), tritonce
+  (the project's two Triton kernels, src/kernels.py);
 - the model: bf16res (the residual stream in bf16 rather than float32 under autocast), detach
   (the logits returned detached, so the compiled backward builds no zero gradient for them);
 - attention: cudnn (cuDNN and flash allowed; PyTorch's own priority still picks), cudnnfirst
-  (cuDNN first, by `set_priority`);
+  (cuDNN first, by `set_priority`), qkvsplit (queries, keys and values projected by three matmuls
+  over row blocks of the one fused weight, so the backward pass needs no concatenation of their
+  gradients);
+- the step: clipscale (the gradient clipping folded into the fused AdamW kernel through its
+  `grad_scale` input: the norm is still computed, but the gradients are not rewritten);
 - compilation: coord (inductor's coordinate-descent tuning), maxauto (mode
   max-autotune-no-cudagraphs), gemmauto (only the matmuls autotuned, Triton templates against
   cuBLAS, so a winning template can take the next pointwise work into its epilogue), graphs (mode
@@ -48,7 +54,7 @@ def kernel_kind(name: str) -> str:
     return next((kind for kind, marks in KERNEL_KINDS if any(m in lowered for m in marks)), "other")
 
 
-def top_kernels(train_step, steps: int = 3, count: int = 16) -> list[str]:
+def top_kernels(train_step, steps: int = 3, count: int = 28) -> list[str]:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
@@ -74,7 +80,7 @@ def top_kernels(train_step, steps: int = 3, count: int = 16) -> list[str]:
     ]
 
 
-FORWARD_LEVERS = {"float", "bf16ce", "fusedce", "flce", "tritonce", "bf16res", "detach"}
+FORWARD_LEVERS = {"float", "bf16ce", "fusedce", "flce", "tritonce", "onepass", "bf16res", "detach"}
 
 
 def lever_forward(levers: set[str]):
@@ -106,11 +112,42 @@ def lever_forward(levers: set[str]):
             from fused_losses import fused_linear_cross_entropy
 
             return None, fused_linear_cross_entropy(hidden, self.lm_head.weight, flat_targets)
+        if "onepass" in levers:
+            from fused_losses import one_pass_linear_cross_entropy
+
+            warps = 8 if "w8" in levers else 32 if "w32" in levers else 16
+            loss, logits = one_pass_linear_cross_entropy(hidden, self.lm_head.weight, flat_targets, warps)
+            return logits, loss
         logits = self.lm_head(hidden)
         loss = loss_function(logits, flat_targets)
         return (logits.detach() if "detach" in levers else logits), loss
 
     return forward
+
+
+def split_qkv_forward(self, x):
+    """CausalSelfAttention.forward with q, k and v from three matmuls over the weight's row blocks."""
+    import torch.nn.functional as F
+
+    batch, time, channels = x.shape
+    q, k, v = (
+        F.linear(x, block).view(batch, time, self.n_head, channels // self.n_head).transpose(1, 2)
+        for block in self.qkv.weight.split(channels, dim=0)
+    )
+    y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    return self.proj(y.transpose(1, 2).contiguous().view(batch, time, channels))
+
+
+def clip_in_optimizer_step(parameters, optimizer, max_norm: float):
+    """clip_grad_norm_ then step, with the clipping done by the fused AdamW kernel: it divides each
+    gradient by `grad_scale` as it reads it, so the gradients are read once less and not rewritten."""
+    import torch
+
+    grads = [p.grad for p in parameters if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm(grads)
+    optimizer.grad_scale = torch.clamp((norm + 1e-6) / max_norm, min=1.0)
+    optimizer.step()
+    return norm
 
 
 def measure(project: Path, variant: str, steps: int, warmup: int, profile: bool = False) -> dict:
@@ -133,6 +170,9 @@ def measure(project: Path, variant: str, steps: int, warmup: int, profile: bool 
     model = network.GPT(shape).to(device)
     if levers & FORWARD_LEVERS:
         network.GPT.forward = lever_forward(levers)
+    if "qkvsplit" in levers:
+        network.CausalSelfAttention.forward = split_qkv_forward
+    parameters = list(model.parameters())
     optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4, betas=(0.9, 0.95), fused=True)
     step_model = model
     if "eager" not in levers:
@@ -154,8 +194,11 @@ def measure(project: Path, variant: str, steps: int, warmup: int, profile: bool 
             else:
                 _, loss = step_model(batch_tokens[:, :-1], batch_tokens[:, 1:])
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        if "clipscale" in levers:
+            clip_in_optimizer_step(parameters, optimizer, 1.0)
+        else:
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
     compile_start = time.perf_counter()

@@ -37,21 +37,26 @@ def usable(logits: torch.Tensor) -> bool:
 if AVAILABLE:
 
     @triton.jit
-    def _row_losses(
-        logits_ptr, targets_ptr, losses_ptr, lse_ptr, vocab_size, row_stride, BLOCK: tl.constexpr
-    ):
-        """One program per row: log-sum-exp in one pass (running maximum, rescaled sum)."""
-        row = tl.program_id(0).to(tl.int64)
-        logits_ptr += row * row_stride
+    def row_log_sum_exp(row_ptr, vocab_size, BLOCK: tl.constexpr):
+        """log(sum(exp(x))) of one row in one pass: a running maximum and a rescaled sum."""
         running_max = float("-inf")
         running_sum = 0.0
         for start in range(0, vocab_size, BLOCK):
             columns = start + tl.arange(0, BLOCK)
-            x = tl.load(logits_ptr + columns, mask=columns < vocab_size, other=float("-inf")).to(tl.float32)
+            x = tl.load(row_ptr + columns, mask=columns < vocab_size, other=float("-inf")).to(tl.float32)
             new_max = tl.maximum(running_max, tl.max(x, axis=0))
             running_sum = running_sum * tl.exp(running_max - new_max) + tl.sum(tl.exp(x - new_max), axis=0)
             running_max = new_max
-        lse = running_max + tl.log(running_sum)
+        return running_max + tl.log(running_sum)
+
+    @triton.jit
+    def _row_losses(
+        logits_ptr, targets_ptr, losses_ptr, lse_ptr, vocab_size, row_stride, BLOCK: tl.constexpr
+    ):
+        """One program per row: its log-sum-exp, and the loss lse - logit of the target."""
+        row = tl.program_id(0).to(tl.int64)
+        logits_ptr += row * row_stride
+        lse = row_log_sum_exp(logits_ptr, vocab_size, BLOCK)
         target = tl.load(targets_ptr + row)
         tl.store(lse_ptr + row, lse)
         tl.store(losses_ptr + row, lse - tl.load(logits_ptr + target).to(tl.float32))
