@@ -89,6 +89,26 @@ def test_an_unknown_setting_is_refused_in_one_line(projects: dict[str, Path]) ->
     assert not (projects["image-classification"] / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    ("kind", "setting", "allowed"),
+    [
+        ("image-classification", "batch_size=0", "[1, inf)"),
+        ("text-classification", "log_every=0", "[1, inf)"),
+        ("causal-lm", "lr=nan", "[0, inf)"),
+        ("causal-lm", "dropout=1.5", "[0, 1)"),
+        ("causal-lm", "val_fraction=0", "(0, 1)"),
+    ],
+)
+def test_a_setting_out_of_range_is_refused_in_one_line(
+    projects: dict[str, Path], kind: str, setting: str, allowed: str
+) -> None:
+    result = run_in_project(projects[kind], "src/runner.py", "train", "--set", setting)
+    assert result.returncode == 2
+    name = setting.split("=")[0]
+    assert result.stderr.startswith(f"error: {name}=") and result.stderr.count("\n") == 1
+    assert f"is out of range: it takes a number in {allowed}" in result.stderr
+
+
 def test_check_before_any_training_says_what_to_do(projects: dict[str, Path]) -> None:
     result = run_in_project(projects["causal-lm"], "src/runner.py", "check")
     assert result.returncode == 2 and "train one first: python src/runner.py train" in result.stderr

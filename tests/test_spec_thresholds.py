@@ -80,6 +80,11 @@ PHRASINGS = [
     # A bare number takes the metric's natural direction; penalties flip it.
     ("rewards", "Validation accuracy 93", "accuracy", ">=", 0.93),
     ("penalties", "Latency 200 ms", "latency_ms", ">", 200),
+    # No number, yet a run can count them: losses that are no longer numbers.
+    ("penalties", "Loss becoming NaN or inf at any step", "nonfinite_losses", ">", 0),
+    ("penalties", "Training loss diverging to infinity", "nonfinite_losses", ">", 0),
+    ("constraints", "No NaN losses", "nonfinite_losses", "==", 0),
+    ("constraints", "The training loss stays finite", "nonfinite_losses", "==", 0),
 ]
 
 
@@ -108,6 +113,7 @@ NO_THRESHOLD = [
     "Train only [0.1-1%] of parameters",
     "Hardware: 1x A100",
     "Batch size 32 with fp16",
+    "NaN gradients in the encoder",  # only losses are counted
 ]
 
 

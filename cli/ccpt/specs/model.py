@@ -73,6 +73,7 @@ METRIC_UNITS: dict[str, str] = {
     "cost_usd": "USD",
     "trainable_params_fraction": "fraction",
     "mfu": "fraction",
+    "nonfinite_losses": "count",
 }
 
 

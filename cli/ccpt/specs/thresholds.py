@@ -2,7 +2,8 @@
 
 "Achieve >90% top-1 accuracy" -> accuracy >= 0.9, "<50ms per image" -> latency_ms < 50,
 "Model size under 100MB" -> model_size_mb < 100, "Overfitting (>5% train-val gap)" in PENALTIES
--> train_val_gap > 0.05 (the condition that triggers the penalty).
+-> train_val_gap > 0.05 (the condition that triggers the penalty), "Loss becoming NaN or inf" in
+PENALTIES -> nonfinite_losses > 0 (the one threshold read without a number).
 
 The reader finds each number in the text (skipping numbers that are part of names such as
 ResNet-50, top-1, F1, GPT-2, mAP@0.5 or 4-bit), reads its unit, the comparison words around it
@@ -208,6 +209,8 @@ _EXPLICIT = re.compile(
     re.IGNORECASE,
 )
 _PLACEHOLDER = re.compile(r"\[[^\[\]\n]*\]")
+_NONFINITE = re.compile(r"\bnan\b|\binf(?:inite|inity)?\b|\bfinite\b", re.IGNORECASE)  # non-finite too
+_LOSS_WORD = re.compile(r"\bloss(?:es)?\b", re.IGNORECASE)
 
 _TIME_TO_MS = {"us": 0.001, "microsecond": 0.001, "ms": 1.0, "millisecond": 1.0, "msec": 1.0}
 _TIME_TO_MS.update({"s": 1000.0, "sec": 1000.0, "second": 1000.0})
@@ -269,7 +272,16 @@ def extract_threshold(text: str, section: str = "rewards") -> Threshold | None:
         previous_end = end
         if threshold:
             return threshold
-    return None
+    return _nonfinite_loss_threshold(clean, section)
+
+
+def _nonfinite_loss_threshold(text: str, section: str) -> Threshold | None:
+    """A loss "becoming NaN or inf" names no number, yet a run can count its non-finite losses: as
+    a penalty it triggers on any (> 0); as a constraint or reward it asks for none (== 0)."""
+    if not (_NONFINITE.search(text) and _LOSS_WORD.search(text)):
+        return None
+    op: Comparison = ">" if section == "penalties" else "=="
+    return Threshold("nonfinite_losses", op, 0.0, METRIC_UNITS["nonfinite_losses"])
 
 
 def _metric_words(text: str) -> list[_MetricWord]:

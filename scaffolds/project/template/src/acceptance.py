@@ -3,8 +3,8 @@
 specs/task.yaml is the spec this project was made from. Its constraints, rewards and penalties
 that carry a threshold ("accuracy >= 0.9", "latency_ms < 50") are machine-checkable. Each metric
 is measured on the run: from the final record of its metrics.jsonl (the saved model's scores,
-the train-val gap, parameter count, training time), from model.pt on disk (size), or by timing
-predictions (latency). Each gate is then
+the train-val gap, parameter count, training time), from its training records (NaN or infinite
+losses), from model.pt on disk (size), or by timing predictions (latency). Each gate is then
   pass          a reward or constraint that holds, or a penalty whose condition does not hold
   fail          a reward or constraint that does not hold, or a penalty whose condition holds
   not measured  a metric this project does not measure (cost_usd, bleu ...): neither pass nor fail
@@ -13,6 +13,7 @@ predictions (latency). Each gate is then
 from __future__ import annotations
 
 import json
+import math
 import operator
 import statistics
 import time
@@ -114,15 +115,24 @@ def measure(run_dir: Path, wanted: set[str]) -> dict[str, float]:
     """The value of each metric in `wanted` that this run can give (others are left out)."""
     records = read_records(run_dir)
     finals = [r for r in records if r["kind"] == "final"]
+    training = [r for r in records if r["kind"] == "train"]
+    diverged = [r for r in training if not math.isfinite(r["loss"])]
+    if not finals and diverged:
+        raise ProjectError(
+            f"{run_dir.name} stopped at step {diverged[0]['step']}, where its training loss became"
+            f" {diverged[0]['loss']}, so it has no final scores to check; train it again (or --resume it)"
+            " with a lower learning rate"
+        )
     if not finals:
         raise ProjectError(f"{run_dir.name} has not finished (no final record); train it to the end first")
-    final, training = finals[-1], [r for r in records if r["kind"] == "train"]
+    final = finals[-1]
     values: dict[str, float] = {name: final[name] for name in FINAL_METRICS if name in final}
     values["parameters_m"] = final["parameters"] / 1e6
     values["trainable_params_fraction"] = final["trainable_parameters"] / max(final["parameters"], 1)
     values["training_hours"] = final["elapsed_s"] / 3600
     values["gpu_hours"] = values["training_hours"] * final["gpus"]
     values["model_size_mb"] = (run_dir / "model.pt").stat().st_size / 1e6
+    values["nonfinite_losses"] = len(diverged)  # logged training losses that are NaN or infinite
     for metric, key, combine in (
         ("throughput", "samples_per_s", statistics.median),
         ("tokens_per_second", "tokens_per_s", statistics.median),

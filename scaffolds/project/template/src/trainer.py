@@ -290,6 +290,7 @@ class Trainer:
         self.log = MetricsLog(run_dir / "metrics.jsonl", enabled=runtime.is_main)
         self.display = ProgressDisplay(self.total_steps, 0, enabled=runtime.is_main)
         self.stop_requested = False
+        self.checkpoint_step: int | None = None  # the step checkpoint.pt holds, once there is one
         self.session_start = time.perf_counter()
         torch.manual_seed(config.seed + runtime.rank)  # different dropout masks on each rank
 
@@ -317,10 +318,13 @@ class Trainer:
 
                 if step % config.log_every == 0 or step == self.total_steps:
                     steps_in_window = (step - 1) % config.log_every + 1
-                    mean_loss = float(loss_sum) / steps_in_window  # float() waits for the GPU
+                    mean_loss, stop = self.agree_on_window(loss_sum, steps_in_window)
                     self.log_training(step, mean_loss, lr, grad_norm, window_items, window_start)
+                    if not math.isfinite(mean_loss):
+                        first_step = step - steps_in_window + 1
+                        raise ProjectError(self.divergence_message(mean_loss, first_step, step))
                     loss_sum, window_items, window_start = 0.0, 0, time.perf_counter()
-                    if self.should_stop():
+                    if stop:
                         self.save_checkpoint()
                         self.display.note(f"stopped at step {step}; resume with `runner.py train --resume`")
                         return None
@@ -419,6 +423,7 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         """Everything `train --resume` needs, written by rank 0 (all ranks hold the same weights)."""
+        self.checkpoint_step = self.state.step
         if not self.runtime.is_main:
             return
         state = asdict(self.state) | {"elapsed_s": self.elapsed()}
@@ -438,6 +443,7 @@ class Trainer:
         self.raw_model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.state = TrainState(**checkpoint["state"])
+        self.checkpoint_step = self.state.step
         if not self.runtime.distributed:  # each rank has its own RNG; only rank 0's was saved
             torch.set_rng_state(checkpoint["rng"].cpu())
         if (self.run_dir / "model.pt").exists():
@@ -485,10 +491,35 @@ class Trainer:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def should_stop(self) -> bool:
-        """Whether any process was asked to stop (all of them must stop at the same step)."""
+    def agree_on_window(self, loss_sum: torch.Tensor | float, steps: int) -> tuple[float, bool]:
+        """The mean training loss of the last `steps` steps over every process, and whether any
+        process was asked to stop. Under torchrun both come from one all-reduce, so every process
+        logs the same loss and stops (or halts on a non-finite loss) at the same step."""
         if not self.runtime.distributed:
-            return self.stop_requested
-        flag = torch.tensor(int(self.stop_requested), device=self.runtime.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
+            return float(loss_sum) / steps, self.stop_requested  # float() waits for the GPU
+        device = self.runtime.device
+        totals = torch.stack(
+            [
+                torch.as_tensor(loss_sum, dtype=torch.float32, device=device),
+                torch.tensor(float(self.stop_requested), device=device),
+            ]
+        )
+        dist.all_reduce(totals)
+        loss_total, stops = totals.tolist()
+        return loss_total / steps / self.runtime.world_size, stops > 0
+
+    def divergence_message(self, loss: float, first_step: int, last_step: int) -> str:
+        """What to do when the training loss is no longer a number: the run halts at once rather
+        than train on weights that are already NaN."""
+        steps = f"step {last_step}" if first_step == last_step else f"steps {first_step}-{last_step}"
+        lower_lr = f"--lr {self.config.lr / 3:.2g}"
+        kept = (
+            f"; its checkpoint of step {self.checkpoint_step} is kept: resume from it with a lower rate,"
+            f" python src/runner.py train --resume {self.run_dir.name} {lower_lr}"
+            if self.checkpoint_step is not None
+            else f"; start again with a lower rate ({lower_lr})"
+        )
+        return (
+            f"the training loss became {loss} in {steps} (learning rate {self.config.lr:g}, gradient clip"
+            f" {self.config.grad_clip:g}): run {self.run_dir.name} stopped{kept}"
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ def test_check_passes_when_every_measured_gate_holds(finished_run: Path, tmp_pat
         notes=("Reviewed by a colleague",),
         constraints=[("model_size_mb", "<", 1000), ("latency_ms", "<", 60_000), ("cost_usd", "<=", 5)],
         rewards=[("eval_loss", "<", 100), ("parameters_m", "<", 1000)],
-        penalties=[("train_val_gap", ">", 1.0)],
+        penalties=[("train_val_gap", ">", 1.0), ("nonfinite_losses", ">", 0)],
     )
     result = check(finished_run, "--spec", str(spec))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -68,6 +69,7 @@ def test_check_passes_when_every_measured_gate_holds(finished_run: Path, tmp_pat
     assert 0 < gates["latency_ms"]["observed"] < 60_000  # measured by timing predictions
     size_mb = (finished_run / "model.pt").stat().st_size / 1e6
     assert gates["model_size_mb"]["observed"] == pytest.approx(size_mb)
+    assert gates["nonfinite_losses"]["observed"] == 0  # counted over the run's training records
 
 
 def test_check_fails_a_missed_reward_and_a_triggered_penalty(finished_run: Path, tmp_path: Path) -> None:
@@ -87,3 +89,18 @@ def test_check_without_a_run_says_what_to_do(tmp_path: Path) -> None:
     result = run_cli("check", "--runs-dir", str(tmp_path))
     assert result.returncode == 2
     assert "train one first" in result.stderr
+
+
+def test_check_names_the_step_where_a_halted_run_lost_its_numbers(finished_run: Path, tmp_path: Path) -> None:
+    """A run halted by a NaN loss (see test_trainer.py) has no final record: check says where it
+    went wrong instead of only that it did not finish."""
+    run_dir = tmp_path / finished_run.name
+    shutil.copytree(finished_run, run_dir)
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    records = [r for r in records if r["kind"] != "final"]
+    diverged = [r for r in records if r["kind"] == "train"][-1]
+    diverged["loss"] = float("nan")
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = check(run_dir)
+    assert result.returncode == 2
+    assert f"stopped at step {diverged['step']}, where its training loss became nan" in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import signal
 from dataclasses import replace
 from pathlib import Path
@@ -130,6 +131,28 @@ def test_ctrl_c_stops_at_the_next_log_step_with_a_checkpoint(
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_a_loss_that_is_no_longer_a_number_halts_the_run_and_keeps_the_last_checkpoint(
+    config: Config, data: TaskData, tmp_path: Path
+) -> None:
+    class DivergingTrainer(Trainer):
+        def train_step(self, batches):
+            loss, items, grad_norm = super().train_step(batches)
+            return (loss * float("nan") if self.state.step == 6 else loss), items, grad_norm  # step 7
+
+    run_dir = tmp_path / "run"
+    config = replace(config, max_steps=40, log_every=2, eval_every=4)
+    trainer = make_trainer(config, data, run_dir, DivergingTrainer)
+    with pytest.raises(ProjectError) as raised:
+        trainer.fit()
+    message = str(raised.value)
+    assert message.startswith("the training loss became nan in steps 7-8 ")
+    resume = f"python src/runner.py train --resume run --lr {config.lr / 3:.2g}"
+    assert f"checkpoint of step 4 is kept: resume from it with a lower rate, {resume}" in message
+    last = read_records(run_dir)[-1]
+    assert last["kind"] == "train" and last["step"] == 8 and math.isnan(last["loss"])
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["state"]["step"] == 4
+
+
 @pytest.mark.slow
 def test_two_processes_train_with_ddp_under_torchrun(tmp_path: Path) -> None:
     overrides = {**TINY, "runs_dir": str(tmp_path), "eval_every": "4"}
@@ -140,6 +163,21 @@ def test_two_processes_train_with_ddp_under_torchrun(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     final = read_records(tmp_path / "ddp")[-1]
     assert final["kind"] == "final" and final["world_size"] == 2
+
+
+@pytest.mark.slow
+def test_every_process_halts_at_the_same_step_when_the_loss_diverges(tmp_path: Path) -> None:
+    """The processes agree on the logged loss through one all-reduce, so all of them stop together
+    (one that went on alone would wait for the others in its next collective until timeout)."""
+    overrides = {**TINY, "runs_dir": str(tmp_path), "lr": "1e30", "grad_clip": "0", "warmup_steps": "0"}
+    result = run_script(
+        "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "src/runner.py", "train", "--max-steps", "40", "--run-name", "ddp", *set_flags(overrides),
+        "--set", "log_every=2",
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert result.stderr.count("error: the training loss became nan in steps 1-2") == 2, result.stderr[-3000:]
+    assert [r["step"] for r in read_records(tmp_path / "ddp")] == [2]
 
 
 def test_a_training_split_smaller_than_a_batch_is_refused(
