@@ -71,6 +71,8 @@ def test_pretend_shows_the_plan_table_and_writes_nothing(project: Path, changed_
         path: status for path, status in rows.items() if not path.startswith(("tests/", "pyproject"))
     } == (SAME_VERSION_PLAN)
     assert "nothing was written" in result.stdout
+    version = ProjectTemplate.load(changed_template).version  # the same as the project's
+    assert f"template {version}, changed since this project's last render" in result.stdout
     assert tree_snapshot(project) == before and git(project, "for-each-ref") == refs
     assert git(project, "status", "--porcelain") == ""
 

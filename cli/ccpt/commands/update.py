@@ -86,7 +86,12 @@ def _print_plan(plan: UpdatePlan) -> None:
         for change in plan.changes
         if change.status.value != "unchanged"
     ]
-    title = f"ccpt update {plan.project.name}: template {plan.from_version} -> {plan.to_version}"
+    versions = (
+        f"template {plan.from_version} -> {plan.to_version}"
+        if plan.from_version != plan.to_version
+        else f"template {plan.to_version}, changed since this project's last render"
+    )
+    title = f"ccpt update {plan.project.name}: {versions}"
     console.print(make_table(title, ["status", "path", "detail"], rows))
     counts = ", ".join(f"{count} {status}" for status, count in plan.counts().items() if count)
     console.print(counts)
