@@ -163,6 +163,27 @@ class MetricsLog:
             with self.path.open("a") as file:
                 file.write(json.dumps({"kind": kind, "time": round(time.time(), 3), **values}) + "\n")
 
+    def drop_after(self, step: int) -> None:
+        """Forget the records of steps after `step`, and any line cut short. A run resumed from a
+        checkpoint trains those steps again; what its last session logged past the checkpoint (it
+        was killed, or halted on a NaN loss) would otherwise stay in the curves twice."""
+        if not self.enabled or not self.path.exists():
+            return
+        lines = self.path.read_text().splitlines(keepends=True)
+        kept = [line for line in lines if line.endswith("\n") and record_step(line) <= step]
+        if len(kept) < len(lines):
+            partial = self.path.with_name(self.path.name + ".partial")
+            partial.write_text("".join(kept))
+            partial.replace(self.path)
+
+
+def record_step(line: str) -> float:
+    """The step of one metrics.jsonl line; a damaged line counts as after every step."""
+    try:
+        return json.loads(line).get("step", 0)
+    except ValueError:
+        return math.inf
+
 
 class ProgressDisplay:
     """A rich progress bar with the latest loss on rank 0; silent on the other ranks."""
@@ -444,6 +465,7 @@ class Trainer:
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.state = TrainState(**checkpoint["state"])
         self.checkpoint_step = self.state.step
+        self.log.drop_after(self.state.step)
         if not self.runtime.distributed:  # each rank has its own RNG; only rank 0's was saved
             torch.set_rng_state(checkpoint["rng"].cpu())
         if (self.run_dir / "model.pt").exists():

@@ -16,7 +16,7 @@ from config import Config, ProjectError
 from conftest import TINY, make_trainer, read_records, run_script, set_flags
 from data import TaskData
 from network import build_model
-from trainer import Trainer, learning_rate, load_trained_model
+from trainer import MetricsLog, Trainer, learning_rate, load_trained_model
 
 
 def test_loss_goes_down_over_a_short_run(config: Config, data: TaskData, tmp_path: Path) -> None:
@@ -152,6 +152,14 @@ def test_a_loss_that_is_no_longer_a_number_halts_the_run_and_keeps_the_last_chec
     assert last["kind"] == "train" and last["step"] == 8 and math.isnan(last["loss"])
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["state"]["step"] == 4
 
+    # Resumed as the message says, the run trains steps 5-8 again and its log holds them once.
+    resumed = make_trainer(replace(config, lr=config.lr / 3), data, run_dir)
+    resumed.load_checkpoint()
+    assert resumed.fit() is not None
+    train_steps = [r["step"] for r in read_records(run_dir) if r["kind"] == "train"]
+    assert train_steps == list(range(2, 41, 2))
+    assert all(math.isfinite(r["loss"]) for r in read_records(run_dir) if "loss" in r)
+
 
 @pytest.mark.slow
 def test_two_processes_train_with_ddp_under_torchrun(tmp_path: Path) -> None:
@@ -163,6 +171,18 @@ def test_two_processes_train_with_ddp_under_torchrun(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     final = read_records(tmp_path / "ddp")[-1]
     assert final["kind"] == "final" and final["world_size"] == 2
+
+
+def test_a_resumed_log_forgets_steps_after_the_checkpoint_and_a_line_cut_short(tmp_path: Path) -> None:
+    log = MetricsLog(tmp_path / "metrics.jsonl", enabled=True)
+    for step in (2, 4, 6):
+        log.write("train", step=step, loss=1.0)
+    with log.path.open("a") as file:
+        file.write('{"kind": "train", "st')  # the process was killed mid-write
+    log.drop_after(4)
+    assert [r["step"] for r in read_records(tmp_path)] == [2, 4]
+    log.write("train", step=6, loss=0.5)
+    assert [r["step"] for r in read_records(tmp_path)] == [2, 4, 6]
 
 
 @pytest.mark.slow
