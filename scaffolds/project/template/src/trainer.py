@@ -343,7 +343,8 @@ class Trainer:
                     self.log_training(step, mean_loss, lr, grad_norm, window_items, window_start)
                     if not math.isfinite(mean_loss):
                         first_step = step - steps_in_window + 1
-                        raise ProjectError(self.divergence_message(mean_loss, first_step, step))
+                        message = self.divergence_message(mean_loss, first_step, step)
+                        raise ProjectError(message, every_process=True)
                     loss_sum, window_items, window_start = 0.0, 0, time.perf_counter()
                     if stop:
                         self.save_checkpoint()
