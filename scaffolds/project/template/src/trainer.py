@@ -517,7 +517,7 @@ class Trainer:
     def agree_on_window(self, loss_sum: torch.Tensor | float, steps: int) -> tuple[float, bool]:
         """The mean training loss of the last `steps` steps over every process, and whether any
         process was asked to stop. Under torchrun both come from one all-reduce, so every process
-        logs the same loss and stops (or halts on a non-finite loss) at the same step."""
+        sees the same loss and stops (or halts on a non-finite loss) at the same step."""
         if not self.runtime.distributed:
             return float(loss_sum) / steps, self.stop_requested  # float() waits for the GPU
         device = self.runtime.device
