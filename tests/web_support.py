@@ -299,12 +299,25 @@ def assert_dashboard_shows_run(
     assert page.inner_text("#run-status") == "finished"
     page.wait_for_selector("#gates tbody tr")
     checked = project.runner("check", "--run", project.run_dir.name, "--json")
-    expected = [[gate["metric"], gate["status"]] for gate in json.loads(checked.stdout)]
-    assert gates_shown(page) == expected and expected
+    expected = [
+        [
+            gate["metric"],
+            gate["status"],
+            f"{'not ' if gate['section'] == 'penalties' else ''}{gate['op']} {gate['target_text']}",
+            gate["observed_text"] or "\u2013",  # the page's dash for a gate it could not measure
+        ]
+        for gate in json.loads(checked.stdout)
+    ]
+    shown = gates_shown(page)
+    for row in shown + expected:  # latency is timed anew by each check: its figures differ
+        row[3] = "timed" if row[0] == "latency_ms" else row[3]
+    assert shown == expected and expected
 
 
-def gates_shown(page: object) -> list[tuple[str, str]]:
-    """(metric, result) of each row of the dashboard's acceptance table."""
+def gates_shown(page: object) -> list[list[str]]:
+    """(metric, result, must be, measured) of each row of the dashboard's acceptance table."""
     return page.eval_on_selector_all(
-        "#gates tbody tr", "rows => rows.map(r => [r.dataset.metric, r.dataset.status])"
+        "#gates tbody tr",
+        "rows => rows.map(r => [r.dataset.metric, r.dataset.status,"
+        " r.cells[2].textContent, r.cells[3].textContent])",
     )

@@ -48,6 +48,19 @@ ALIASES = {"f1": "macro_f1"}
 LATENCY_SAMPLES = 20
 
 
+def readable(metric: str, value: float) -> str:
+    """A gate's number for people: times in seconds or minutes when under an hour or two
+    ("2 min", not "0.0333333"), everything else in the metric's own unit."""
+    if metric in ("training_hours", "gpu_hours"):
+        seconds = float(f"{value * 3600:.4g}")  # "2 minutes" is stored as 0.0333333 h
+        if seconds < 120:
+            return f"{seconds:.3g} s"
+        if seconds < 7200:
+            return f"{seconds / 60:.3g} min"
+        return f"{value:.3g} h"
+    return f"{value:.4g}"
+
+
 @dataclass
 class Gate:
     section: str  # constraints, rewards or penalties
@@ -62,6 +75,11 @@ class Gate:
         holds = COMPARISONS[self.op](observed, self.target)
         self.observed = observed
         self.status = "pass" if holds != (self.section == "penalties") else "fail"
+
+    def as_dict(self) -> dict[str, object]:
+        """The gate for JSON, its numbers also as people read them (times in seconds or minutes)."""
+        observed = None if self.observed is None else readable(self.metric, self.observed)
+        return asdict(self) | {"target_text": readable(self.metric, self.target), "observed_text": observed}
 
 
 def read_spec(spec_path: Path) -> dict:
@@ -183,4 +201,4 @@ def all_passed(gates: list[Gate]) -> bool:
 
 
 def gates_as_json(gates: list[Gate]) -> str:
-    return json.dumps([asdict(gate) for gate in gates], indent=2)
+    return json.dumps([gate.as_dict() for gate in gates], indent=2)

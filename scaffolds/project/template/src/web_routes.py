@@ -22,7 +22,6 @@ import math
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Query
@@ -261,7 +260,7 @@ class GateCache:
         with self.lock:
             cached = self.results.get(run_dir)
             if cached is None or cached[0] != versions:
-                cached = (versions, [asdict(gate) for gate in check_run(run_dir, SPEC_PATH)])
+                cached = (versions, [gate.as_dict() for gate in check_run(run_dir, SPEC_PATH)])
                 self.results[run_dir] = cached
             return cached[1]
 

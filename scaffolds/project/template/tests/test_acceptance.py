@@ -70,6 +70,14 @@ def test_check_passes_when_every_measured_gate_holds(finished_run: Path, tmp_pat
     size_mb = (finished_run / "model.pt").stat().st_size / 1e6
     assert gates["model_size_mb"]["observed"] == pytest.approx(size_mb)
     assert gates["nonfinite_losses"]["observed"] == 0  # counted over the run's training records
+    assert gates["latency_ms"]["observed_text"] == f"{gates['latency_ms']['observed']:.4g}"
+
+
+def test_check_states_times_as_people_write_them(finished_run: Path, tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "spec.yaml", constraints=[("training_hours", "<", 2 / 60)])  # "2 minutes"
+    (gate,) = json.loads(check(finished_run, "--spec", str(spec), "--json").stdout)
+    assert gate["target_text"] == "2 min" and gate["observed_text"].endswith(" s")
+    assert "< 2 min" in check(finished_run, "--spec", str(spec)).stdout
 
 
 def test_check_fails_a_missed_reward_and_a_triggered_penalty(finished_run: Path, tmp_path: Path) -> None:
