@@ -259,9 +259,9 @@ const GATE_COLUMNS = ["gate", "metric", "must be", "measured", "result", "the sp
 
 /** One row as `runner.py check` prints it; a penalty's condition is what must not hold. */
 function gateRow(gate) {
-  // The server's own wording of each number (times in s or min), as `runner.py check` prints it.
-  const target = `${gate.section === "penalties" ? "not " : ""}${gate.op} ${gate.target_text ?? formatNumber(gate.target)}`;
-  const measured = gate.observed === null ? "–" : (gate.observed_text ?? formatNumber(gate.observed));
+  // The numbers as the server words them (times in s or min), the same as `runner.py check`.
+  const target = `${gate.section === "penalties" ? "not " : ""}${gate.op} ${gate.target_text}`;
+  const measured = gate.observed_text ?? "–"; // null: a metric this project does not measure
   const tr = row([GATE_KINDS[gate.section] ?? gate.section, gate.metric, target, measured, gate.status, gate.text]);
   GATE_COLUMNS.forEach((label, index) => {
     tr.cells[index].dataset.label = label; // shown beside each value on a phone
