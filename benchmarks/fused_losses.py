@@ -78,9 +78,6 @@ def fused_linear_cross_entropy(
     return FusedLinearCrossEntropy.apply(hidden, weight, targets)
 
 
-ONE_PASS_WARPS = [16]  # the kernel's warps, set by one_pass_linear_cross_entropy
-
-
 if triton is not None:
     from kernels import row_log_sum_exp  # the project's src/ is on the path (causal_lm_levers.py)
 
@@ -107,7 +104,9 @@ if triton is not None:
             tl.store(grads_ptr + columns, grad.to(grads_ptr.dtype.element_ty), mask=mask)
 
     @torch.library.triton_op("bench::cross_entropy_and_gradient", mutates_args=())
-    def _loss_and_gradient(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _loss_and_gradient(
+        logits: torch.Tensor, targets: torch.Tensor, warps: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         rows, vocab_size = logits.shape
         losses = torch.empty(rows, device=logits.device, dtype=torch.float32)
         grads = torch.empty((rows, vocab_size), device=logits.device, dtype=logits.dtype)
@@ -120,7 +119,7 @@ if triton is not None:
             logits.stride(0),
             rows,
             BLOCK=4096,
-            num_warps=ONE_PASS_WARPS[0],
+            num_warps=warps,
         )
         return losses.mean(), grads
 
@@ -130,9 +129,9 @@ if triton is not None:
         two matmuls it feeds, on their far smaller results."""
 
         @staticmethod
-        def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor):
+        def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, warps: int):
             logits = hidden @ weight.t()
-            loss, grads = _loss_and_gradient(logits, targets)
+            loss, grads = _loss_and_gradient(logits, targets, warps)
             ctx.save_for_backward(grads, hidden, weight)
             ctx.mark_non_differentiable(logits)
             return loss, logits
@@ -141,15 +140,14 @@ if triton is not None:
         def backward(ctx, grad_loss: torch.Tensor, _grad_logits: torch.Tensor):
             grads, hidden, weight = ctx.saved_tensors
             grad_loss = grad_loss.to(grads.dtype)
-            return (grads @ weight) * grad_loss, (grads.t() @ hidden) * grad_loss, None
+            return (grads @ weight) * grad_loss, (grads.t() @ hidden) * grad_loss, None, None
 
 
 def one_pass_linear_cross_entropy(
     hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, warps: int = 16
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean cross-entropy, detached logits) of hidden @ weight.T; under autocast in its dtype."""
-    ONE_PASS_WARPS[0] = warps
     if torch.is_autocast_enabled(hidden.device.type):
         dtype = torch.get_autocast_dtype(hidden.device.type)
         hidden, weight = hidden.to(dtype), weight.to(dtype)
-    return _LinearCrossEntropy.apply(hidden.contiguous(), weight, targets.contiguous())
+    return _LinearCrossEntropy.apply(hidden.contiguous(), weight, targets.contiguous(), warps)
