@@ -85,6 +85,46 @@ PHRASINGS = [
     ("penalties", "Training loss diverging to infinity", "nonfinite_losses", ">", 0),
     ("constraints", "No NaN losses", "nonfinite_losses", "==", 0),
     ("constraints", "The training loss stays finite", "nonfinite_losses", "==", 0),
+    # Held-out examples that are copies of training ones: counted, so no number is needed.
+    ("penalties", "Validation images leaking into training", "split_overlap", ">", 0),
+    ("penalties", "Evaluation prompts found in the training data", "split_overlap", ">", 0),
+    ("penalties", "Test set contamination", "split_overlap", ">", 0),
+    ("constraints", "No overlap between the training and validation sets", "split_overlap", "==", 0),
+    # A classifier stuck on one class.
+    ("penalties", "Predicting only the majority class", "predicted_classes", "<=", 1),
+    ("penalties", "The model always predicts the same class", "predicted_classes", "<=", 1),
+    # A validation loss that keeps rising; with the training loss falling meanwhile, overfitting.
+    (
+        "penalties",
+        "Overfitting: validation loss rising while training loss falls for 3 evaluations in a row",
+        "overfitting_evals",
+        ">=",
+        3,
+    ),
+    (
+        "penalties",
+        "Validation loss rising for three consecutive evaluations",
+        "rising_val_loss_evals",
+        ">=",
+        3,
+    ),
+    (
+        "constraints",
+        "Validation loss never rises for 2 evaluations in a row",
+        "rising_val_loss_evals",
+        "<",
+        2,
+    ),
+    # Repetition loops in generated text: the most repeated word n-gram of one continuation.
+    (
+        "penalties",
+        "Repetition loops (the same 4-gram more than 3 times in one continuation)",
+        "max_4gram_repeats",
+        ">",
+        3,
+    ),
+    ("penalties", "Any 4-gram appearing at least 5 times", "max_4gram_repeats", ">=", 5),
+    ("constraints", "No 3-gram repeated more than twice in a sample", "max_3gram_repeats", "<=", 2),
 ]
 
 
@@ -114,6 +154,10 @@ NO_THRESHOLD = [
     "Hardware: 1x A100",
     "Batch size 32 with fp16",
     "NaN gradients in the encoder",  # only losses are counted
+    "Label leakage from notes of the same patient across splits",  # not a count of copied examples
+    "Only one class in the validation split",  # about the data, not the predictions
+    "Validation loss rises over 3 evaluations",  # not a streak: "in a row" or "consecutive" makes it one
+    "Train for 3 epochs more than 3 times",  # "times" without an n-gram
 ]
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ccpt.specs.model import METRIC_UNITS, SCAFFOLD_KINDS, TASK_KINDS, CrpgItem, TaskSpec, Threshold
+from ccpt.specs.model import SCAFFOLD_KINDS, TASK_KINDS, CrpgItem, TaskSpec, Threshold, metric_unit
 
 Status = Literal["pass", "warn", "fail"]
 MAX_POINTS = 8
@@ -328,7 +328,7 @@ def _within(interval: Interval, trigger: Threshold) -> bool:
 
 def _unknown_metrics(items: list[CrpgItem]) -> str:
     names = sorted(
-        {i.threshold.metric for i in items if i.threshold and i.threshold.metric not in METRIC_UNITS}
+        {i.threshold.metric for i in items if i.threshold and metric_unit(i.threshold.metric) is None}
     )
     return ", ".join(names)
 

@@ -8,6 +8,7 @@ on-disk YAML schema (`specs/task.yaml` in a generated project, the built-in libr
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -74,7 +75,21 @@ METRIC_UNITS: dict[str, str] = {
     "trainable_params_fraction": "fraction",
     "mfu": "fraction",
     "nonfinite_losses": "count",
+    "split_overlap": "count",
+    "predicted_classes": "count",
+    "rising_val_loss_evals": "count",
+    "overfitting_evals": "count",
 }
+# A family of its own: max_4gram_repeats is how often the most repeated word 4-gram of one
+# generated continuation occurs ("the same 4-gram more than 3 times": repetition loops).
+REPEATED_NGRAMS = re.compile(r"max_(?P<n>[1-9])gram_repeats")
+
+
+def metric_unit(metric: str) -> str | None:
+    """The canonical unit of a metric name, None for a name no generated project knows."""
+    if REPEATED_NGRAMS.fullmatch(metric):
+        return "count"
+    return METRIC_UNITS.get(metric)
 
 
 @dataclass(frozen=True)

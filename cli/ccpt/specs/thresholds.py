@@ -3,7 +3,11 @@
 "Achieve >90% top-1 accuracy" -> accuracy >= 0.9, "<50ms per image" -> latency_ms < 50,
 "Model size under 100MB" -> model_size_mb < 100, "Overfitting (>5% train-val gap)" in PENALTIES
 -> train_val_gap > 0.05 (the condition that triggers the penalty), "Loss becoming NaN or inf" in
-PENALTIES -> nonfinite_losses > 0 (the one threshold read without a number).
+PENALTIES -> nonfinite_losses > 0. Four anti-patterns are read without a number, because a run
+can count them: non-finite losses, validation examples leaking into training (split_overlap), a
+classifier predicting only one class (predicted_classes), and a validation loss rising for N
+evaluations in a row (rising_val_loss_evals, or overfitting_evals when the training loss falls
+meanwhile).
 
 The reader finds each number in the text (skipping numbers that are part of names such as
 ResNet-50, top-1, F1, GPT-2, mAP@0.5 or 4-bit), reads its unit, the comparison words around it
@@ -23,7 +27,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import cast
 
-from ccpt.specs.model import METRIC_UNITS, Comparison, Threshold
+from ccpt.specs.model import METRIC_UNITS, Comparison, Threshold, metric_unit
 
 # Metrics where a larger observed value is better; every other metric is "lower is better".
 HIGHER_IS_BETTER = frozenset(
@@ -211,6 +215,62 @@ _EXPLICIT = re.compile(
 _PLACEHOLDER = re.compile(r"\[[^\[\]\n]*\]")
 _NONFINITE = re.compile(r"\bnan\b|\binf(?:inite|inity)?\b|\bfinite\b", re.IGNORECASE)  # non-finite too
 _LOSS_WORD = re.compile(r"\bloss(?:es)?\b", re.IGNORECASE)
+_HELD_OUT = r"(?:validation|val|test|eval(?:uation)?|held[- ]out)"
+# Held-out examples that also sit in the training data: "Validation images leaking into training",
+# "Evaluation prompts found in the training data", "test set contamination". Not "label leakage
+# across splits": that is about what the examples say, which an exact-copy count cannot see.
+_LEAKAGE = re.compile(
+    rf"\b{_HELD_OUT}(?:[ -]\w+)?\s+(?:leak(?:s|ing|ed)?|(?:also |that are )?(?:found|present|seen|included"
+    rf"|appearing|appear)) (?:in|into)(?: the)? train"
+    rf"|\b{_HELD_OUT}(?:[ -](?:set|split|data))? (?:leakage|contamination)"
+    rf"|\bcontamination of the {_HELD_OUT}\b"
+    rf"|\boverlap between (?:the )?train(?:ing)?(?: \w+)? and (?:the )?{_HELD_OUT}",
+    re.IGNORECASE,
+)
+# A classifier whose every prediction is one class: "Predicting only the majority class".
+_SINGLE_CLASS = re.compile(
+    r"\b(?:only|always|just)\b(?:\s+\w+){0,3}?\s+(?:majority|most (?:common|frequent)|dominant|single|one"
+    r"|same)[ -](?:class|label|category)\b",
+    re.IGNORECASE,
+)
+_PREDICT_WORD = re.compile(r"\bpredict\w*|\boutput\w*|\bclassif\w*", re.IGNORECASE)
+# "validation loss rising ... for 3 evaluations in a row"
+_RISING_LOSS = re.compile(
+    rf"\b{_HELD_OUT}[ _-]?loss(?:es)?\s+(?:is |keeps |keeps on |never |does not |must not |should not )?"
+    r"(?:ris\w*|increas\w*|go(?:es|ing)? up|climb\w*|grow\w*)",
+    re.IGNORECASE,
+)
+_TRAINING_LOSS_FALLING = re.compile(
+    r"\btrain(?:ing)?[ _-]?loss(?:es)?\s+(?:is |keeps )?(?:fall\w*|fell|decreas\w*|drop\w*|go(?:es|ing)? down"
+    r"|improv\w*|shrink\w*)",
+    re.IGNORECASE,
+)
+# "the same 4-gram more than 3 times in one continuation": repetition loops in generated text.
+_TIMES = (
+    r"(?:(?P<over{i}>more than|over|above)|(?P<least{i}>at least))\s+(?P<count{i}>\d+ times|once|twice)\b"
+)
+_REPEATED_NGRAM = re.compile(
+    rf"\b(?P<n1>[1-9])[- ]?grams?\b[^.;]{{0,40}}?{_TIMES.format(i=1)}"
+    rf"|{_TIMES.format(i=2)}[^.;]{{0,40}}?\b(?P<n2>[1-9])[- ]?grams?\b",
+    re.IGNORECASE,
+)
+_COUNT_WORDS = {
+    "once": 1,
+    "twice": 2,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+}
+_IN_A_ROW = re.compile(
+    rf"\b(?P<count>\d+|{'|'.join(_COUNT_WORDS)})\s+(?:(?P<consecutive>consecutive|successive)\s+)?"
+    r"(?:evaluations?|evals?|validations?|eval(?:uation)? rounds|checks)(?P<row>\s+in a row)?",
+    re.IGNORECASE,
+)
 
 _TIME_TO_MS = {"us": 0.001, "microsecond": 0.001, "ms": 1.0, "millisecond": 1.0, "msec": 1.0}
 _TIME_TO_MS.update({"s": 1000.0, "sec": 1000.0, "second": 1000.0})
@@ -248,9 +308,7 @@ def explicit_threshold(text: str) -> tuple[str, Threshold | None]:
     if not match:
         return text, None
     metric = match["metric"].lower()
-    threshold = Threshold(
-        metric, cast(Comparison, match["op"]), float(match["value"]), METRIC_UNITS.get(metric)
-    )
+    threshold = Threshold(metric, cast(Comparison, match["op"]), float(match["value"]), metric_unit(metric))
     return text[: match.start()].rstrip(), threshold
 
 
@@ -272,7 +330,20 @@ def extract_threshold(text: str, section: str = "rewards") -> Threshold | None:
         previous_end = end
         if threshold:
             return threshold
-    return _nonfinite_loss_threshold(clean, section)
+    for read_counted in _COUNTED_READERS:
+        threshold = read_counted(clean, section)
+        if threshold:
+            return threshold
+    return None
+
+
+def _counted(
+    metric: str, penalty_op: Comparison, requirement_op: Comparison, value: float, section: str
+) -> Threshold:
+    """A threshold on something a run counts: a penalty triggers on `penalty_op`, a constraint or
+    reward asks for `requirement_op`."""
+    op = penalty_op if section == "penalties" else requirement_op
+    return Threshold(metric, op, value, metric_unit(metric))
 
 
 def _nonfinite_loss_threshold(text: str, section: str) -> Threshold | None:
@@ -280,8 +351,58 @@ def _nonfinite_loss_threshold(text: str, section: str) -> Threshold | None:
     a penalty it triggers on any (> 0); as a constraint or reward it asks for none (== 0)."""
     if not (_NONFINITE.search(text) and _LOSS_WORD.search(text)):
         return None
-    op: Comparison = ">" if section == "penalties" else "=="
-    return Threshold("nonfinite_losses", op, 0.0, METRIC_UNITS["nonfinite_losses"])
+    return _counted("nonfinite_losses", ">", "==", 0.0, section)
+
+
+def _leakage_threshold(text: str, section: str) -> Threshold | None:
+    """Held-out examples leaking into training: the run counts validation examples that are exact
+    copies of training ones; a penalty triggers on any, a requirement asks for none."""
+    if not _LEAKAGE.search(text):
+        return None
+    return _counted("split_overlap", ">", "==", 0.0, section)
+
+
+def _single_class_threshold(text: str, section: str) -> Threshold | None:
+    """ "Predicting only the majority class": the run counts the classes its predictions use."""
+    if not (_SINGLE_CLASS.search(text) and _PREDICT_WORD.search(text)):
+        return None
+    return _counted("predicted_classes", "<=", ">", 1.0, section)
+
+
+def _rising_loss_threshold(text: str, section: str) -> Threshold | None:
+    """A validation loss rising "for 3 evaluations in a row" (while the training loss falls: then
+    it is overfitting): the run finds its longest such streak of evaluations."""
+    streak = _IN_A_ROW.search(text)
+    if not (_RISING_LOSS.search(text) and streak and (streak["consecutive"] or streak["row"])):
+        return None
+    count = streak["count"].lower()
+    length = float(_COUNT_WORDS.get(count) or int(count))
+    metric = "overfitting_evals" if _TRAINING_LOSS_FALLING.search(text) else "rising_val_loss_evals"
+    return _counted(metric, ">=", "<", length, section)
+
+
+def _repeated_ngram_threshold(text: str, section: str) -> Threshold | None:
+    """ "The same 4-gram more than 3 times in one continuation": the run samples continuations and
+    counts how often the most repeated word 4-gram of each occurs (max_4gram_repeats)."""
+    match = _REPEATED_NGRAM.search(text)
+    if not match:
+        return None
+    side = "1" if match["n1"] else "2"
+    count = match["count" + side].lower()
+    times = float({"once": 1, "twice": 2}.get(count) or int(count.split()[0]))
+    metric = f"max_{match['n' + side]}gram_repeats"
+    if match["least" + side]:
+        return _counted(metric, ">=", "<", times, section)
+    return _counted(metric, ">", "<=", times, section)
+
+
+_COUNTED_READERS = (
+    _nonfinite_loss_threshold,
+    _leakage_threshold,
+    _single_class_threshold,
+    _rising_loss_threshold,
+    _repeated_ngram_threshold,
+)
 
 
 def _metric_words(text: str) -> list[_MetricWord]:

@@ -3,8 +3,11 @@
 specs/task.yaml is the spec this project was made from. Its constraints, rewards and penalties
 that carry a threshold ("accuracy >= 0.9", "latency_ms < 50") are machine-checkable. Each metric
 is measured on the run: from the final record of its metrics.jsonl (the saved model's scores,
-the train-val gap, parameter count, training time), from its training records (NaN or infinite
-losses), from model.pt on disk (size), or by timing predictions (latency). Each gate is then
+the classes its predictions use, the train-val gap, parameter count, training time), from its
+training and evaluation records (NaN or infinite losses, streaks of a rising validation loss),
+from model.pt on disk (size), by timing predictions (latency), by sampling continuations (the
+most repeated word n-gram of one: max_4gram_repeats), or by reading the run's data again
+(validation examples that are copies of training ones). Each gate is then
   pass          a reward or constraint that holds, or a penalty whose condition does not hold
   fail          a reward or constraint that does not hold, or a penalty whose condition holds
   not measured  a metric this project does not measure (cost_usd, bleu ...): neither pass nor fail
@@ -12,18 +15,21 @@ losses), from model.pt on disk (size), or by timing predictions (latency). Each 
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import operator
+import re
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
 
-from config import ProjectError
+from config import Config, ProjectError
 
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -43,14 +49,19 @@ FINAL_METRICS = (
     "eval_loss",
     "perplexity",
     "train_val_gap",
+    "predicted_classes",
 )
 ALIASES = {"f1": "macro_f1"}
 LATENCY_SAMPLES = 20
+REPEATED_NGRAMS = re.compile(r"max_(?P<n>[1-9])gram_repeats")  # max_4gram_repeats: word 4-grams
+CONTINUATIONS = 8  # sampled for the repetition gates, each up to CONTINUATION_TOKENS long
+CONTINUATION_TOKENS = 256
 
 
 def readable(metric: str, value: float) -> str:
     """A gate's number for people: times in seconds or minutes when under an hour or two
-    ("2 min", not "0.0333333"), everything else in the metric's own unit."""
+    ("2 min", not "0.0333333"), large numbers in full ("41,400"), everything else in the
+    metric's own unit to four digits."""
     if metric in ("training_hours", "gpu_hours"):
         seconds = float(f"{value * 3600:.4g}")  # "2 minutes" is stored as 0.0333333 h
         if seconds < 120:
@@ -58,6 +69,8 @@ def readable(metric: str, value: float) -> str:
         if seconds < 7200:
             return f"{seconds / 60:.3g} min"
         return f"{value:.3g} h"
+    if abs(value) >= 10_000:
+        return f"{value:,.0f}"  # 41,400 tokens/s, not 4.14e+04
     return f"{value:.4g}"
 
 
@@ -151,6 +164,9 @@ def measure(run_dir: Path, wanted: set[str]) -> dict[str, float]:
     values["gpu_hours"] = values["training_hours"] * final["gpus"]
     values["model_size_mb"] = (run_dir / "model.pt").stat().st_size / 1e6
     values["nonfinite_losses"] = len(diverged)  # logged training losses that are NaN or infinite
+    evaluations = [r for r in records if r["kind"] == "eval"]
+    values["rising_val_loss_evals"] = longest_rise(evaluations, training, while_training_falls=False)
+    values["overfitting_evals"] = longest_rise(evaluations, training, while_training_falls=True)
     for metric, key, combine in (
         ("throughput", "samples_per_s", statistics.median),
         ("tokens_per_second", "tokens_per_s", statistics.median),
@@ -165,7 +181,56 @@ def measure(run_dir: Path, wanted: set[str]) -> dict[str, float]:
             values[alias] = values[name]
     if "latency_ms" in wanted:
         values["latency_ms"] = measure_latency_ms(run_dir)
+    if "split_overlap" in wanted:
+        values["split_overlap"] = measure_split_overlap(run_dir)
+    ngram_sizes = {int(match["n"]) for match in map(REPEATED_NGRAMS.fullmatch, wanted) if match}
+    if ngram_sizes:
+        values.update(measure_repeats(run_dir, ngram_sizes))
     return {name: value for name, value in values.items() if name in wanted}
+
+
+def longest_rise(evaluations: list[dict], training: list[dict], *, while_training_falls: bool) -> int:
+    """The most evaluations in a row whose validation loss rose over the one before, each (with
+    `while_training_falls`) while the training loss, as last logged by then, fell: overfitting."""
+    steps = [r["step"] for r in training]  # in order: the log is appended step by step
+    longest = streak = 0
+    previous: tuple[float, float] | None = None
+    for record in evaluations:
+        last = bisect.bisect_right(steps, record["step"]) - 1
+        current = (record["eval_loss"], training[last]["loss"] if last >= 0 else math.nan)
+        rose = previous is not None and current[0] > previous[0]
+        if rose and while_training_falls:
+            rose = current[1] < previous[1]
+        streak = streak + 1 if rose else 0
+        longest = max(longest, streak)
+        previous = current
+    return longest
+
+
+def measure_split_overlap(run_dir: Path) -> int:
+    """Validation examples of the run's data that are exact copies of training examples."""
+    from data import split_contents
+    from loading import count_shared
+
+    return count_shared(*split_contents(Config.load(run_dir / "config.json")))
+
+
+def most_repeated_ngram(text: str, n: int) -> int:
+    """How often the most frequent run of n words occurs in `text` (0 when it has fewer)."""
+    words = text.split()
+    return max(Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1)).values(), default=0)
+
+
+def measure_repeats(run_dir: Path, ngram_sizes: set[int]) -> dict[str, float]:
+    """max_<n>gram_repeats for each n: the worst continuation of CONTINUATIONS sampled from the
+    run's model. Nothing for a model that does not generate text."""
+    from predictor import Predictor
+
+    predictor = Predictor(run_dir)
+    if not hasattr(predictor, "continuations"):
+        return {}
+    texts = predictor.continuations(CONTINUATIONS, CONTINUATION_TOKENS)
+    return {f"max_{n}gram_repeats": max(most_repeated_ngram(text, n) for text in texts) for n in ngram_sizes}
 
 
 def measure_latency_ms(run_dir: Path, samples: int = LATENCY_SAMPLES) -> float:

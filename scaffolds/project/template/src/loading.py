@@ -2,6 +2,7 @@
 
 read_dataset      a local data file or folder, a `save_to_disk` folder, or a Hugging Face hub name
 train_val_split   the source's own validation split, or a seeded (stratified) one
+count_shared      how many validation examples are copies of training ones (leakage)
 build_loader      DataLoaders: shuffled and sharded across torchrun's processes for training, in
                   order and each example exactly once across them for evaluation; worker
                   processes and pinned memory as the settings and the device ask
@@ -10,8 +11,9 @@ What the examples are and how they become tensors is task-specific: see data.py.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,6 +69,19 @@ def train_val_split(
         test_size=config.val_fraction, seed=config.seed, stratify_by_column=label_column
     )
     return parts["train"], parts["test"]
+
+
+def count_shared(train: Iterable[str | bytes], val: Iterable[str | bytes]) -> int:
+    """How many validation examples are exact copies of a training example: each one scores the
+    model on something it was trained on. Text is compared without its surrounding whitespace;
+    blank examples are left out (an empty file copies nothing)."""
+    seen = {digest for digest in map(_content_digest, train) if digest}
+    return sum(1 for digest in map(_content_digest, val) if digest in seen)
+
+
+def _content_digest(content: str | bytes) -> bytes | None:
+    data = content.strip().encode() if isinstance(content, str) else content
+    return hashlib.blake2b(data, digest_size=16).digest() if data else None
 
 
 class ResumableSampler(DistributedSampler):

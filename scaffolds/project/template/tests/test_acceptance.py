@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from acceptance import read_gates
+from acceptance import (
+    CONTINUATION_TOKENS,
+    CONTINUATIONS,
+    longest_rise,
+    most_repeated_ngram,
+    read_gates,
+    readable,
+)
 from config import SPEC_PATH
 from conftest import TINY, run_cli, set_flags
 
@@ -71,6 +78,68 @@ def test_check_passes_when_every_measured_gate_holds(finished_run: Path, tmp_pat
     assert gates["model_size_mb"]["observed"] == pytest.approx(size_mb)
     assert gates["nonfinite_losses"]["observed"] == 0  # counted over the run's training records
     assert gates["latency_ms"]["observed_text"] == f"{gates['latency_ms']['observed']:.4g}"
+
+
+def test_check_counts_what_the_spec_names_without_a_number(finished_run: Path, tmp_path: Path) -> None:
+    """Leaked validation examples, a classifier stuck on one class, a rising validation loss."""
+    spec = write_spec(
+        tmp_path / "spec.yaml",
+        penalties=[
+            ("split_overlap", ">", 0),
+            ("predicted_classes", "<=", 1),
+            ("rising_val_loss_evals", ">=", 3),
+            ("overfitting_evals", ">=", 3),
+            ("max_4gram_repeats", ">", 3),
+        ],
+    )
+    gates = {g["metric"]: g for g in json.loads(check(finished_run, "--spec", str(spec), "--json").stdout)}
+    assert gates["split_overlap"]["observed"] == 0  # the data reads its copies once (test_loading.py)
+    records = [json.loads(line) for line in (finished_run / "metrics.jsonl").read_text().splitlines()]
+    (final,) = [r for r in records if r["kind"] == "final"]
+    if "predicted_classes" in final:  # classifiers: no text to repeat itself
+        assert gates["predicted_classes"]["observed"] == final["predicted_classes"] > 1
+        assert gates["max_4gram_repeats"]["status"] == "not measured"
+    else:  # language models: no classes
+        assert gates["predicted_classes"]["status"] == "not measured"
+        from predictor import Predictor
+
+        # The same continuations on every check: sampled from a fixed seed.
+        texts = Predictor(finished_run).continuations(CONTINUATIONS, CONTINUATION_TOKENS)
+        assert len(texts) == CONTINUATIONS and all(texts)
+        worst = max(most_repeated_ngram(text, 4) for text in texts)
+        assert gates["max_4gram_repeats"]["observed"] == worst
+    evaluations = [r for r in records if r["kind"] == "eval"]
+    assert 0 <= gates["overfitting_evals"]["observed"] <= gates["rising_val_loss_evals"]["observed"]
+    assert gates["rising_val_loss_evals"]["observed"] < len(evaluations)
+
+
+def test_readable_numbers() -> None:
+    assert readable("tokens_per_second", 41_412.7) == "41,413"
+    assert readable("latency_ms", 0.53124) == "0.5312"
+    assert readable("training_hours", 2 / 60) == "2 min"
+
+
+def test_most_repeated_ngram_counts_runs_of_words() -> None:
+    loop = "and then the cat sat " * 4
+    assert most_repeated_ngram(loop + "down.", 4) == 4  # "and then the cat" (and "then the cat sat")
+    assert most_repeated_ngram(loop, 5) == 4
+    assert most_repeated_ngram("a b c d e f g", 4) == 1
+    assert most_repeated_ngram("too short", 4) == 0
+
+
+def test_longest_rise_finds_streaks_of_a_rising_validation_loss() -> None:
+    def evaluation(step: int, loss: float) -> dict:
+        return {"kind": "eval", "step": step, "eval_loss": loss}
+
+    training = [{"kind": "train", "step": step, "loss": 3.0 - step / 100} for step in range(10, 101, 10)]
+    evaluations = [evaluation(s, v) for s, v in ((20, 2.0), (40, 2.1), (60, 2.2), (80, 2.1), (100, 2.3))]
+    assert longest_rise(evaluations, training, while_training_falls=False) == 2  # steps 40 and 60
+    assert longest_rise(evaluations, training, while_training_falls=True) == 2  # training falls throughout
+    training[-1]["loss"] = 5.0  # step 100: the training loss rose
+    evaluations += [evaluation(110, 2.4), evaluation(120, 2.5)]  # past the last training record
+    assert longest_rise(evaluations, training, while_training_falls=False) == 3  # 100, 110, 120
+    assert longest_rise(evaluations, training, while_training_falls=True) == 2  # still 40 and 60
+    assert longest_rise([], training, while_training_falls=False) == 0
 
 
 def test_check_states_times_as_people_write_them(finished_run: Path, tmp_path: Path) -> None:

@@ -1,10 +1,11 @@
-"""DataLoaders: full shuffled training batches, shards per process, an epoch resumed mid-way."""
+"""DataLoaders: full shuffled training batches, shards per process, an epoch resumed mid-way;
+the split's leakage count."""
 
 from __future__ import annotations
 
 from config import Config
-from data import TaskData
-from loading import build_loader
+from data import TaskData, split_contents
+from loading import build_loader, count_shared
 
 
 def test_training_loader_gives_full_batches_of_inputs_and_targets(config: Config, data: TaskData) -> None:
@@ -42,3 +43,19 @@ def test_a_resumed_epoch_continues_in_the_same_order(config: Config, data: TaskD
     whole = list(sampler)
     sampler.start = 5 * config.batch_size
     assert list(sampler) == whole[5 * config.batch_size :]
+
+
+def test_count_shared_counts_validation_examples_copied_from_training() -> None:
+    train = ["def f():\n    pass\n", b"\x00\x01", "", "shared text"]
+    val = ["  shared text\n", b"\x00\x01", "", "\n", "only here"]
+    # Surrounding whitespace does not hide a copy; blank examples copy nothing.
+    assert count_shared(train, val) == 2
+    assert count_shared([], val) == 0
+
+
+def test_the_data_has_no_validation_example_copied_from_training(config: Config) -> None:
+    train, val = (list(split) for split in split_contents(config))
+    assert train and val
+    assert count_shared(train, val) == 0
+    # The same count sees copies when there are some.
+    assert count_shared(train, [*train[:3], *val]) == 3

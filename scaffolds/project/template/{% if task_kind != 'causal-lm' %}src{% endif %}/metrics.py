@@ -1,7 +1,8 @@
 """Evaluation metrics for classification, accumulated batch by batch and summed across processes.
 
 A confusion matrix is enough for all of them: accuracy, macro precision/recall/F1 (each class
-counts the same however rare), plus top-5 accuracy and the mean loss tracked alongside.
+counts the same however rare), how many classes the predictions use, plus top-5 accuracy and the
+mean loss tracked alongside.
 Names match the task spec's metric names, so `runner.py check` can compare them directly.
 """
 
@@ -57,6 +58,8 @@ class EvalMetrics:
             "precision": precision.mean().item(),
             "recall": recall.mean().item(),
             "examples": examples,
+            # A model stuck on the majority class predicts one class, however good its accuracy.
+            "predicted_classes": int((confusion.sum(dim=0) > 0).sum().item()),
         }
         if self.num_classes > 5:
             results["top5_accuracy"] = (self.top5_correct / total).item()

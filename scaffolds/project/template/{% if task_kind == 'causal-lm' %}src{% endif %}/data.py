@@ -53,8 +53,10 @@ def stdlib_corpus(config: Config) -> tuple[list[str], list[str]]:
     """Training and validation documents: whole files, every k-th file held out for validation."""
     every = max(2, round(1 / config.val_fraction))
     train, val = [], []
-    for index, path in enumerate(stdlib_sources(config.corpus_mb)):
-        text = path.read_text(encoding="utf-8", errors="replace")
+    texts = (path.read_text(encoding="utf-8", errors="replace") for path in stdlib_sources(config.corpus_mb))
+    # Each text once: the standard library ships a few identical (and empty) files, and a copy on
+    # each side of the split would score the model on what it trained on.
+    for index, text in enumerate(dict.fromkeys(text for text in texts if text.strip())):
         (val if index % every == every - 1 else train).append(text)
     if not val and len(train) > 1:  # a corpus of fewer than `every` files still needs a validation file
         val.append(train.pop())
@@ -182,12 +184,14 @@ class TaskData:
     preprocessor: Tokenizer
 
 
+def split_contents(config: Config) -> tuple[list[str], list[str]]:
+    """The training and validation documents."""
+    return stdlib_corpus(config) if config.dataset == "builtin" else dataset_documents(config)
+
+
 def build_data(config: Config, run_dir: Path | None = None) -> TaskData:
     """Read the documents, make (or load) the tokenizer, and cut both splits into windows."""
-    if config.dataset == "builtin":
-        train_docs, val_docs = stdlib_corpus(config)
-    else:
-        train_docs, val_docs = dataset_documents(config)
+    train_docs, val_docs = split_contents(config)
     tokenizer = load_preprocessor(run_dir) if run_dir is not None else make_tokenizer(config, train_docs)
     return TaskData(
         train=TokenWindows(tokenizer.encode_corpus(train_docs), config.block_size),

@@ -55,6 +55,13 @@ class Predictor:
                 yield text[len(shown) :]
                 shown = text
 
+    def continuations(self, count: int, max_new_tokens: int, seed: int = 0) -> list[str]:
+        """Continuations of `count` prompts cut from the validation text, sampled as the server
+        samples them and the same on every call (for the repetition gates of `runner.py check`)."""
+        prompts = self.sample_inputs(count)
+        torch.manual_seed(seed)
+        return [str(self.predict(prompt, max_new_tokens)["completion"]) for prompt in prompts]
+
     def read_input(self, argument: str) -> str:
         """A command-line argument is the prompt itself."""
         return argument

@@ -15,6 +15,7 @@ class-label column, so one preprocessing path serves them all.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,13 +135,32 @@ class TaskData:
     preprocessor: ImagePreprocessor
 
 
-def build_data(config: Config, run_dir: Path | None = None) -> TaskData:
-    """Read the source, split it, and wrap both splits with the preprocessing (the one saved in
-    `run_dir` when continuing a run)."""
+def read_splits(config: Config) -> tuple[Dataset, Dataset, str, str]:
+    """The training and validation splits of the source, and its image and label columns."""
     source = digits_dataset() if config.dataset == "builtin" else read_dataset(config.dataset)
     image_column = find_column(source, config.image_column, ImageFeature, ("image", "img", "pixel_values"))
     label_column = find_column(source, config.label_column, ClassLabel, ("label", "labels", "class"))
     train, val = train_val_split(source, config, label_column)
+    return train, val, image_column, label_column
+
+
+def split_contents(config: Config) -> tuple[Iterator[bytes], Iterator[bytes]]:
+    """The pixels of every training and validation image (with their mode and size), one at a
+    time, for counting validation images that are copies of training ones."""
+    train, val, image_column, _ = read_splits(config)
+
+    def pixels(split: Dataset) -> Iterator[bytes]:
+        for example in split:
+            image = example[image_column]
+            yield f"{image.mode} {image.size}".encode() + image.tobytes()
+
+    return pixels(train), pixels(val)
+
+
+def build_data(config: Config, run_dir: Path | None = None) -> TaskData:
+    """Read the source, split it, and wrap both splits with the preprocessing (the one saved in
+    `run_dir` when continuing a run)."""
+    train, val, image_column, label_column = read_splits(config)
     if run_dir is not None:
         preprocessor = load_preprocessor(run_dir)
     else:

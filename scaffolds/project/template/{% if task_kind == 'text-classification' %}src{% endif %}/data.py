@@ -44,7 +44,7 @@ LABEL_COLUMNS = ("label", "labels", "class", "category")
 def stdlib_docstrings() -> Dataset:
     """Docstrings of the classes and functions of BUILTIN_PACKAGES, labelled by package."""
     root = Path(sysconfig.get_paths()["stdlib"])
-    texts, labels = [], []
+    texts, labels, seen = [], [], set()
     for label, package in enumerate(BUILTIN_PACKAGES):
         for path in sorted((root / package).rglob("*.py")):
             if {"test", "tests"} & set(path.relative_to(root / package).parts):
@@ -56,7 +56,10 @@ def stdlib_docstrings() -> Dataset:
             for node in ast.walk(tree):
                 if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
                     docstring = ast.get_docstring(node)
-                    if docstring and len(docstring) >= 20:
+                    # Once each: an overridden method often repeats its base's docstring, and a
+                    # copy on each side of the split would score the model on what it trained on.
+                    if docstring and len(docstring) >= 20 and docstring not in seen:
+                        seen.add(docstring)
                         texts.append(docstring)
                         labels.append(label)
     features = Features({"text": Value("string"), "label": ClassLabel(names=list(BUILTIN_PACKAGES))})
@@ -181,12 +184,25 @@ class TaskData:
     preprocessor: TextPreprocessor
 
 
-def build_data(config: Config, run_dir: Path | None = None) -> TaskData:
-    """Read the source, split it, train (or load) the tokenizer, tokenize both splits."""
+def read_splits(config: Config) -> tuple[Dataset, Dataset, str, str]:
+    """The training and validation splits of the source, and its text and label columns."""
     source = stdlib_docstrings() if config.dataset == "builtin" else read_dataset(config.dataset)
     text_column = find_column(source, config.text_column, TEXT_COLUMNS)
     label_column = find_column(source, config.label_column, LABEL_COLUMNS)
     train, val = train_val_split(source, config, label_column)
+    return train, val, text_column, label_column
+
+
+def split_contents(config: Config) -> tuple[list[str], list[str]]:
+    """The text of every training and validation example, for counting validation texts that
+    are copies of training ones."""
+    train, val, text_column, _ = read_splits(config)
+    return list(train[text_column]), list(val[text_column])
+
+
+def build_data(config: Config, run_dir: Path | None = None) -> TaskData:
+    """Read the source, split it, train (or load) the tokenizer, tokenize both splits."""
+    train, val, text_column, label_column = read_splits(config)
     if run_dir is not None:
         preprocessor = load_preprocessor(run_dir)
     else:
