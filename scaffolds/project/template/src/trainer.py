@@ -88,7 +88,9 @@ def setup_runtime(config: Config) -> Runtime:
         torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls (outside autocast) on tensor cores
         torch.backends.cudnn.allow_tf32 = True
     if world_size > 1:
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        # device_id binds NCCL to this process's GPU up front (and barriers stop warning they guess it).
+        cuda = device.type == "cuda"
+        dist.init_process_group(backend="nccl" if cuda else "gloo", device_id=device if cuda else None)
     return Runtime(
         rank=rank,
         local_rank=local_rank,
