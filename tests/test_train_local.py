@@ -101,6 +101,10 @@ def test_a_failing_rank_ends_the_job_with_a_summary_naming_it(tmp_path: Path) ->
     assert result.returncode != 0
     assert "failed: local:1 rank 1 exited with code 3" in result.stderr
     assert "rank 1 fails on purpose at step 3" in result.stderr  # its last lines
+    # torchrun's own traceback and failure report stay in the host's log, off the console.
+    console = result.stdout + result.stderr
+    assert "ChildFailedError" not in console and "Root Cause" not in console
+    assert "Root Cause (first observed failure)" in (project / "runs" / "fails" / "local.log").read_text()
     summary = json.loads((project / "runs" / "fails" / "summary.json").read_text())
     assert summary["failure"]["rank"] == 1
     assert summary["exit_code"] == result.returncode

@@ -86,9 +86,52 @@ def test_torchruns_root_cause_names_the_failing_rank_and_its_last_lines(tmp_path
     cause = router.root_cause("gpu-7")
     assert cause is not None and (cause.rank, cause.exit_code) == (3, 7)
     assert router.last_lines("gpu-7", 3, count=3) == ["line 27", "line 28", "line 29"]
-    assert router.last_lines("gpu-7", None, count=1) == [
-        "============================================================"
+    # A rank that printed nothing gets its host's last lines: what the job printed, not the report.
+    assert not router.printed(1)
+    assert router.last_lines("gpu-7", 1, count=1) == router.last_lines("gpu-7", None, count=1) == ["line 29"]
+
+
+TORCHRUN_TRACEBACK = b"""\
+Traceback (most recent call last):
+  File "/venv/bin/torchrun", line 10, in <module>
+    sys.exit(main())
+             ^^^^^^
+  File "/venv/lib/python3.11/site-packages/torch/distributed/launcher/api.py", line 317, in launch_agent
+    raise ChildFailedError(
+"""
+
+
+def test_torchruns_own_failure_traceback_stays_off_the_console(tmp_path: Path) -> None:
+    """The summary names the failed rank; the traceback through torchrun's code says nothing more."""
+    console = io.StringIO()
+    router = LogRouter(tmp_path, console)
+    router.add_host("gpu-7")
+    router.feed("gpu-7", "out", b"[rank3]:error: the training loss became nan\n")
+    router.feed("gpu-7", "err", b"E1129 api.py:986] failed (exitcode: 7) local_rank: 1\n")
+    router.feed("gpu-7", "err", TORCHRUN_TRACEBACK + TORCHRUN_REPORT + b"after the report\n")
+    router.close()
+    assert console.getvalue().splitlines() == [
+        "gpu-7:3 | error: the training loss became nan",
+        "gpu-7 | E1129 api.py:986] failed (exitcode: 7) local_rank: 1",
+        "gpu-7 | after the report",
     ]
+    cause = router.root_cause("gpu-7")
+    assert cause is not None and (cause.rank, cause.exit_code) == (3, 7)
+    logged = (tmp_path / "gpu-7.log").read_text()
+    assert "raise ChildFailedError(" in logged and "Root Cause (first observed failure):" in logged
+
+
+def test_any_other_traceback_of_torchruns_is_shown_whole(tmp_path: Path) -> None:
+    console = io.StringIO()
+    router = LogRouter(tmp_path, console)
+    router.add_host("a")
+    other = TORCHRUN_TRACEBACK.replace(b"raise ChildFailedError(", b"store = TCPStore(...)")
+    router.feed("a", "err", other + b"torch.distributed.DistNetworkError: connection refused\n")
+    router.feed("a", "err", TORCHRUN_TRACEBACK)  # the output ends inside a traceback: shown too
+    router.close()
+    shown = [line.removeprefix("a | ") for line in console.getvalue().splitlines()]
+    expected = [*other.decode().splitlines(), "torch.distributed.DistNetworkError: connection refused"]
+    assert shown == expected + TORCHRUN_TRACEBACK.decode().splitlines()
 
 
 def test_memory_stays_flat_however_many_lines_stream_through(tmp_path: Path) -> None:

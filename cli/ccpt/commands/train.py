@@ -324,7 +324,7 @@ def _print_summary(request: TrainRequest, result: JobResult) -> None:
         head += f" · teardown {result.teardown_s:.1f} s"
     err_console.print(head, highlight=False, soft_wrap=True)
     if result.failure is not None and result.failure.last_lines:
-        err_console.print(f"[dim]last lines of {result.failure.where}:[/dim]", highlight=False)
+        err_console.print(f"[dim]last lines of {result.failure.lines_of}:[/dim]", highlight=False)
         for line in result.failure.last_lines:
             err_console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
     err_console.print(f"[dim]logs: {where}[/dim]", highlight=False, soft_wrap=True)

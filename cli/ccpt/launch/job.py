@@ -67,6 +67,7 @@ class Failure:
     exit_code: int
     reason: str
     last_lines: list[str]
+    lines_of: str  # host:rank, or the host when that rank printed nothing
 
     @property
     def where(self) -> str:
@@ -291,7 +292,8 @@ class _Job:
             reason = f"rank {cause.rank} {exit_reason(rank_code, False)}"
         elif self.plan.torchrun and code != SSH_FAILED:
             reason = f"torchrun {reason}"
-        return Failure(label, rank, code, reason, self.router.last_lines(label, rank))
+        lines_of = f"{label}:{rank}" if rank is not None and self.router.printed(rank) else label
+        return Failure(label, rank, code, reason, self.router.last_lines(label, rank), lines_of)
 
 
 def run_job(

@@ -5,6 +5,11 @@ rank from torchrun's `[rankN]:` prefix, writes every line to `HOST.log` and `ran
 the run directory, and echoes the lines the console should show with a coloured `host:rank`
 prefix. It keeps only a few last lines per rank and host (for the failure summary) and the
 fields of torchrun's "Root Cause" report, so a job's memory does not grow with its output.
+
+When a worker fails, torchrun itself dies of an uncaught ChildFailedError: a traceback through
+its own code and a report of every failed rank. The console gets neither (the host's log keeps
+both); the launcher's summary names the failed rank, its exit code and its last lines instead.
+Any other traceback of torchrun's is echoed as it came.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ _RANK_RE = re.compile(rb"^\[rank(\d+)\]:")
 _ROOT_CAUSE = "Root Cause (first observed failure)"
 _REPORT_RANK_RE = re.compile(r"^\s*rank\s*:\s*(\d+)")
 _REPORT_EXIT_RE = re.compile(r"^\s*exitcode\s*:\s*(-?\d+)")
+_TRACEBACK = "Traceback (most recent call last):"
+_CHILD_FAILED = "torch.distributed.elastic.multiprocessing.errors.ChildFailedError"
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _COLOURS = ("36", "33", "35", "32", "34", "91", "96", "93")
 TAIL_LINES = 20
@@ -46,6 +53,8 @@ class _HostState:
     in_report: bool = False
     root_cause: RootCause | None = None
     muted: bool = False
+    held: list[str] | None = None  # an unranked traceback, echoed once it is not torchrun's failure
+    hiding_failure: bool = False  # inside torchrun's ChildFailedError report
 
 
 class LogRouter:
@@ -115,10 +124,12 @@ class LogRouter:
         text = raw.decode("utf-8", errors="replace")
         label = host if rank is None else f"{host}:{rank}"
         state.log.write(f"{label} | ".encode() + raw + b"\n")
-        state.tail.append(text)
         if rank is None:
             self._read_report(state, text)
-        else:
+            if self._launcher_failure(host, state, text):
+                return  # kept out of the tail too: the summary shows what the job printed
+        state.tail.append(text)
+        if rank is not None:
             self._rank_hosts[rank] = host
             self._rank_file(rank).write(raw + b"\n")
             self._rank_tails.setdefault(rank, deque(maxlen=TAIL_LINES)).append(text)
@@ -126,6 +137,32 @@ class LogRouter:
             return
         if self.console_ranks is None or rank is None or rank in self.console_ranks:
             self._echo(label, state.colour, text)
+
+    def _launcher_failure(self, host: str, state: _HostState, text: str) -> bool:
+        """Whether an unranked line belongs to torchrun's own failure traceback and report (kept
+        off the console). A traceback is held until its exception line shows whose it is."""
+        if state.held is not None:
+            state.held.append(text)
+            if not text or text[0].isspace() or text == _TRACEBACK:
+                return True
+            held, state.held = state.held, None
+            if text.startswith(_CHILD_FAILED):
+                state.hiding_failure = True
+            elif not state.muted:
+                for line in held:
+                    self._echo(host, state.colour, line)
+            return True
+        if text == _TRACEBACK:
+            state.held = [text]
+            return True
+        if text.startswith(_CHILD_FAILED):
+            state.hiding_failure = True
+        if state.hiding_failure:
+            # The report ends with a rule of "=" once its Root Cause fields have been read.
+            if text.startswith("====") and state.root_cause is not None and not state.in_report:
+                state.hiding_failure = False
+            return True
+        return False
 
     def _echo(self, label: str, colour: str, text: str) -> None:
         if not self.show_host:
@@ -173,10 +210,15 @@ class LogRouter:
         return self._hosts[host].root_cause
 
     def last_lines(self, host: str, rank: int | None = None, count: int = 10) -> list[str]:
-        """The last lines a rank printed, else the last lines of its host."""
-        if rank is not None and rank in self._rank_tails:
+        """The last lines a rank printed, else (see `printed`) the last lines of its host."""
+        if rank is not None and self.printed(rank):
             return list(self._rank_tails[rank])[-count:]
         return list(self._hosts[host].tail)[-count:]
+
+    def printed(self, rank: int) -> bool:
+        """Whether a rank printed anything (one that fails silently, because rank 0 reports for
+        every process, has no lines of its own)."""
+        return rank in self._rank_tails
 
     def ranks_on(self, host: str) -> list[int]:
         return sorted(rank for rank, owner in self._rank_hosts.items() if owner == host)
@@ -190,9 +232,13 @@ class LogRouter:
             handle.flush()
 
     def close(self) -> None:
-        for host in self._hosts:
+        for host, state in self._hosts.items():
             for stream in ("out", "err"):
                 self.finish(host, stream)
+            if state.held and not state.muted:  # the output ended inside a traceback: show it
+                for line in state.held:
+                    self._echo(host, state.colour, line)
+            state.held = None
         self.flush()
         for state in self._hosts.values():
             state.log.close()
