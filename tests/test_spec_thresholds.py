@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ccpt.specs.model import Threshold
-from ccpt.specs.thresholds import extract_threshold, normalize
+from ccpt.specs.model import CrpgItem, TaskSpec, Threshold
+from ccpt.specs.thresholds import extract_threshold, normalize, read_missing_thresholds
 
 # (section, text, metric, op, value): each a phrasing a spec author actually writes.
 PHRASINGS = [
@@ -181,3 +181,21 @@ def test_penalty_threshold_is_the_condition_that_triggers_it() -> None:
 
 def test_normalize_turns_unicode_signs_and_dashes_into_ascii() -> None:
     assert normalize("a ≥ 1 \u2013 b ≤ 2\u00a0c \u2212 d") == "a >= 1 - b <= 2 c - d"
+
+
+def test_read_missing_thresholds_fills_only_the_items_without_one() -> None:
+    pinned = Threshold("accuracy", ">=", 0.5, "fraction")  # set by hand: kept, though the text says 90%
+    spec = TaskSpec(
+        id="s",
+        title="s",
+        task_kind="text-classification",
+        rewards=[CrpgItem("Accuracy over 90%", pinned), CrpgItem("Readable code")],
+        penalties=[CrpgItem("Predicting only the majority class")],
+    )
+    read, found = read_missing_thresholds(spec)
+    assert found == ["Predicting only the majority class"]
+    assert read.rewards == spec.rewards
+    assert read.penalties == [
+        CrpgItem("Predicting only the majority class", Threshold("predicted_classes", "<=", 1.0, "count"))
+    ]
+    assert read_missing_thresholds(read) == (read, [])

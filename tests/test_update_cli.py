@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 
+from ccpt.scaffold.project import NewRequest, create_project
 from ccpt.scaffold.template import ProjectTemplate
+from ccpt.specs import CrpgItem, load_spec
 from tests.conftest import run_ccpt
 from tests.scaffold_support import builtin_template_copy, git, git_isolated, make_project, tree_snapshot
 from tests.test_update_merge import EXPECTED_PLAN, change_template, edit_project
@@ -152,3 +156,31 @@ def test_update_finds_the_project_from_a_subfolder(project: Path, changed_templa
     result = run_ccpt("update", "--pretend", "--template", str(changed_template), cwd=project / "docs/adr")
     assert result.returncode == 0, result.stderr
     assert table_rows(result.stdout)["CLAUDE.md"] == "merged"
+
+
+def test_update_checks_the_gates_a_newer_threshold_reader_can_read(tmp_path: Path) -> None:
+    """A project whose spec was recorded by an older ccpt, whose reader found no threshold in
+    "Predicting only the majority class": updating makes it a gate, in the spec and in the record."""
+    spec = load_spec("text-classification")
+    older = replace(spec, penalties=[CrpgItem(item.text) for item in spec.penalties])
+    create_project(NewRequest(target=tmp_path / "demo", spec=older, template=ProjectTemplate.load()))
+    project = tmp_path / "demo"
+    assert "predicted_classes" not in (project / "specs/task.yaml").read_text()
+
+    result = run_ccpt("update", cwd=project)
+    assert result.returncode == 0, result.stderr
+    output = " ".join((result.stdout + result.stderr).split())  # rich wraps long notes
+    assert "now a machine-checked gate of specs/task.yaml: Predicting only the majority class" in output
+    penalties = yaml.safe_load((project / "specs/task.yaml").read_text())["penalties"]
+    gates = {item["text"]: item.get("threshold") for item in penalties}
+    assert gates["Predicting only the majority class"] == {
+        "metric": "predicted_classes",
+        "op": "<=",
+        "value": 1.0,
+        "unit": "count",
+    }
+    assert gates["Overfitting (>10% train-val gap)"]["metric"] == "train_val_gap"  # read anew as well
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["spec"]["penalties"] == penalties
+    second = run_ccpt("update", cwd=project)
+    assert "now a machine-checked gate" not in second.stdout + second.stderr

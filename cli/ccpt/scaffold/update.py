@@ -151,6 +151,8 @@ def planned_update(
         for name, question in template.questions.items()
         if question.asked and name not in answers
     ]
+    answers["spec"], newly_checked = _spec_with_new_thresholds(answers.get("spec"))
+    notes += [f"now a machine-checked gate of specs/task.yaml: {text}" for text in newly_checked]
     with tempfile.TemporaryDirectory(prefix="ccpt-update-") as scratch:
         render_dir = Path(scratch) / "render"
         render_pristine(template, answers, render_dir)
@@ -171,6 +173,21 @@ def planned_update(
             template_changed=template_changed,
             notes=notes,
         )
+
+
+def _spec_with_new_thresholds(spec: Any) -> tuple[Any, list[str]]:
+    """The recorded spec with thresholds this ccpt reads in items an older one could not (the
+    texts of those items); a spec in a template's own shape is left as recorded."""
+    from ccpt.specs import TaskSpec
+    from ccpt.specs.thresholds import read_missing_thresholds
+
+    if not isinstance(spec, Mapping) or not spec:
+        return spec, []
+    try:
+        read, found = read_missing_thresholds(TaskSpec.from_dict(spec))
+    except (KeyError, TypeError, ValueError):
+        return spec, []
+    return (read.to_dict() if found else spec), found
 
 
 def _plan_files(

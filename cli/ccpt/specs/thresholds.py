@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
-from ccpt.specs.model import METRIC_UNITS, Comparison, Threshold, metric_unit
+from ccpt.specs.model import METRIC_UNITS, Comparison, CrpgItem, TaskSpec, Threshold, metric_unit
 
 # Metrics where a larger observed value is better; every other metric is "lower is better".
 HIGHER_IS_BETTER = frozenset(
@@ -335,6 +335,30 @@ def extract_threshold(text: str, section: str = "rewards") -> Threshold | None:
         if threshold:
             return threshold
     return None
+
+
+def read_missing_thresholds(spec: TaskSpec) -> tuple[TaskSpec, list[str]]:
+    """The spec with a threshold on every constraint, reward and penalty that had none but that
+    this reader now finds one in (a spec recorded by an older ccpt), and those items' texts."""
+    found: list[str] = []
+
+    def read(items: list[CrpgItem], section: str) -> list[CrpgItem]:
+        updated = []
+        for item in items:
+            threshold = None if item.threshold else extract_threshold(item.text, section)
+            if threshold:
+                found.append(item.text)
+                item = CrpgItem(item.text, threshold)
+            updated.append(item)
+        return updated
+
+    read_spec = replace(
+        spec,
+        constraints=read(spec.constraints, "constraints"),
+        rewards=read(spec.rewards, "rewards"),
+        penalties=read(spec.penalties, "penalties"),
+    )
+    return (read_spec if found else spec), found
 
 
 def _counted(

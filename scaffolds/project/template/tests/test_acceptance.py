@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from acceptance import (
@@ -103,8 +104,12 @@ def test_check_counts_what_the_spec_names_without_a_number(finished_run: Path, t
         assert gates["predicted_classes"]["status"] == "not measured"
         from predictor import Predictor
 
-        # The same continuations on every check: sampled from a fixed seed.
-        texts = Predictor(finished_run).continuations(CONTINUATIONS, CONTINUATION_TOKENS)
+        # The same continuations on every check: sampled from a fixed seed of their own, which
+        # leaves the process's random state (a server's, say) as it was.
+        predictor = Predictor(finished_run)
+        state = torch.get_rng_state()
+        texts = predictor.continuations(CONTINUATIONS, CONTINUATION_TOKENS)
+        assert torch.equal(torch.get_rng_state(), state)
         assert len(texts) == CONTINUATIONS and all(texts)
         worst = max(most_repeated_ngram(text, 4) for text in texts)
         assert gates["max_4gram_repeats"]["observed"] == worst

@@ -59,8 +59,11 @@ class Predictor:
         """Continuations of `count` prompts cut from the validation text, sampled as the server
         samples them and the same on every call (for the repetition gates of `runner.py check`)."""
         prompts = self.sample_inputs(count)
-        torch.manual_seed(seed)
-        return [str(self.predict(prompt, max_new_tokens)["completion"]) for prompt in prompts]
+        # A seed of their own: the random state of the process (say, the server's) is put back after.
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(seed)
+            return [str(self.predict(prompt, max_new_tokens)["completion"]) for prompt in prompts]
 
     def read_input(self, argument: str) -> str:
         """A command-line argument is the prompt itself."""
