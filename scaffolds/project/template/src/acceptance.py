@@ -56,6 +56,24 @@ LATENCY_SAMPLES = 20
 REPEATED_NGRAMS = re.compile(r"max_(?P<n>[1-9])gram_repeats")  # max_4gram_repeats: word 4-grams
 CONTINUATIONS = 8  # sampled for the repetition gates, each up to CONTINUATION_TOKENS long
 CONTINUATION_TOKENS = 256
+_OVERFITTING = (
+    "more dropout or weight decay (--set dropout=..., --set weight_decay=...), stopping early"
+    " (--set patience=3), or more training data"
+)
+# What to try when a gate on an anti-pattern fails (printed under the table by `runner.py check`).
+HINTS = {
+    "split_overlap": "drop duplicate examples from the data before it is split: a copy on each side scores"
+    " the model on what it trained on",
+    "predicted_classes": "look at the class balance of the training split, then try a lower --lr or more"
+    " steps",
+    "train_val_gap": _OVERFITTING,
+    "overfitting_evals": _OVERFITTING,
+    "rising_val_loss_evals": "stop early (--set patience=3) or lower the learning rate (--lr)",
+    "nonfinite_losses": "train again (or --resume) with a lower learning rate (--lr) or a tighter clip"
+    " (--set grad_clip=0.5)",
+    "max_ngram_repeats": "train longer or on more text; when serving, a higher temperature or top_k breaks"
+    " loops",
+}
 
 
 def readable(metric: str, value: float) -> str:
@@ -93,6 +111,11 @@ class Gate:
         """The gate for JSON, its numbers also as people read them (times in seconds or minutes)."""
         observed = None if self.observed is None else readable(self.metric, self.observed)
         return asdict(self) | {"target_text": readable(self.metric, self.target), "observed_text": observed}
+
+
+def hint(metric: str) -> str | None:
+    """What to try when a gate on `metric` fails, if this project knows."""
+    return HINTS.get("max_ngram_repeats" if REPEATED_NGRAMS.fullmatch(metric) else metric)
 
 
 def read_spec(spec_path: Path) -> dict:

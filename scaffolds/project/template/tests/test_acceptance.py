@@ -13,6 +13,8 @@ import yaml
 from acceptance import (
     CONTINUATION_TOKENS,
     CONTINUATIONS,
+    HINTS,
+    hint,
     longest_rise,
     most_repeated_ngram,
     read_gates,
@@ -165,6 +167,22 @@ def test_check_fails_a_missed_reward_and_a_triggered_penalty(finished_run: Path,
     assert result.returncode == 1
     statuses = {g["metric"]: g["status"] for g in json.loads(result.stdout)}
     assert statuses == {"eval_loss": "fail", "parameters_m": "fail", "model_size_mb": "pass"}
+
+
+def test_a_failed_anti_pattern_gate_comes_with_what_to_try(finished_run: Path, tmp_path: Path) -> None:
+    spec = write_spec(
+        tmp_path / "spec.yaml",
+        rewards=[("eval_loss", "<", 0.0)],
+        penalties=[("split_overlap", ">=", 0), ("rising_val_loss_evals", ">=", 0)],  # always triggered
+    )
+    result = check(finished_run, "--spec", str(spec))
+    assert result.returncode == 1
+    output = " ".join(result.stdout.split())
+    assert f"split_overlap: {' '.join(HINTS['split_overlap'].split())}" in output
+    assert f"rising_val_loss_evals: {HINTS['rising_val_loss_evals']}" in output
+    assert "eval_loss:" not in output  # a missed score has no one remedy
+    assert "3 gate(s) failed" in output
+    assert hint("max_3gram_repeats") == hint("max_4gram_repeats") is not None
 
 
 def test_check_without_a_run_says_what_to_do(tmp_path: Path) -> None:
