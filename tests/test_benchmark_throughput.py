@@ -1,4 +1,4 @@
-"""benchmarks/train_throughput.py in its CPU mode: both trainers really run, side by side, and report.
+"""benchmarks/train_throughput.py in its CPU mode, and generation_speed.py: each really runs and reports.
 
 No figure is asserted (speed is measured in benchmarks/, not in tests); what is checked is that the
 benchmark issue 8 rests on keeps working: it renders a causal-lm project with `ccpt new`, runs the
@@ -39,3 +39,15 @@ def test_cpu_tiny_mode_runs_both_trainers_on_the_same_batch_and_reports_a_ratio(
     assert generated["tokens_per_s"] > 0 and hf["tokens_per_s"] > 0
     assert generated["ratio_over_hf"] == pytest.approx(generated["tokens_per_s"] / hf["tokens_per_s"])
     assert f"generated / HF Trainer: {generated['ratio_over_hf']:.2f}x tokens/s" in done.stdout
+
+
+@pytest.mark.slow
+def test_generation_speed_samples_with_and_without_the_cache_side_by_side() -> None:
+    script = ROOT / "benchmarks" / "generation_speed.py"
+    command = [sys.executable, str(script), "--shapes", "tiny", "--tokens", "8", "--runs", "1", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (row,) = json.loads(done.stdout)
+    assert row["shape"] == "tiny" and row["new_tokens"] == 8 and row["prompt_tokens"] == 64
+    assert row["cached_tokens_per_s"] > 0 and row["rerun_tokens_per_s"] > 0
+    assert row["speedup"] == pytest.approx(row["cached_tokens_per_s"] / row["rerun_tokens_per_s"], rel=0.02)

@@ -70,6 +70,16 @@ PHRASINGS = [
     ("constraints", "Cloud cost under $2,000", "cost_usd", "<", 2000),
     ("rewards", "Throughput of at least 1,000 images/s", "throughput", ">=", 1000),
     ("rewards", "≥ 2000 tokens/s on one H200", "tokens_per_second", ">=", 2000),
+    # What a trained model generates is not what training gets through.
+    (
+        "rewards",
+        "At least 1,000 tokens/s generation throughput on one GPU",
+        "generation_tokens_per_second",
+        ">=",
+        1000,
+    ),
+    ("constraints", "Time to first token under 200 ms on one GPU", "time_to_first_token_ms", "<", 200),
+    ("constraints", "TTFT below 0.5 s", "time_to_first_token_ms", "<", 500),
     # Unicode signs and ASCII spellings of them.
     ("constraints", "latency ≤ 40ms", "latency_ms", "<=", 40),
     ("constraints", "latency =< 40ms", "latency_ms", "<=", 40),

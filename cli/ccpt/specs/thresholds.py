@@ -48,6 +48,7 @@ HIGHER_IS_BETTER = frozenset(
         "anls",
         "throughput",
         "tokens_per_second",
+        "generation_tokens_per_second",
         "mfu",
         "win_rate",
     }
@@ -119,8 +120,9 @@ _METRIC_WORDS: list[tuple[str, str, bool]] = [
     (r"\bwin[- ]rate\b|\bwins? against\b|\bpreferred\b", "win_rate", False),
     (r"\bmfu\b|model flops utili[sz]ation", "mfu", False),
     (r"\baccuracy\b|\bacc\b", "accuracy", False),
+    (r"time to first token|\bttft\b", "time_to_first_token_ms", False),
     (
-        r"\blatency\b|inference time|response time|time to first token|\bttft\b"
+        r"\blatency\b|inference time|response time"
         r"|\bper (?:image|sample|request|query|token|page|example|document|frame|batch)\b",
         "latency_ms",
         False,
@@ -272,6 +274,9 @@ _IN_A_ROW = re.compile(
     re.IGNORECASE,
 )
 
+_MILLISECONDS = frozenset({"latency_ms", "time_to_first_token_ms"})
+_TIME_METRICS = _MILLISECONDS | {"training_hours", "gpu_hours"}
+_GENERATION = re.compile(r"\bgenerat\w*|\bdecod\w*|\bsampling\b|\binference\b|\bserving\b", re.IGNORECASE)
 _TIME_TO_MS = {"us": 0.001, "microsecond": 0.001, "ms": 1.0, "millisecond": 1.0, "msec": 1.0}
 _TIME_TO_MS.update({"s": 1000.0, "sec": 1000.0, "second": 1000.0})
 _TIME_TO_H = {"min": 1 / 60, "minute": 1 / 60, "h": 1.0, "hr": 1.0, "hour": 1.0, "day": 24.0}
@@ -512,22 +517,18 @@ def _metric_and_scale(
     if key in {"%", "percent", "pp", "percentage point", "percentage points", "percentage"}:
         return _nearest(text, words, start, end, FRACTION_METRICS), 0.01
     if key.startswith(("token", "tok")):
-        return "tokens_per_second", 1.0
+        # Tokens a trained model generates per second, or tokens training gets through per second.
+        return ("generation_tokens_per_second" if _GENERATION.search(text) else "tokens_per_second"), 1.0
     if "/s" in key.replace(" ", "") or key.endswith("per second") or key == "qp":
         return "throughput", 1.0
     if key.startswith("gpu"):
         return "gpu_hours", 1.0
     if key in _TIME_TO_MS:
-        metric = (
-            _nearest(text, words, start, end, {"latency_ms", "training_hours", "gpu_hours"}) or "latency_ms"
-        )
-        return metric, _TIME_TO_MS[key] if metric == "latency_ms" else _TIME_TO_MS[key] / 3.6e6
+        metric = _nearest(text, words, start, end, _TIME_METRICS) or "latency_ms"
+        return metric, _TIME_TO_MS[key] if metric in _MILLISECONDS else _TIME_TO_MS[key] / 3.6e6
     if key in _TIME_TO_H:
-        metric = (
-            _nearest(text, words, start, end, {"latency_ms", "training_hours", "gpu_hours"})
-            or "training_hours"
-        )
-        return metric, _TIME_TO_H[key] * 3.6e6 if metric == "latency_ms" else _TIME_TO_H[key]
+        metric = _nearest(text, words, start, end, _TIME_METRICS) or "training_hours"
+        return metric, _TIME_TO_H[key] * 3.6e6 if metric in _MILLISECONDS else _TIME_TO_H[key]
     if key in _SIZE_TO_MB:
         metric = _nearest(text, words, start, end, {"model_size_mb", "gpu_memory_gb"})
         if metric is None:

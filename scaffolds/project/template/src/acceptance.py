@@ -26,10 +26,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from config import Config, ProjectError
+
+if TYPE_CHECKING:  # the model's code is imported only when a gate needs predictions
+    from predictor import Predictor
 
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -54,8 +58,9 @@ FINAL_METRICS = (
 ALIASES = {"f1": "macro_f1"}
 LATENCY_SAMPLES = 20
 REPEATED_NGRAMS = re.compile(r"max_(?P<n>[1-9])gram_repeats")  # max_4gram_repeats: word 4-grams
-CONTINUATIONS = 8  # sampled for the repetition gates, each up to CONTINUATION_TOKENS long
-CONTINUATION_TOKENS = 256
+CONTINUATIONS = 8  # sampled for the repetition and generation-speed gates, each up to
+CONTINUATION_TOKENS = 256  # CONTINUATION_TOKENS long
+GENERATION_METRICS = ("time_to_first_token_ms", "generation_tokens_per_second")
 _OVERFITTING = (
     "more dropout or weight decay (--set dropout=..., --set weight_decay=...), stopping early"
     " (--set patience=3), or more training data"
@@ -202,14 +207,34 @@ def measure(run_dir: Path, wanted: set[str]) -> dict[str, float]:
     for alias, name in ALIASES.items():
         if name in values:
             values[alias] = values[name]
-    if "latency_ms" in wanted:
-        values["latency_ms"] = measure_latency_ms(run_dir)
     if "split_overlap" in wanted:
         values["split_overlap"] = measure_split_overlap(run_dir)
-    ngram_sizes = {int(match["n"]) for match in map(REPEATED_NGRAMS.fullmatch, wanted) if match}
-    if ngram_sizes:
-        values.update(measure_repeats(run_dir, ngram_sizes))
+    values.update(measure_predictions(run_dir, wanted))
     return {name: value for name, value in values.items() if name in wanted}
+
+
+def measure_predictions(run_dir: Path, wanted: set[str]) -> dict[str, float]:
+    """The metrics in `wanted` that come from running the trained model (loaded once for all of
+    them): latency, and for a text generator time to first token, generation speed and repeats."""
+    ngram_sizes = {int(match["n"]) for match in map(REPEATED_NGRAMS.fullmatch, wanted) if match}
+    if not ({"latency_ms", *GENERATION_METRICS} & wanted or ngram_sizes):
+        return {}
+    from predictor import Predictor
+
+    predictor = Predictor(run_dir)
+    values = {"latency_ms": measure_latency_ms(predictor)} if "latency_ms" in wanted else {}
+    if not hasattr(predictor, "continuations"):  # a classifier: it generates no text
+        return values
+    if "time_to_first_token_ms" in wanted:
+        values["time_to_first_token_ms"] = measure_first_token_ms(predictor)
+    if "generation_tokens_per_second" in wanted or ngram_sizes:
+        start = time.perf_counter()
+        samples = predictor.continuations(CONTINUATIONS, CONTINUATION_TOKENS)
+        seconds = time.perf_counter() - start
+        values["generation_tokens_per_second"] = sum(sample["tokens"] for sample in samples) / seconds
+        for n in ngram_sizes:
+            values[f"max_{n}gram_repeats"] = max(most_repeated_ngram(s["completion"], n) for s in samples)
+    return values
 
 
 def longest_rise(evaluations: list[dict], training: list[dict], *, while_training_falls: bool) -> int:
@@ -244,24 +269,9 @@ def most_repeated_ngram(text: str, n: int) -> int:
     return max(Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1)).values(), default=0)
 
 
-def measure_repeats(run_dir: Path, ngram_sizes: set[int]) -> dict[str, float]:
-    """max_<n>gram_repeats for each n: the worst continuation of CONTINUATIONS sampled from the
-    run's model. Nothing for a model that does not generate text."""
-    from predictor import Predictor
-
-    predictor = Predictor(run_dir)
-    if not hasattr(predictor, "continuations"):
-        return {}
-    texts = predictor.continuations(CONTINUATIONS, CONTINUATION_TOKENS)
-    return {f"max_{n}gram_repeats": max(most_repeated_ngram(text, n) for text in texts) for n in ngram_sizes}
-
-
-def measure_latency_ms(run_dir: Path, samples: int = LATENCY_SAMPLES) -> float:
+def measure_latency_ms(predictor: Predictor, samples: int = LATENCY_SAMPLES) -> float:
     """Median wall time of one prediction as the server makes it (per generated token for text
     generation), after a few warm-up calls."""
-    from predictor import Predictor
-
-    predictor = Predictor(run_dir)
     inputs = predictor.sample_inputs(samples + 3)
     for example in inputs[:3]:
         predictor.predict(example)
@@ -270,6 +280,20 @@ def measure_latency_ms(run_dir: Path, samples: int = LATENCY_SAMPLES) -> float:
         start = time.perf_counter()
         result = predictor.predict(example)
         timings.append((time.perf_counter() - start) * 1000 / max(result.get("tokens", 1), 1))
+    return statistics.median(timings)
+
+
+def measure_first_token_ms(predictor: Predictor, samples: int = LATENCY_SAMPLES) -> float:
+    """Median wall time from a prompt to its first sampled token (the prompt's forward pass
+    included), after a few warm-up calls."""
+    prompts = predictor.sample_inputs(samples + 3)
+    for prompt in prompts[:3]:
+        predictor.predict(prompt, max_new_tokens=1)
+    timings = []
+    for prompt in prompts[3:]:
+        start = time.perf_counter()
+        next(iter(predictor.stream(prompt, max_new_tokens=1)), None)
+        timings.append((time.perf_counter() - start) * 1000)
     return statistics.median(timings)
 
 

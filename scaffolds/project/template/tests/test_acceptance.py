@@ -110,8 +110,9 @@ def test_check_counts_what_the_spec_names_without_a_number(finished_run: Path, t
         # leaves the process's random state (a server's, say) as it was.
         predictor = Predictor(finished_run)
         state = torch.get_rng_state()
-        texts = predictor.continuations(CONTINUATIONS, CONTINUATION_TOKENS)
+        samples = predictor.continuations(CONTINUATIONS, CONTINUATION_TOKENS)
         assert torch.equal(torch.get_rng_state(), state)
+        texts = [sample["completion"] for sample in samples]
         assert len(texts) == CONTINUATIONS and all(texts)
         worst = max(most_repeated_ngram(text, 4) for text in texts)
         assert gates["max_4gram_repeats"]["observed"] == worst
@@ -132,6 +133,30 @@ def test_most_repeated_ngram_counts_runs_of_words() -> None:
     assert most_repeated_ngram(loop, 5) == 4
     assert most_repeated_ngram("a b c d e f g", 4) == 1
     assert most_repeated_ngram("too short", 4) == 0
+
+
+def test_check_times_text_generation_from_prompt_to_first_token_and_per_second(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    spec = write_spec(
+        tmp_path / "spec.yaml",
+        constraints=[("time_to_first_token_ms", "<", 60_000), ("latency_ms", "<", 60_000)],
+        rewards=[("generation_tokens_per_second", ">", 0)],
+    )
+    gates = {g["metric"]: g for g in json.loads(check(finished_run, "--spec", str(spec), "--json").stdout)}
+    assert gates["latency_ms"]["status"] == "pass"
+    final = [r for r in map(json.loads, (finished_run / "metrics.jsonl").read_text().splitlines())][-1]
+    if "predicted_classes" in final:  # a classifier generates nothing
+        assert gates["time_to_first_token_ms"]["status"] == "not measured"
+        assert gates["generation_tokens_per_second"]["status"] == "not measured"
+        return
+    first_token, per_token = gates["time_to_first_token_ms"]["observed"], gates["latency_ms"]["observed"]
+    assert 0 < first_token < 60_000 and 0 < per_token < 60_000
+    speed = gates["generation_tokens_per_second"]["observed"]
+    assert speed > 0 and gates["generation_tokens_per_second"]["status"] == "pass"
+    # Sampling runs the model once per token, so speed and time per token roughly agree (within 10x
+    # either way on a busy machine: the speed comes from longer continuations than the latency).
+    assert 0.1 < speed * per_token / 1000 < 10
 
 
 def test_longest_rise_finds_streaks_of_a_rising_validation_loss() -> None:

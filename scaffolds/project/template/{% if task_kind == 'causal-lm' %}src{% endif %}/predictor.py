@@ -1,14 +1,16 @@
 """A trained run's model continuing one prompt at a time (for `runner.py predict`, the server, and
-the per-token latency that `runner.py check` measures)."""
+what `runner.py check` measures on generated text: time per token and to the first token,
+tokens per second, repeated n-grams)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from data import build_data
+from data import TokenWindows, split_contents
 from network import generate
 from trainer import load_trained_model
 
@@ -20,6 +22,7 @@ class Predictor:
         self.run_dir = run_dir
         self.device = torch.device(device)
         self.config, self.tokenizer, self.model, self.step = load_trained_model(run_dir, self.device)
+        self._val: TokenWindows | None = None  # the validation text as tokens, read on first use
 
     def sample(self, prompt: str, max_new_tokens: int, temperature: float, top_k: int) -> Iterator[int]:
         """New tokens after the prompt, one at a time (an empty prompt starts from a new line)."""
@@ -36,7 +39,7 @@ class Predictor:
 
     def predict(
         self, prompt: str, max_new_tokens: int = 32, temperature: float = 0.8, top_k: int = 50
-    ) -> dict[str, object]:
+    ) -> dict[str, Any]:
         """The prompt's continuation, and how many tokens were sampled."""
         tokens = list(self.sample(prompt, max_new_tokens, temperature, top_k))
         return {"prompt": prompt, "completion": self.tokenizer.decode(tokens), "tokens": len(tokens)}
@@ -55,22 +58,26 @@ class Predictor:
                 yield text[len(shown) :]
                 shown = text
 
-    def continuations(self, count: int, max_new_tokens: int, seed: int = 0) -> list[str]:
-        """Continuations of `count` prompts cut from the validation text, sampled as the server
-        samples them and the same on every call (for the repetition gates of `runner.py check`)."""
+    def continuations(self, count: int, max_new_tokens: int, seed: int = 0) -> list[dict[str, Any]]:
+        """`predict` on `count` prompts cut from the validation text, sampled as the server samples
+        and the same on every call (for the repetition and speed gates of `runner.py check`)."""
         prompts = self.sample_inputs(count)
         # A seed of their own: the random state of the process (say, the server's) is put back after.
         cuda = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
-            return [str(self.predict(prompt, max_new_tokens)["completion"]) for prompt in prompts]
+            return [self.predict(prompt, max_new_tokens) for prompt in prompts]
 
     def read_input(self, argument: str) -> str:
         """A command-line argument is the prompt itself."""
         return argument
 
     def sample_inputs(self, count: int) -> list[str]:
-        """Prompts cut from the validation text, for timing predictions."""
-        val = build_data(self.config, self.run_dir).val
+        """Prompts cut from the validation text, for timing predictions (the text is read and
+        tokenized once per predictor)."""
+        if self._val is None:
+            val_documents = split_contents(self.config)[1]
+            self._val = TokenWindows(self.tokenizer.encode_corpus(val_documents), self.config.block_size)
+        val = self._val
         step = max(1, len(val) // count)
         return [self.tokenizer.decode(val[(i * step) % len(val)][0][:32].tolist()) for i in range(count)]

@@ -1,5 +1,5 @@
 """The GPT: shapes, the loss, the bf16 residual stream, causality, tied and padded embeddings,
-GPT-2 size, FLOPs; a local HF model."""
+GPT-2 size, FLOPs, generation with and without its key-value cache; a local HF model."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from network import (
     GPT,
     GPTConfig,
     HFCausalLM,
+    LayerCache,
     build_model,
     count_parameters,
     cross_entropy,
@@ -100,6 +101,36 @@ def test_greedy_generation_is_repeatable_and_stays_in_the_vocabulary() -> None:
     assert len(first) == 40 and max(first) < 100
     sampled = list(generate(model, [1, 2, 3], **{**options, "temperature": 1.0, "top_k": 5}))
     assert len(sampled) == 40 and max(sampled) < 100
+
+
+def test_generation_with_the_cache_samples_what_rerunning_the_context_samples() -> None:
+    """The cache changes the cost of a token, not the token, as long as the context fits."""
+    model = tiny_gpt(vocab_size=100).eval()
+    options = {"max_new_tokens": 29, "block_size": 32, "vocab_size": 100, "temperature": 0.0}
+    cached = list(generate(model, [1, 2, 3], **options))
+    assert cached == list(generate(model, [1, 2, 3], **options, use_cache=False))
+    torch.manual_seed(0)
+    sampled = list(generate(model, [1, 2, 3], **{**options, "temperature": 1.0}))
+    torch.manual_seed(0)
+    assert sampled == list(generate(model, [1, 2, 3], **{**options, "temperature": 1.0}, use_cache=False))
+    # Past block_size the cache starts again from half a block: tokens keep coming.
+    longer = list(generate(model, [1, 2, 3], **{**options, "max_new_tokens": 100}))
+    assert longer[:29] == cached and len(longer) == 100 and max(longer) < 100
+
+
+def test_a_cached_forward_pass_gives_the_last_positions_logits() -> None:
+    model = tiny_gpt(vocab_size=100).eval()
+    tokens = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        full, _ = model(tokens)
+        cache = [LayerCache() for _ in model.blocks]
+        prompt, _ = model(tokens[:, :3], cache=cache)
+        step, _ = model(tokens[:, 3:], cache=cache)
+        assert cache[0].length == 4 and prompt.shape[1] == step.shape[1] == 1
+        torch.testing.assert_close(prompt[0, -1], full[0, 2], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(step[0, -1], full[0, 3], rtol=1e-4, atol=1e-5)
+        with pytest.raises(ValueError, match="one token at a time"):
+            model(tokens[:, :2], cache=cache)
 
 
 def test_the_model_is_built_from_the_settings(config: Config, data: TaskData) -> None:

@@ -1,0 +1,109 @@
+"""Sampling speed of the generated causal-LM project's GPT: with its key-value cache, and without.
+
+A project is rendered with `ccpt new --spec causal-lm` (or taken from --project). Its GPT is
+built at each shape below (random weights: speed does not depend on them), and `network.generate`
+samples greedily from a prompt of half a block, first with the cache (each token one position's
+forward pass), then by running the last block_size tokens again for every token (as the project
+did before it had a cache), alternating A B A B ... and taking medians. Tokens per second is
+new tokens over wall time, the prompt's own pass included.
+
+    python benchmarks/generation_speed.py [--project DIR] [--tokens 64] [--runs 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SHAPES = {  # the project's presets (config.PRESETS): layers, heads, width, context
+    "tiny": {"n_layer": 2, "n_head": 4, "n_embd": 128, "block_size": 128},
+    "small": {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256},
+    "gpt2-124m": {"n_layer": 12, "n_head": 12, "n_embd": 768, "block_size": 1024},
+}
+VOCAB = 8192  # the project's default BPE vocabulary
+
+
+def tokens_per_second(network, model, prompt: list[int], tokens: int, block: int, use_cache: bool) -> float:
+    start = time.perf_counter()
+    produced = sum(
+        1
+        for _ in network.generate(
+            model,
+            prompt,
+            max_new_tokens=tokens,
+            block_size=block,
+            vocab_size=VOCAB,
+            temperature=0.0,
+            use_cache=use_cache,
+        )
+    )
+    return produced / (time.perf_counter() - start)
+
+
+def measure(project: Path, tokens: int, runs: int, shapes: list[str]) -> list[dict]:
+    import torch
+
+    sys.path.insert(0, str(project / "src"))
+    import network
+
+    torch.manual_seed(0)
+    rows = []
+    for name in shapes:
+        shape = SHAPES[name]
+        model = network.GPT(network.GPTConfig(vocab_size=VOCAB, **shape)).eval()
+        prompt = torch.randint(0, VOCAB, (shape["block_size"] // 2,)).tolist()
+        tokens_per_second(network, model, prompt, 4, shape["block_size"], True)  # warm-up
+        cached, rerun = [], []
+        for _ in range(runs):
+            cached.append(tokens_per_second(network, model, prompt, tokens, shape["block_size"], True))
+            rerun.append(tokens_per_second(network, model, prompt, tokens, shape["block_size"], False))
+        with_cache, without = statistics.median(cached), statistics.median(rerun)
+        rows.append(
+            {
+                "shape": name,
+                "prompt_tokens": len(prompt),
+                "new_tokens": tokens,
+                "cached_tokens_per_s": round(with_cache, 1),
+                "rerun_tokens_per_s": round(without, 1),
+                "speedup": round(with_cache / without, 2),
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--project", type=Path, help="a rendered causal-lm project (default: render one)")
+    parser.add_argument("--tokens", type=int, default=64, help="new tokens per generation")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        project = args.project
+        if project is None:
+            project = Path(scratch) / "lm"
+            command = [sys.executable, "-m", "ccpt", "new", str(project), "--spec", "causal-lm", "--defaults"]
+            command.append("--no-git")
+            subprocess.run(command, check=True, capture_output=True)
+        rows = measure(project, args.tokens, args.runs, args.shapes)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{'shape':<10} {'prompt':>6} {'new':>4} {'cached tok/s':>13} {'rerun tok/s':>12} {'speedup':>8}")
+    for row in rows:
+        sizes = f"{row['shape']:<10} {row['prompt_tokens']:>6} {row['new_tokens']:>4}"
+        speeds = f"{row['cached_tokens_per_s']:>13,.1f} {row['rerun_tokens_per_s']:>12,.1f}"
+        print(f"{sizes} {speeds} {row['speedup']:>7.2f}x")
+
+
+if __name__ == "__main__":
+    main()
