@@ -7,7 +7,7 @@ forward pass), then by running the last block_size tokens again for every token 
 did before it had a cache), alternating A B A B ... and taking medians. Tokens per second is
 new tokens over wall time, the prompt's own pass included.
 
-    python benchmarks/generation_speed.py [--project DIR] [--tokens 64] [--runs 3] [--json]
+    python benchmarks/generation_speed.py [--project DIR] [--tokens 64] [--runs 3] [--device cuda] [--json]
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def tokens_per_second(network, model, prompt: list[int], tokens: int, block: int
     return produced / (time.perf_counter() - start)
 
 
-def measure(project: Path, tokens: int, runs: int, shapes: list[str]) -> list[dict]:
+def measure(project: Path, tokens: int, runs: int, shapes: list[str], device: str = "cpu") -> list[dict]:
     import torch
 
     sys.path.insert(0, str(project / "src"))
@@ -56,7 +56,7 @@ def measure(project: Path, tokens: int, runs: int, shapes: list[str]) -> list[di
     rows = []
     for name in shapes:
         shape = SHAPES[name]
-        model = network.GPT(network.GPTConfig(vocab_size=VOCAB, **shape)).eval()
+        model = network.GPT(network.GPTConfig(vocab_size=VOCAB, **shape)).to(device).eval()
         prompt = torch.randint(0, VOCAB, (shape["block_size"] // 2,)).tolist()
         tokens_per_second(network, model, prompt, 4, shape["block_size"], True)  # warm-up
         cached, rerun = [], []
@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64, help="new tokens per generation")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--device", default="cpu", help="cpu, cuda ... (float32 weights, as served)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
@@ -94,7 +95,7 @@ def main() -> None:
             command = [sys.executable, "-m", "ccpt", "new", str(project), "--spec", "causal-lm", "--defaults"]
             command.append("--no-git")
             subprocess.run(command, check=True, capture_output=True)
-        rows = measure(project, args.tokens, args.runs, args.shapes)
+        rows = measure(project, args.tokens, args.runs, args.shapes, args.device)
     if args.json:
         print(json.dumps(rows, indent=2))
         return
