@@ -5,9 +5,10 @@ that carry a threshold ("accuracy >= 0.9", "latency_ms < 50") are machine-checka
 is measured on the run: from the final record of its metrics.jsonl (the saved model's scores,
 the classes its predictions use, the train-val gap, parameter count, training time), from its
 training and evaluation records (NaN or infinite losses, streaks of a rising validation loss),
-from model.pt on disk (size), by timing predictions (latency), by sampling continuations (the
-most repeated word n-gram of one: max_4gram_repeats), or by reading the run's data again
-(validation examples that are copies of training ones). Each gate is then
+from model.pt on disk (size), by timing predictions (latency; for a text generator also time to
+first token), by sampling continuations (tokens per second, the most repeated word n-gram of one:
+max_4gram_repeats), or by reading the run's data again (validation examples that are copies of
+training ones). Each gate is then
   pass          a reward or constraint that holds, or a penalty whose condition does not hold
   fail          a reward or constraint that does not hold, or a penalty whose condition holds
   not measured  a metric this project does not measure (cost_usd, bleu ...): neither pass nor fail
@@ -58,8 +59,9 @@ FINAL_METRICS = (
 ALIASES = {"f1": "macro_f1"}
 LATENCY_SAMPLES = 20
 REPEATED_NGRAMS = re.compile(r"max_(?P<n>[1-9])gram_repeats")  # max_4gram_repeats: word 4-grams
-CONTINUATIONS = 8  # sampled for the repetition and generation-speed gates, each up to
-CONTINUATION_TOKENS = 256  # CONTINUATION_TOKENS long
+# Continuations sampled for the repetition and generation-speed gates, and their length in tokens.
+CONTINUATIONS = 8
+CONTINUATION_TOKENS = 256
 GENERATION_METRICS = ("time_to_first_token_ms", "generation_tokens_per_second")
 _OVERFITTING = (
     "more dropout or weight decay (--set dropout=..., --set weight_decay=...), stopping early"
@@ -113,9 +115,14 @@ class Gate:
         self.status = "pass" if holds != (self.section == "penalties") else "fail"
 
     def as_dict(self) -> dict[str, object]:
-        """The gate for JSON, its numbers also as people read them (times in seconds or minutes)."""
+        """The gate for JSON, its numbers also as people read them (times in seconds or minutes),
+        and for a failed gate on an anti-pattern, what to try."""
         observed = None if self.observed is None else readable(self.metric, self.observed)
-        return asdict(self) | {"target_text": readable(self.metric, self.target), "observed_text": observed}
+        return asdict(self) | {
+            "target_text": readable(self.metric, self.target),
+            "observed_text": observed,
+            "hint": hint(self.metric) if self.status == "fail" else None,
+        }
 
 
 def hint(metric: str) -> str | None:

@@ -208,6 +208,12 @@ def test_a_failed_anti_pattern_gate_comes_with_what_to_try(finished_run: Path, t
     assert "eval_loss:" not in output  # a missed score has no one remedy
     assert "3 gate(s) failed" in output
     assert hint("max_3gram_repeats") == hint("max_4gram_repeats") is not None
+    gates = json.loads(check(finished_run, "--spec", str(spec), "--json").stdout)
+    assert {gate["metric"]: gate["hint"] for gate in gates} == {
+        "eval_loss": None,
+        "split_overlap": HINTS["split_overlap"],
+        "rising_val_loss_evals": HINTS["rising_val_loss_evals"],
+    }
 
 
 def test_check_without_a_run_says_what_to_do(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ as much as for reading: one fused matmul for queries, keys and values, PyTorch's
 scaled-dot-product attention (flash or cuDNN kernels on recent GPUs) with a causal mask, bias-free
 linear layers, input and output embeddings tied, the vocabulary padded to a multiple of 64 so
 the largest matmul runs on full tensor-core tiles, a residual stream kept in bf16 under autocast,
-and a loss computed by hand-written kernels (kernels.py).
+a loss computed by hand-written kernels (kernels.py), and for generation a key-value cache, so a
+sampled token costs one position's forward pass.
 """
 
 from __future__ import annotations
@@ -209,7 +210,6 @@ def build_model(config: Config, tokenizer: Tokenizer, load_weights: bool = True)
     return HFCausalLM(AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(config.model_name)))
 
 
-@torch.no_grad()
 @torch.no_grad()
 def generate(
     model: nn.Module,
