@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.web_support import (
     ServedProject,
@@ -193,6 +194,29 @@ def test_the_dashboard_draws_the_runs_curves_from_its_metrics(
         )
         screenshot(page, "image-dashboard")
         assert_readable_on_a_phone(page, "image-dashboard-phone")
+
+
+def test_a_failed_anti_pattern_gate_shows_what_to_try(project: ServedProject, browser: object) -> None:
+    """The dashboard lists the hints `runner.py check --json` gives its failed gates, in order."""
+    spec = project.root / "specs" / "task.yaml"
+    original = spec.read_text()
+    always = {"metric": "split_overlap", "op": ">=", "value": 0}  # 0 copies >= 0: the penalty triggers
+    triggered = {"text": "Any validation image", "threshold": always}
+    data = yaml.safe_load(original)
+    data["penalties"] = [*(data.get("penalties") or []), triggered]
+    try:
+        spec.write_text(yaml.safe_dump(data, sort_keys=False))
+        checked = json.loads(project.runner("check", "--run", project.run_dir.name, "--json").stdout)
+        expected = [[gate["metric"], f"{gate['metric']}: {gate['hint']}"] for gate in checked if gate["hint"]]
+        assert [metric for metric, _ in expected if metric == "split_overlap"] == ["split_overlap"]
+        with open_page(browser, f"{project.url}/runs?run={project.run_dir.name}") as (page, _):
+            page.wait_for_selector("#gate-hints li")
+            shown = page.eval_on_selector_all(
+                "#gate-hints li", "items => items.map(item => [item.dataset.metric, item.textContent])"
+            )
+        assert shown == expected
+    finally:
+        spec.write_text(original)
 
 
 def test_the_served_model_is_named_in_every_pages_header(project: ServedProject, browser: object) -> None:

@@ -22,6 +22,7 @@ const summary = document.getElementById("summary");
 const charts = document.getElementById("charts");
 const gatesStatus = document.getElementById("gates-status");
 const gatesBody = document.querySelector("#gates tbody");
+const gateHints = document.getElementById("gate-hints");
 const configBody = document.querySelector("#config tbody");
 
 const pinned = new URLSearchParams(location.search).get("run") || "";
@@ -74,7 +75,7 @@ async function refreshRecords() {
     loadGates(run);
   } else if (!finalRecord) {
     state.checked = "";
-    gatesBody.replaceChildren();
+    clearGates();
     gatesStatus.textContent = `The gates are judged when the run finishes (it is at step ${data.step}).`;
   }
 }
@@ -83,7 +84,7 @@ function switchRun(name) {
   Object.assign(state, { run: name, offset: 0, records: [], status: "", checked: "" });
   select.value = state.follow ? "" : name;
   charts.replaceChildren();
-  gatesBody.replaceChildren();
+  clearGates();
   gatesStatus.textContent = "";
 }
 
@@ -237,11 +238,12 @@ function renderConfig(config) {
 
 async function loadGates(run) {
   gatesStatus.textContent = "Measuring the gates (latency is timed on the model)…";
-  gatesBody.replaceChildren();
+  clearGates();
   try {
     const result = await api(`/api/check?run=${encodeURIComponent(run)}`);
     if (run !== state.run) return;
     gatesBody.replaceChildren(...result.gates.map(gateRow));
+    gateHints.replaceChildren(...result.gates.filter((gate) => gate.hint).map(hintItem));
     const failed = result.gates.filter((gate) => gate.status === "fail").length;
     gatesStatus.textContent = !result.gates.length
       ? `${result.spec} has no machine-checkable thresholds: nothing to check.`
@@ -252,6 +254,21 @@ async function loadGates(run) {
     if (run !== state.run) return;
     gatesStatus.textContent = error instanceof ApiError ? error.message : `The gates could not be measured: ${error.message}`;
   }
+}
+
+function clearGates() {
+  gatesBody.replaceChildren();
+  gateHints.replaceChildren();
+}
+
+/** What to try for a failed gate on an anti-pattern, as `runner.py check` prints it. */
+function hintItem(gate) {
+  const item = document.createElement("li");
+  const metric = document.createElement("strong");
+  metric.textContent = gate.metric;
+  item.append(metric, `: ${gate.hint}`);
+  item.dataset.metric = gate.metric;
+  return item;
 }
 
 const GATE_KINDS = { constraints: "constraint", rewards: "reward", penalties: "penalty" };
