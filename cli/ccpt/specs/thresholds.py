@@ -3,11 +3,12 @@
 "Achieve >90% top-1 accuracy" -> accuracy >= 0.9, "<50ms per image" -> latency_ms < 50,
 "Model size under 100MB" -> model_size_mb < 100, "Overfitting (>5% train-val gap)" in PENALTIES
 -> train_val_gap > 0.05 (the condition that triggers the penalty), "Loss becoming NaN or inf" in
-PENALTIES -> nonfinite_losses > 0. Four anti-patterns are read without a number, because a run
-can count them: non-finite losses, validation examples leaking into training (split_overlap), a
-classifier predicting only one class (predicted_classes), and a validation loss rising for N
-evaluations in a row (rising_val_loss_evals, or overfitting_evals when the training loss falls
-meanwhile).
+PENALTIES -> nonfinite_losses > 0. Anti-patterns a run can count are read without a number of
+their own (`_COUNTED_READERS`): non-finite losses, validation examples leaking into training
+(split_overlap), a classifier predicting only one class (predicted_classes), a validation loss
+rising for N evaluations in a row (rising_val_loss_evals, or overfitting_evals when the training
+loss falls meanwhile), and a word n-gram repeated in one generated continuation
+(max_<n>gram_repeats).
 
 The reader finds each number in the text (skipping numbers that are part of names such as
 ResNet-50, top-1, F1, GPT-2, mAP@0.5 or 4-bit), reads its unit, the comparison words around it
@@ -247,27 +248,15 @@ _TRAINING_LOSS_FALLING = re.compile(
     r"|improv\w*|shrink\w*)",
     re.IGNORECASE,
 )
-# "the same 4-gram more than 3 times in one continuation": repetition loops in generated text.
-_TIMES = (
-    r"(?:(?P<over{i}>more than|over|above)|(?P<least{i}>at least))\s+(?P<count{i}>\d+ times|once|twice)\b"
+# "the same 4-gram more than 3 times in one continuation": repetition loops in generated text,
+# the n-gram named before or after how often it may occur.
+_NGRAM = r"\b(?P<n>[1-9])[- ]?grams?\b"
+_TIMES = r"(?:more than|over|above|(?P<least>at least))\s+(?P<count>\d+ times|once|twice)\b"
+_REPEATED_NGRAM_FORMS = tuple(
+    re.compile(form, re.IGNORECASE)
+    for form in (rf"{_NGRAM}[^.;]{{0,40}}?{_TIMES}", rf"{_TIMES}[^.;]{{0,40}}?{_NGRAM}")
 )
-_REPEATED_NGRAM = re.compile(
-    rf"\b(?P<n1>[1-9])[- ]?grams?\b[^.;]{{0,40}}?{_TIMES.format(i=1)}"
-    rf"|{_TIMES.format(i=2)}[^.;]{{0,40}}?\b(?P<n2>[1-9])[- ]?grams?\b",
-    re.IGNORECASE,
-)
-_COUNT_WORDS = {
-    "once": 1,
-    "twice": 2,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-}
+_COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9}
 _IN_A_ROW = re.compile(
     rf"\b(?P<count>\d+|{'|'.join(_COUNT_WORDS)})\s+(?:(?P<consecutive>consecutive|successive)\s+)?"
     r"(?:evaluations?|evals?|validations?|eval(?:uation)? rounds|checks)(?P<row>\s+in a row)?",
@@ -413,14 +402,13 @@ def _rising_loss_threshold(text: str, section: str) -> Threshold | None:
 def _repeated_ngram_threshold(text: str, section: str) -> Threshold | None:
     """ "The same 4-gram more than 3 times in one continuation": the run samples continuations and
     counts how often the most repeated word 4-gram of each occurs (max_4gram_repeats)."""
-    match = _REPEATED_NGRAM.search(text)
+    match = next(filter(None, (form.search(text) for form in _REPEATED_NGRAM_FORMS)), None)
     if not match:
         return None
-    side = "1" if match["n1"] else "2"
-    count = match["count" + side].lower()
+    count = match["count"].lower()
     times = float({"once": 1, "twice": 2}.get(count) or int(count.split()[0]))
-    metric = f"max_{match['n' + side]}gram_repeats"
-    if match["least" + side]:
+    metric = f"max_{match['n']}gram_repeats"
+    if match["least"]:
         return _counted(metric, ">=", "<", times, section)
     return _counted(metric, ">", "<=", times, section)
 
