@@ -54,7 +54,7 @@ class _HostState:
     root_cause: RootCause | None = None
     muted: bool = False
     held: list[str] | None = None  # an unranked traceback, echoed once it is not torchrun's failure
-    hiding_failure: bool = False  # inside torchrun's ChildFailedError report
+    report_rules_left: int = 0  # inside torchrun's ChildFailedError report: its "=====" rules to come
 
 
 class LogRouter:
@@ -147,7 +147,7 @@ class LogRouter:
                 return True
             held, state.held = state.held, None
             if text.startswith(_CHILD_FAILED):
-                state.hiding_failure = True
+                state.report_rules_left = 2
             elif not state.muted:
                 for line in held:
                     self._echo(host, state.colour, line)
@@ -156,11 +156,12 @@ class LogRouter:
             state.held = [text]
             return True
         if text.startswith(_CHILD_FAILED):
-            state.hiding_failure = True
-        if state.hiding_failure:
-            # The report ends with a rule of "=" once its Root Cause fields have been read.
-            if text.startswith("====") and state.root_cause is not None and not state.in_report:
-                state.hiding_failure = False
+            state.report_rules_left = 2
+            return True
+        if state.report_rules_left:
+            # The report opens and closes with a rule of "=" (rules of "-" part its sections).
+            if text.startswith("===="):
+                state.report_rules_left -= 1
             return True
         return False
 
