@@ -229,11 +229,11 @@ def measure_predictions(run_dir: Path, wanted: set[str]) -> dict[str, float]:
     from predictor import Predictor
 
     predictor = Predictor(run_dir)
-    values = {"latency_ms": measure_latency_ms(predictor)} if "latency_ms" in wanted else {}
+    values = {"latency_ms": median_prediction_ms(predictor)} if "latency_ms" in wanted else {}
     if not hasattr(predictor, "continuations"):  # a classifier: it generates no text
         return values
     if "time_to_first_token_ms" in wanted:
-        values["time_to_first_token_ms"] = measure_first_token_ms(predictor)
+        values["time_to_first_token_ms"] = median_prediction_ms(predictor, max_new_tokens=1)
     if "generation_tokens_per_second" in wanted or ngram_sizes:
         start = time.perf_counter()
         samples = predictor.continuations(CONTINUATIONS, CONTINUATION_TOKENS)
@@ -276,31 +276,18 @@ def most_repeated_ngram(text: str, n: int) -> int:
     return max(Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1)).values(), default=0)
 
 
-def measure_latency_ms(predictor: Predictor, samples: int = LATENCY_SAMPLES) -> float:
+def median_prediction_ms(predictor: Predictor, samples: int = LATENCY_SAMPLES, **options: int) -> float:
     """Median wall time of one prediction as the server makes it (per generated token for text
-    generation), after a few warm-up calls."""
+    generation), after a few warm-up calls. `options` go to `predict`: max_new_tokens=1 times a
+    prompt's way to its first token."""
     inputs = predictor.sample_inputs(samples + 3)
     for example in inputs[:3]:
-        predictor.predict(example)
+        predictor.predict(example, **options)
     timings = []
     for example in inputs[3:]:
         start = time.perf_counter()
-        result = predictor.predict(example)
+        result = predictor.predict(example, **options)
         timings.append((time.perf_counter() - start) * 1000 / max(result.get("tokens", 1), 1))
-    return statistics.median(timings)
-
-
-def measure_first_token_ms(predictor: Predictor, samples: int = LATENCY_SAMPLES) -> float:
-    """Median wall time from a prompt to its first sampled token (the prompt's forward pass
-    included), after a few warm-up calls."""
-    prompts = predictor.sample_inputs(samples + 3)
-    for prompt in prompts[:3]:
-        predictor.predict(prompt, max_new_tokens=1)
-    timings = []
-    for prompt in prompts[3:]:
-        start = time.perf_counter()
-        next(iter(predictor.stream(prompt, max_new_tokens=1)), None)
-        timings.append((time.perf_counter() - start) * 1000)
     return statistics.median(timings)
 
 
