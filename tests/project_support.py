@@ -13,14 +13,18 @@ from pathlib import Path
 
 from tests.conftest import run_ccpt
 
-PROJECT_KINDS = ("image-classification", "text-classification", "causal-lm")
+PROJECT_KINDS = ("image-classification", "text-classification", "token-classification", "causal-lm")
+# The built-in spec each kind renders from, where its id is not the kind's name.
+KIND_SPECS = {"token-classification": "named-entity-recognition"}
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
 def new_project(parent: Path, name: str, kind: str, *options: str) -> Path:
-    """`ccpt new NAME --spec KIND --defaults --no-git OPTIONS` in `parent`; returns the project."""
+    """`ccpt new NAME --spec SPEC --defaults --no-git OPTIONS` in `parent`, with the built-in spec
+    of task kind `kind`; returns the project."""
     home = {"CCPT_HOME": str(parent / ".ccpt-home")}  # also isolated when called from a module fixture
-    result = run_ccpt("new", name, "--spec", kind, "--defaults", "--no-git", *options, cwd=parent, env=home)
+    spec = KIND_SPECS.get(kind, kind)
+    result = run_ccpt("new", name, "--spec", spec, "--defaults", "--no-git", *options, cwd=parent, env=home)
     assert result.returncode == 0, result.stderr
     return parent / name
 

@@ -22,6 +22,7 @@ from ccpt.scaffold.template import UNSAFE_KEYS, ProjectTemplate
 from ccpt.specs import load_spec
 from ccpt.specs.model import SCAFFOLD_KINDS
 from tests.conftest import run_ccpt
+from tests.project_support import KIND_SPECS
 from tests.scaffold_support import git, git_isolated, make_project, small_template, tree_snapshot
 
 pytestmark = pytest.mark.usefixtures(git_isolated.__name__)
@@ -32,7 +33,8 @@ AGENT_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(SCAFFOLD_KINDS))
 def test_each_task_kind_renders_with_defaults_into_a_committed_project(tmp_path: Path, kind: str) -> None:
-    result = run_ccpt("new", "proj", "--spec", kind, "--defaults", cwd=tmp_path)
+    spec = KIND_SPECS.get(kind, kind)
+    result = run_ccpt("new", "proj", "--spec", spec, "--defaults", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     project = tmp_path / "proj"
     for path in (
@@ -49,9 +51,9 @@ def test_each_task_kind_renders_with_defaults_into_a_committed_project(tmp_path:
         ".gitignore",
     ):
         assert (project / path).is_file(), path
-    assert load_spec(str(project / "specs/task.yaml")).to_dict() == load_spec(kind).to_dict()
+    assert load_spec(str(project / "specs/task.yaml")).to_dict() == load_spec(spec).to_dict()
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    assert answers["task_kind"] == kind and answers["spec_id"] == kind and answers["project_name"] == "proj"
+    assert answers["task_kind"] == kind and answers["spec_id"] == spec and answers["project_name"] == "proj"
     assert git(project, "status", "--porcelain") == ""
     assert len(git(project, "log", "--format=%H").split()) == 1
     assert "ccpt new" in result.stdout and "python src/runner.py train" in result.stdout

@@ -120,13 +120,21 @@ def test_an_interrupted_render_leaves_nothing_behind(tmp_path: Path, signum: int
     assert leftovers(tmp_path, "proj") == []
 
 
+def test_a_task_kind_given_as_the_spec_names_the_built_in_specs_of_that_kind(tmp_path: Path) -> None:
+    result = run_ccpt("new", "proj", "--spec", "token-classification", "--defaults", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "built-in specs of task kind token-classification: named-entity-recognition" in result.stderr
+    assert not (tmp_path / "proj").exists()
+
+
 def test_a_spec_whose_task_kind_does_not_render_is_refused_naming_the_kinds_that_do(tmp_path: Path) -> None:
     spec = load_spec("image-classification").to_dict() | {"id": "boxes", "task_kind": "object-detection"}
     (tmp_path / "boxes.yaml").write_text(yaml.safe_dump(spec))
     result = run_ccpt("new", "proj", "--spec", "boxes.yaml", "--defaults", cwd=tmp_path)
     assert result.returncode == 1
     line = result.stderr.strip()
-    assert "object-detection" in line and "causal-lm, image-classification, text-classification" in line
+    kinds = "causal-lm, image-classification, text-classification, token-classification"
+    assert "object-detection" in line and kinds in line
     assert len(line.splitlines()) == 1
     assert not (tmp_path / "proj").exists()
 

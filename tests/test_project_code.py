@@ -18,6 +18,7 @@ MODULES |= {"server", "trainer"}
 KIND_MARKERS = {
     "image-classification": "def digits_dataset(",
     "text-classification": "def stdlib_docstrings(",
+    "token-classification": "def clinical_notes(",
     "causal-lm": "class GPT(nn.Module):",
 }
 

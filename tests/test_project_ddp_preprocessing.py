@@ -14,16 +14,17 @@ from tests.project_support import new_project, run_in_project, run_records
 
 pytestmark = pytest.mark.slow
 
-# Runs the project's runner with data.train_wordpiece wrapped to leave a marker per rank that calls it.
+# Runs the project's runner with text_encoding.train_wordpiece wrapped to leave a marker per rank
+# that calls it.
 COUNTING_RUNNER = """\
 import os, runpy, sys
 sys.path.insert(0, "src")
-import data
-trained_by = data.train_wordpiece
+import text_encoding
+trained_by = text_encoding.train_wordpiece
 def train_wordpiece(*args, **kwargs):
     open(f"tokenizer-trained-by-rank-{os.environ['RANK']}", "w").close()
     return trained_by(*args, **kwargs)
-data.train_wordpiece = train_wordpiece
+text_encoding.train_wordpiece = train_wordpiece
 sys.argv = ["src/runner.py", *sys.argv[1:]]
 runpy.run_path("src/runner.py", run_name="__main__")
 """

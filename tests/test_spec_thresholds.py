@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ccpt.specs.model import CrpgItem, TaskSpec, Threshold
-from ccpt.specs.thresholds import extract_threshold, normalize, read_missing_thresholds
+from ccpt.specs.model import CrpgItem, TaskSpec, Threshold, metric_unit
+from ccpt.specs.thresholds import extract_threshold, higher_is_better, normalize, read_missing_thresholds
 
 # (section, text, metric, op, value): each a phrasing a spec author actually writes.
 PHRASINGS = [
@@ -135,6 +135,42 @@ PHRASINGS = [
     ),
     ("penalties", "Any 4-gram appearing at least 5 times", "max_4gram_repeats", ">=", 5),
     ("constraints", "No 3-gram repeated more than twice in a sample", "max_3gram_repeats", "<=", 2),
+    # A metric on one class, or on the worst class, under the names generated projects record.
+    ("rewards", "Recall of at least 88% on drug names", "recall_drug", ">=", 0.88),
+    ("penalties", "Precision below 80% on any entity type", "worst_class_precision", "<", 0.8),
+    ("penalties", "Water IoU below 50%", "iou_water", "<", 0.5),
+    ("rewards", "F1 of at least 0.8 for every class", "worst_class_f1", ">=", 0.8),
+    ("rewards", "Recall of at least 90% for the person class", "recall_person", ">=", 0.9),
+    ("rewards", "Precision at least 0.9 for the CONDITION type", "precision_condition", ">=", 0.9),
+    ("rewards", "Recall on Drug-Name spans of at least 0.88", "recall_drug_name", ">=", 0.88),
+    ("rewards", "On drug names, recall of at least 88%", "recall_drug", ">=", 0.88),
+    ("rewards", "IoU ≥ 0.6 for the road class", "iou_road", ">=", 0.6),
+    ("rewards", "Per-class recall ≥ 0.8", "worst_class_recall", ">=", 0.8),
+    ("rewards", "Per-class F1 minimum of 0.7", "worst_class_f1", ">=", 0.7),
+    ("rewards", "Worst-performing entity type F1 ≥ 0.6", "worst_class_f1", ">=", 0.6),
+    ("rewards", "F1 ≥ 0.8 across all 12 entity types", "worst_class_f1", ">=", 0.8),
+    # Data, averaging and hardware are no classes; another metric's or number's qualifier is not this one's.
+    ("rewards", "Entity-level F1 ≥ 0.85 on the held-out notes", "f1", ">=", 0.85),
+    ("rewards", "Macro-F1 ≥ 0.85 on the validation split", "macro_f1", ">=", 0.85),
+    ("rewards", "mIoU above 70% on the held-out tiles", "miou", ">=", 0.7),
+    ("rewards", "Mean IoU above 70%", "miou", ">=", 0.7),
+    ("rewards", "Achieve IoU above 0.7", "miou", ">=", 0.7),
+    ("rewards", "F1 ≥ 0.80 on the held-out questions", "f1", ">=", 0.8),
+    ("rewards", "Precision of at least 0.9 on held-out entity mentions", "precision", ">=", 0.9),
+    ("rewards", "Recall ≥ 0.8 on rare entities", "recall", ">=", 0.8),
+    ("rewards", "Precision at least 0.9 on CPU", "precision", ">=", 0.9),
+    ("rewards", "Accuracy ≥ 65% on the held-out chart questions", "accuracy", ">=", 0.65),
+    ("penalties", "mIoU below 60% on any class", "miou", "<", 0.6),  # worst_class_* is P/R/F1 only
+    ("rewards", "F1 ≥ 0.85 overall and recall ≥ 0.9 on drug names", "f1", ">=", 0.85),
+    ("rewards", "Recall ≥ 0.9 overall and ≥ 0.8 on drug names", "recall", ">=", 0.9),
+    ("rewards", "F1 ≥ 0.85 on the test set; recall ≥ 0.9 on drug names", "f1", ">=", 0.85),
+    (
+        "constraints",
+        "Inference latency under 30 ms per note of 512 tokens on one GPU",
+        "latency_ms",
+        "<",
+        30,
+    ),
 ]
 
 
@@ -187,6 +223,26 @@ def test_penalty_threshold_is_the_condition_that_triggers_it() -> None:
     threshold = extract_threshold("Overfitting (>5% train-val gap)", "penalties")
     assert threshold is not None
     assert threshold.holds(0.08) and not threshold.holds(0.03)
+
+
+def test_a_class_metric_is_a_fraction_where_higher_is_better() -> None:
+    # A generated project checks recall_drug against the recall it records for the DRUG type.
+    assert extract_threshold("Recall of at least 88% on drug names", "rewards") == Threshold(
+        "recall_drug", ">=", 0.88, "fraction"
+    )
+    for name in ("recall_drug", "f1_condition", "precision_b_drug", "iou_water", "worst_class_f1"):
+        assert metric_unit(name) == "fraction", name
+        assert higher_is_better(name), name
+    for name in ("worst_class_iou", "recall_", "accuracy_drug", "worst_class_accuracy"):
+        assert metric_unit(name) is None, name
+        assert not higher_is_better(name), name
+    assert higher_is_better("recall") and not higher_is_better("latency_ms")
+
+
+def test_a_penalty_on_the_worst_class_triggers_when_any_class_falls_below() -> None:
+    threshold = extract_threshold("Precision below 80% on any entity type", "penalties")
+    assert threshold is not None
+    assert threshold.holds(0.7) and not threshold.holds(0.85)
 
 
 def test_normalize_turns_unicode_signs_and_dashes_into_ascii() -> None:

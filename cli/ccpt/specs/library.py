@@ -130,10 +130,13 @@ def _builtin(name: str) -> TaskSpec:
     key = name.strip().lower()
     if key in specs:
         return specs[key]
+    # A task kind's name ("token-classification") points to the specs of that kind.
+    of_kind = sorted(spec_id for spec_id, spec in specs.items() if spec.task_kind == key)
     close = difflib.get_close_matches(key, list(specs), n=3)
-    hint = (
-        f"did you mean {', '.join(close)}?"
-        if close
-        else "see `ccpt spec list`, or give a path to a .yaml/.md file"
-    )
+    if of_kind:
+        hint = f"built-in specs of task kind {key}: {', '.join(of_kind)}"
+    elif close:
+        hint = f"did you mean {', '.join(close)}?"
+    else:
+        hint = "see `ccpt spec list`, or give a path to a .yaml/.md file"
     raise CcptError(f"no built-in spec '{name}' and no such file", hint=hint)

@@ -39,7 +39,9 @@ TASK_KINDS = (
     "masked-lm",
     "image-pretraining",
 )
-SCAFFOLD_KINDS = frozenset({"image-classification", "text-classification", "causal-lm"})
+SCAFFOLD_KINDS = frozenset(
+    {"image-classification", "text-classification", "token-classification", "causal-lm"}
+)
 
 # Metric names with their canonical unit. Thresholds are stored in these units
 # (fractions for percentages, milliseconds, megabytes ...) so generated projects can check them.
@@ -85,12 +87,18 @@ METRIC_UNITS: dict[str, str] = {
 # A family of its own: max_4gram_repeats is how often the most repeated word 4-gram of one
 # generated continuation occurs ("the same 4-gram more than 3 times": repetition loops).
 REPEATED_NGRAMS = re.compile(r"max_(?P<n>[1-9])gram_repeats")
+# A family of its own too: a classification metric on one class, named by the class lower-cased
+# (recall_drug, f1_condition, iou_water), or on the class that scores worst (worst_class_precision,
+# the minimum over the classes). Both are fractions where a larger value is better.
+CLASS_METRICS = re.compile(r"(?:precision|recall|f1|iou)_[a-z0-9_]+|worst_class_(?:precision|recall|f1)")
 
 
 def metric_unit(metric: str) -> str | None:
     """The canonical unit of a metric name, None for a name no generated project knows."""
     if REPEATED_NGRAMS.fullmatch(metric):
         return "count"
+    if CLASS_METRICS.fullmatch(metric):
+        return "fraction"
     return METRIC_UNITS.get(metric)
 
 

@@ -16,6 +16,14 @@ and the nearest metric word, and converts the value to the metric's canonical un
 (`METRIC_UNITS`): percentages become fractions, seconds become milliseconds, GB become MB for
 model size, "7B parameters" become 7000 (millions). The first number that names a metric wins.
 
+Class qualifiers narrow precision, recall and F1 to one class or to the worst class, and IoU to
+one class, under the names generated projects record: "Recall of at least 88% on drug names" ->
+recall_drug >= 0.88, "F1 of at least 0.8 for every class" -> worst_class_f1 >= 0.8 (so do "on any
+entity type", "worst class", "per-class ... minimum"), "Water IoU below 50%" in PENALTIES ->
+iou_water < 0.5. A qualifier counts only in the sentence of its metric word and number, before
+any other metric word or threshold number; words for data, averaging and hardware ("on the
+held-out notes", "Entity-level F1", "mean IoU", "on one GPU") are no classes (`_NOT_A_CLASS`).
+
 Section rules: a bare number takes the metric's natural direction (">= 90% accuracy", "<= 24 GB
 memory"); in PENALTIES the direction flips, because a penalty's threshold is what triggers it;
 in REWARDS a strict lower bound ("over 90%") is read as an inclusive target (>= 0.9).
@@ -28,9 +36,18 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import cast
 
-from ccpt.specs.model import METRIC_UNITS, Comparison, CrpgItem, TaskSpec, Threshold, metric_unit
+from ccpt.specs.model import (
+    CLASS_METRICS,
+    METRIC_UNITS,
+    Comparison,
+    CrpgItem,
+    TaskSpec,
+    Threshold,
+    metric_unit,
+)
 
-# Metrics where a larger observed value is better; every other metric is "lower is better".
+# Metrics where a larger observed value is better; every other metric is "lower is better". Plain
+# names only: higher_is_better() also counts the per-class family (recall_drug, worst_class_f1).
 HIGHER_IS_BETTER = frozenset(
     {
         "accuracy",
@@ -55,8 +72,16 @@ HIGHER_IS_BETTER = frozenset(
     }
 )
 
-# Metrics measured as a fraction in [0, 1]: "90%" and a bare "90" both mean 0.9 for them.
+# Metrics measured as a fraction in [0, 1]: "90%" and a bare "90" both mean 0.9 for them. The
+# reader decides a number's metric among these plain names first and narrows it to a class after.
 FRACTION_METRICS = frozenset(name for name, unit in METRIC_UNITS.items() if unit == "fraction")
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger observed value is better: the plain names of HIGHER_IS_BETTER, and a
+    classification metric on one class or on the worst class (recall_drug, worst_class_f1)."""
+    return metric in HIGHER_IS_BETTER or CLASS_METRICS.fullmatch(metric) is not None
+
 
 _UNICODE = {
     "≥": ">=",
@@ -277,6 +302,70 @@ _SIZE_TO_GB.update({"tb": 1000.0, "tib": 1024.0})
 _COUNT_TO_M = {"k": 0.001, "thousand": 0.001, "m": 1.0, "million": 1.0, "b": 1000.0, "bn": 1000.0}
 _COUNT_TO_M["billion"] = 1000.0
 
+# Class qualifiers. Only these metrics have a per-class form a run records; accuracy, exact match
+# and the averaged scores (macro_f1, miou's mean) are about every class at once.
+_QUALIFIABLE = frozenset({"precision", "recall", "f1"})
+_CLASSES = r"(?:types?|class(?:es)?|labels?|categor(?:y|ies))"
+# "on any entity type", "for every class", "across all 12 labels", "in each of the categories".
+_ANY_CLASS = (
+    r"\b(?:on|for|across|in|over|of) (?:any|every|each|all)(?: of)?(?: the)?(?: \d+)?"
+    rf" (?:[a-z]+[ -])?{_CLASSES}\b"
+)
+_PER_CLASS = rf"\bper[- ](?:entity[- ])?{_CLASSES}\b"
+_MINIMUM = r"\b(?:minimum|min|lowest|worst)\b"
+_WORST_CLASS = re.compile(
+    rf"{_ANY_CLASS}|\b(?:worst|lowest|weakest)(?:[- ]performing|[- ]scoring)?[- ](?:entity[- ])?{_CLASSES}\b"
+    rf"|{_PER_CLASS}.*{_MINIMUM}|{_MINIMUM}.*{_PER_CLASS}",
+    re.IGNORECASE,
+)
+# "per-class recall >= 0.8" bounds every class, so the worst one: per-class right at the metric word.
+_PER_CLASS_BEFORE = re.compile(rf"{_PER_CLASS}[- ]$", re.IGNORECASE)
+_PER_CLASS_AFTER = re.compile(rf"^[- ]{_PER_CLASS}", re.IGNORECASE)
+# "on drug names", "for the person class", "on DRUG entities": one class, the word before the noun.
+_ONE_CLASS = re.compile(
+    r"\b(?:on|for)(?: the)? (?P<name>[a-z][a-z0-9-]*) (?:names?|entities|entity|mentions?|spans?|class|type"
+    r"|labels?)\b",
+    re.IGNORECASE,
+)
+# "Water IoU": the word right before a plain IoU (not mIoU or mean IoU) names its class.
+_CLASS_BEFORE_IOU = re.compile(r"(?<![\w-])(?P<name>[a-z][a-z0-9-]*)[ -]$", re.IGNORECASE)
+_PLAIN_IOU = re.compile(r"iou|intersection[- ]over[- ]union", re.IGNORECASE)
+# Words in a class's place that are no class. Each group keeps a real phrasing from being read as
+# a class: "mean IoU", "entity-level F1", "on the validation split", "on held-out entity mentions",
+# "on rare entities", "for every class", "Achieve IoU above 0.7".
+_NOT_A_CLASS = frozenset(
+    (
+        # Articles, quantifiers and sets of classes.
+        *("a", "an", "the", "of", "per", "m", "all", "any", "every", "each", "both", "one", "single"),
+        *("same", "other", "others", "remaining", "this", "that", "its", "their"),
+        *("class", "classes", "type", "types", "label", "labels", "category", "categories"),
+        *("entity", "entities", "named", "target", "model"),
+        # How a score is averaged, computed or matched.
+        *("mean", "average", "averaged", "avg", "overall", "macro", "micro", "weighted", "global"),
+        *("frequency-weighted", "total", "per-class", "class-wise", "classwise", "class-level"),
+        *("entity-level", "span-level", "token-level", "strict", "lenient", "relaxed", "exact"),
+        *("partial", "mask", "box", "bbox", "boundary", "pixel", "pixel-wise", "instance"),
+        *("semantic", "panoptic", "segmentation", "worst", "best", "lowest", "highest", "top"),
+        *("minimum", "min", "maximum", "max"),
+        # The data a score is measured on, and where it runs.
+        *("validation", "val", "valid", "dev", "development", "test", "testing", "train", "training"),
+        *("eval", "evaluation", "held-out", "heldout", "hold-out", "holdout", "unseen", "seen", "new"),
+        *("split", "splits", "set", "sets", "data", "dataset", "notes", "documents", "docs", "tiles"),
+        *("images", "questions", "samples", "examples", "sentences", "tokens", "gold", "predicted"),
+        *("true", "ground-truth", "labelled", "labeled", "gpu", "gpus", "cpu", "cpus"),
+        # Kinds of mentions rather than classes.
+        *("rare", "common", "frequent", "infrequent", "minority", "majority", "long", "short"),
+        *("nested", "overlapping", "ambiguous", "multi-token", "multi-word", "known", "unknown"),
+        *("correct",),
+        # Verbs and comparison words that can stand right before "IoU".
+        *("achieve", "achieves", "reach", "reaches", "hit", "hits", "attain", "attains", "get"),
+        *("gets", "keep", "keeps", "maintain", "maintains", "with", "and", "or", "by", "at"),
+        *("least", "most", "above", "below", "over", "under", "than"),
+    )
+)
+# Where the span a qualifier may sit in ends: a new sentence or clause after a semicolon.
+_SENTENCE_BREAK = re.compile(r";|\.\s")
+
 
 @dataclass(frozen=True)
 class _MetricWord:
@@ -471,6 +560,14 @@ def _comparison(text: str, match: re.Match[str], previous_end: int) -> str | Non
 def _nearest(
     text: str, words: list[_MetricWord], start: int, end: int, allowed: Collection[str] | None
 ) -> str | None:
+    """The metric of the word closest to a number in the same clause (see _nearest_word)."""
+    word = _nearest_word(text, words, start, end, allowed)
+    return word.metric if word else None
+
+
+def _nearest_word(
+    text: str, words: list[_MetricWord], start: int, end: int, allowed: Collection[str] | None
+) -> _MetricWord | None:
     """The metric word closest to a number in the same clause (and at most _MAX_DISTANCE away)."""
     best: _MetricWord | None = None
     best_distance = _MAX_DISTANCE + 1
@@ -483,7 +580,7 @@ def _nearest(
         distance = max(word.start - end, start - word.end, 0)
         if distance < best_distance:
             best, best_distance = word, distance
-    return best.metric if best else None
+    return best
 
 
 def _unit_key(unit: str) -> str:
@@ -556,7 +653,8 @@ def _threshold_for(
         # "accuracy of 92" means 92%: a fraction metric is never above 1.
         low = low / 100 if 1 < low <= 100 else low
         high = high / 100 if high is not None and 1 < high <= 100 else high
-    higher_better = metric in HIGHER_IS_BETTER
+    metric = _class_qualified(text, words, match, metric)
+    higher_better = higher_is_better(metric)
     penalty = section == "penalties"
     op = _comparison(text, match, previous_end)
     if high is not None:
@@ -573,4 +671,67 @@ def _threshold_for(
             ]
         elif section == "rewards" and op == ">":
             op = ">="
-    return Threshold(metric, op, round(value, 10), METRIC_UNITS.get(metric))  # type: ignore[arg-type]
+    return Threshold(metric, op, round(value, 10), metric_unit(metric))  # type: ignore[arg-type]
+
+
+def _class_qualified(text: str, words: list[_MetricWord], number: re.Match[str], metric: str) -> str:
+    """`metric` narrowed to the class the bullet measures it on: "Recall of at least 88% on drug
+    names" -> recall_drug, "Precision below 80% on any entity type" -> worst_class_precision,
+    "Water IoU below 50%" -> iou_water; `metric` itself when no qualifier sits next to it."""
+    if metric not in _QUALIFIABLE and metric != "miou":
+        return metric
+    word = _nearest_word(text, words, *number.span(), {metric})
+    if word is None:
+        return metric
+    left, right = _qualifier_span(text, words, word, number)
+    span, before, after = text[left:right], text[left : word.start], text[word.end : right]
+    if metric in _QUALIFIABLE and (
+        _WORST_CLASS.search(span) or _PER_CLASS_BEFORE.search(before) or _PER_CLASS_AFTER.search(after)
+    ):
+        return f"worst_class_{metric}"
+    name = _one_class(span)
+    if name is None and metric == "miou" and _PLAIN_IOU.fullmatch(text[word.start : word.end]):
+        name = _class_name(_CLASS_BEFORE_IOU.search(before))
+    if name is None:
+        return metric
+    return f"{'iou' if metric == 'miou' else metric}_{name}"
+
+
+def _qualifier_span(
+    text: str, words: list[_MetricWord], word: _MetricWord, number: re.Match[str]
+) -> tuple[int, int]:
+    """Where a class qualifier of `word` may sit: its sentence around the metric word and the number,
+    but not past another metric word or a later number, which have qualifiers of their own ("F1 >=
+    0.85 overall and recall >= 0.9 on drug names", "Recall >= 0.9 overall and >= 0.8 on drug names")."""
+    low, high = min(word.start, number.start()), max(word.end, number.end())
+    lefts = [b.end() for b in _SENTENCE_BREAK.finditer(text, 0, low)]
+    lefts += [w.end for w in words if w is not word and w.end <= low]
+    rights = [b.start() for b in _SENTENCE_BREAK.finditer(text, high)]
+    rights += [w.start for w in words if w is not word and w.start >= high]
+    rights += [q.start() for q in _QUANTITY.finditer(text, number.end()) if _is_a_threshold_number(text, q)]
+    return max([0, *lefts]), min([len(text), *rights])
+
+
+def _is_a_threshold_number(text: str, match: re.Match[str]) -> bool:
+    """A number that can state a threshold: not part of a name (COVID-19), not a count (12 classes)."""
+    start, end = match.span()
+    if _part_of_a_name(text, start, end, match):
+        return False
+    return bool(match["unit"] or match["unit1"] or match["cur"]) or not _COUNT_NOUN.match(text, end)
+
+
+def _one_class(span: str) -> str | None:
+    """The class named by "on drug names" / "for the person class" in `span`, if any."""
+    for found in _ONE_CLASS.finditer(span):
+        name = _class_name(found)
+        if name:
+            return name
+    return None
+
+
+def _class_name(found: re.Match[str] | None) -> str | None:
+    """A matched class word as a metric-name suffix ("Drug-Name" -> drug_name), None for a word
+    that is no class (_NOT_A_CLASS)."""
+    if found is None or found["name"].lower() in _NOT_A_CLASS:
+        return None
+    return found["name"].lower().replace("-", "_")

@@ -49,14 +49,20 @@ FINAL_METRICS = (
     "accuracy",
     "top5_accuracy",
     "macro_f1",
+    "f1",
     "precision",
     "recall",
+    "worst_class_precision",
+    "worst_class_recall",
+    "worst_class_f1",
     "eval_loss",
     "perplexity",
     "train_val_gap",
     "predicted_classes",
 )
-ALIASES = {"f1": "macro_f1"}
+# Per-class scores a run records as precision_drug, recall_drug, f1_drug (for the class "drug").
+PER_CLASS_METRICS = re.compile(r"(?:precision|recall|f1|iou)_\w+")
+ALIASES = {"f1": "macro_f1"}  # a classifier's F1 is its macro F1 (a tagger records its own f1)
 LATENCY_SAMPLES = 20
 REPEATED_NGRAMS = re.compile(r"max_(?P<n>[1-9])gram_repeats")  # max_4gram_repeats: word 4-grams
 # Continuations sampled for the repetition and generation-speed gates, and their length in tokens.
@@ -193,6 +199,7 @@ def measure(run_dir: Path, wanted: set[str]) -> dict[str, float]:
         raise ProjectError(f"{run_dir.name} has not finished (no final record); train it to the end first")
     final = finals[-1]
     values: dict[str, float] = {name: final[name] for name in FINAL_METRICS if name in final}
+    values |= {name: final[name] for name in wanted & final.keys() if PER_CLASS_METRICS.fullmatch(name)}
     values["parameters_m"] = final["parameters"] / 1e6
     values["trainable_params_fraction"] = final["trainable_parameters"] / max(final["parameters"], 1)
     values["training_hours"] = final["elapsed_s"] / 3600
@@ -212,7 +219,7 @@ def measure(run_dir: Path, wanted: set[str]) -> dict[str, float]:
         if seen:
             values[metric] = combine(seen)
     for alias, name in ALIASES.items():
-        if name in values:
+        if name in values and alias not in values:
             values[alias] = values[name]
     if "split_overlap" in wanted:
         values["split_overlap"] = measure_split_overlap(run_dir)

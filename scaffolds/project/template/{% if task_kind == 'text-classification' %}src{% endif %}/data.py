@@ -17,21 +17,18 @@ also kept in .cache/tokenizers/ and reused for the same texts, so runs with the 
 from __future__ import annotations
 
 import ast
-import hashlib
-import inspect
 import json
-import shutil
 import sysconfig
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
-from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from config import ROOT, Config, ProjectError
+from config import Config, ProjectError
 from loading import read_dataset, train_val_split
+from text_encoding import cached_wordpiece
 
 BUILTIN_PACKAGES = ("asyncio", "email", "logging", "unittest", "xml")
 TEXT_COLUMNS = ("text", "sentence", "content", "docstring", "review")
@@ -78,51 +75,6 @@ def find_column(dataset: Dataset | DatasetDict, wanted: str, names: tuple[str, .
 
 
 # --- Tokenization --------------------------------------------------------------------------
-
-
-def train_wordpiece(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    """A lower-cased WordPiece tokenizer (BERT's scheme) trained on `texts`; [PAD] is id 0."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]"])
-    tokenizer.train_from_iterator(texts, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]")
-
-
-WORDPIECE_RECIPE = inspect.getsource(train_wordpiece)  # part of the cache key below
-
-
-def cached_wordpiece(
-    texts: list[str], vocab_size: int, cache_dir: Path = ROOT / ".cache" / "tokenizers"
-) -> PreTrainedTokenizerBase:
-    """train_wordpiece's tokenizer for these texts: trained once, then read from cache_dir.
-
-    Two trainings on the same texts can give different vocabularies (the trainer breaks ties in
-    hash-map order: huggingface/tokenizers#1794), and so different results from the same seed.
-    The key covers the texts, the size and train_wordpiece's source: edit the recipe, and the
-    next run trains afresh.
-    """
-    key = hashlib.sha256()
-    for part in (WORDPIECE_RECIPE, str(vocab_size), *texts):
-        key.update(part.encode() + b"\0")
-    folder = cache_dir / f"wordpiece-{key.hexdigest()[:16]}"
-    if not (folder / "tokenizer.json").is_file():
-        tokenizer = train_wordpiece(texts, vocab_size)
-        try:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(dir=cache_dir))
-        except OSError:  # a read-only project: train every time
-            return tokenizer
-        tokenizer.save_pretrained(staging)
-        try:
-            staging.rename(folder)  # whole or not at all
-        except OSError:  # another run cached the same texts meanwhile: use that one
-            shutil.rmtree(staging, ignore_errors=True)
-    return AutoTokenizer.from_pretrained(folder)
 
 
 @dataclass

@@ -13,15 +13,7 @@ from torch import nn
 
 from config import Config
 from data import TextPreprocessor
-
-
-def crop_padding(input_ids: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Drop trailing columns that hold only padding; returns the ids and the mask of real tokens.
-    The first position always counts, so an empty text is one padding token rather than nothing."""
-    mask = input_ids != pad_id
-    mask[:, 0] = True
-    width = int(mask.sum(dim=1).max())
-    return input_ids[:, :width], mask[:, :width]
+from text_encoding import crop_padding, hugging_face_model
 
 
 class TextClassifier(nn.Module):
@@ -105,21 +97,10 @@ def build_model(config: Config, preprocessor: TextPreprocessor, load_weights: bo
             config.dropout,
         )
 
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification
 
-    options = {
-        "num_labels": len(labels),
-        "id2label": dict(enumerate(labels)),
-        "label2id": {name: i for i, name in enumerate(labels)},
-        "pad_token_id": preprocessor.pad_id,
-    }
-    if load_weights and config.pretrained:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            config.model_name, ignore_mismatched_sizes=True, **options
-        )
-    else:
-        model_config = AutoConfig.from_pretrained(config.model_name, **options)
-        model = AutoModelForSequenceClassification.from_config(model_config)
+    auto_class = AutoModelForSequenceClassification
+    model = hugging_face_model(auto_class, config, labels, preprocessor.pad_id, load_weights)
     return HFTextClassifier(model, preprocessor.pad_id)
 
 

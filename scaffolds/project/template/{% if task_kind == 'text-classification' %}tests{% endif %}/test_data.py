@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-import data as data_module
+import text_encoding
 from config import Config, ProjectError
 from data import (
     BUILTIN_PACKAGES,
     TaskData,
     build_data,
-    cached_wordpiece,
     load_preprocessor,
     stdlib_docstrings,
 )
+from text_encoding import cached_wordpiece
 
 
 def test_builtin_corpus_is_docstrings_labelled_by_their_package() -> None:
@@ -55,7 +55,7 @@ def test_a_trained_vocabulary_is_reused_for_the_same_texts(
     def no_training(*args: object) -> None:
         raise AssertionError("trained again although the vocabulary was cached")
 
-    monkeypatch.setattr(data_module, "train_wordpiece", no_training)
+    monkeypatch.setattr(text_encoding, "train_wordpiece", no_training)
     again = cached_wordpiece(texts, 300, cache_dir=tmp_path)
     assert again.get_vocab() == first.get_vocab()
     with pytest.raises(AssertionError, match="trained again"):  # other texts: another vocabulary

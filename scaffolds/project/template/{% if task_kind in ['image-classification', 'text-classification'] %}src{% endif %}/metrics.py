@@ -1,8 +1,8 @@
 """Evaluation metrics for classification, accumulated batch by batch and summed across processes.
 
 A confusion matrix is enough for all of them: accuracy, macro precision/recall/F1 (each class
-counts the same however rare), how many classes the predictions use, plus top-5 accuracy and the
-mean loss tracked alongside.
+counts the same however rare) and those of the worst class, how many classes the predictions use,
+plus top-5 accuracy and the mean loss tracked alongside.
 Names match the task spec's metric names, so `runner.py check` can compare them directly.
 """
 
@@ -57,6 +57,10 @@ class EvalMetrics:
             "macro_f1": f1.mean().item(),
             "precision": precision.mean().item(),
             "recall": recall.mean().item(),
+            # The class served worst, for gates such as "precision below 80% on any class".
+            "worst_class_precision": precision.min().item(),
+            "worst_class_recall": recall.min().item(),
+            "worst_class_f1": f1.min().item(),
             "examples": examples,
             # A model stuck on the majority class predicts one class, however good its accuracy.
             "predicted_classes": int((confusion.sum(dim=0) > 0).sum().item()),

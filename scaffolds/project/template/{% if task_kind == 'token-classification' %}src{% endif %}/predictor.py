@@ -1,0 +1,67 @@
+"""A trained run's model tagging one text at a time (for `runner.py predict`, the server, and the
+latency that `runner.py check` measures)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from data import IGNORE, build_data, split_words
+from metrics import spans
+from trainer import load_trained_model
+
+
+class Predictor:
+    def __init__(self, run_dir: Path, device: str = "auto"):
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.run_dir = run_dir
+        self.device = torch.device(device)
+        self.config, self.preprocessor, self.model, self.step = load_trained_model(run_dir, self.device)
+
+    @torch.no_grad()
+    def tag_words(self, words: list[str]) -> tuple[list[str], list[float]]:
+        """Each word's tag and its probability. A text longer than max_length tokens is tagged in
+        consecutive windows of whole words, so every word gets a tag."""
+        tags: list[str] = []
+        confidence: list[float] = []
+        while len(tags) < len(words):
+            window = words[len(tags) :]
+            input_ids, firsts = self.preprocessor.encode([window])
+            logits, _ = self.model(input_ids.to(self.device))
+            probabilities = logits.float().softmax(dim=-1)[0].cpu()
+            firsts = firsts[0, : probabilities.shape[0]]
+            positions = (firsts != IGNORE).nonzero().flatten()
+            if len(positions) == 0:  # one word longer than the whole window: leave it untagged
+                tags.append("O")
+                confidence.append(1.0)
+                continue
+            best = probabilities[positions].max(dim=-1)
+            tags += [self.preprocessor.labels[i] for i in best.indices.tolist()]
+            confidence += best.values.tolist()
+        return tags, confidence
+
+    def predict(self, text: str) -> dict[str, object]:
+        """The entities in `text`: type, the text itself, character offsets and the mean
+        probability of its words' tags; and every word with its tag."""
+        matches = split_words(text)
+        tags, confidence = self.tag_words([match.group() for match in matches])
+        entities = []
+        for kind, first, last in sorted(spans(tags), key=lambda span: span[1]):
+            start, end = matches[first].start(), matches[last].end()
+            score = sum(confidence[first : last + 1]) / (last - first + 1)
+            entities.append(
+                {"type": kind, "text": text[start:end], "start": start, "end": end, "score": round(score, 6)}
+            )
+        words = [{"word": m.group(), "tag": tag} for m, tag in zip(matches, tags, strict=True)]
+        return {"entities": entities, "words": words}
+
+    def read_input(self, argument: str) -> str:
+        """A command-line argument is the text itself."""
+        return argument
+
+    def sample_inputs(self, count: int) -> list[str]:
+        """Validation notes, for timing predictions."""
+        texts = build_data(self.config, self.run_dir).val.texts
+        return [texts[i % len(texts)] for i in range(count)]

@@ -1,0 +1,90 @@
+"""What the two text tasks share: a WordPiece tokenizer trained here on the training texts (and
+cached), cropping the padding columns off a batch of token ids, and loading a Hugging Face model
+with a head for this task's labels."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from config import ROOT, Config
+
+
+def train_wordpiece(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """A lower-cased WordPiece tokenizer (BERT's scheme) trained on `texts`; [PAD] is id 0."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]"])
+    tokenizer.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]")
+
+
+WORDPIECE_RECIPE = inspect.getsource(train_wordpiece)  # part of the cache key below
+
+
+def cached_wordpiece(
+    texts: list[str], vocab_size: int, cache_dir: Path = ROOT / ".cache" / "tokenizers"
+) -> PreTrainedTokenizerBase:
+    """train_wordpiece's tokenizer for these texts: trained once, then read from cache_dir.
+
+    Two trainings on the same texts can give different vocabularies (the trainer breaks ties in
+    hash-map order: huggingface/tokenizers#1794), and so different results from the same seed.
+    The key covers the texts, the size and train_wordpiece's source: edit the recipe, and the
+    next run trains afresh.
+    """
+    key = hashlib.sha256()
+    for part in (WORDPIECE_RECIPE, str(vocab_size), *texts):
+        key.update(part.encode() + b"\0")
+    folder = cache_dir / f"wordpiece-{key.hexdigest()[:16]}"
+    if not (folder / "tokenizer.json").is_file():
+        tokenizer = train_wordpiece(texts, vocab_size)
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=cache_dir))
+        except OSError:  # a read-only project: train every time
+            return tokenizer
+        tokenizer.save_pretrained(staging)
+        try:
+            staging.rename(folder)  # whole or not at all
+        except OSError:  # another run cached the same texts meanwhile: use that one
+            shutil.rmtree(staging, ignore_errors=True)
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def crop_padding(input_ids: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Drop trailing columns that hold only padding; returns the ids and the mask of real tokens.
+    The first position always counts, so an empty text is one padding token rather than nothing."""
+    mask = input_ids != pad_id
+    mask[:, 0] = True
+    width = int(mask.sum(dim=1).max())
+    return input_ids[:, :width], mask[:, :width]
+
+
+def hugging_face_model(
+    auto_class: type, config: Config, labels: list[str], pad_id: int, load_weights: bool = True
+) -> nn.Module:
+    """config.model_name through `auto_class` (AutoModelForSequenceClassification ...), its head
+    sized and named for `labels`: the pretrained weights when `load_weights` and config.pretrained,
+    else the architecture only (random weights, or a trained checkpoint loaded over it later)."""
+    from transformers import AutoConfig
+
+    options = {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {name: i for i, name in enumerate(labels)},
+        "pad_token_id": pad_id,
+    }
+    if load_weights and config.pretrained:
+        return auto_class.from_pretrained(config.model_name, ignore_mismatched_sizes=True, **options)
+    return auto_class.from_config(AutoConfig.from_pretrained(config.model_name, **options))
