@@ -71,3 +71,26 @@ def test_a_finished_run_resumes_to_more_steps_and_evaluates_consistently(tmp_pat
     last = run_records(other_run)[-1]
     assert last["kind"] == "final" and last["step"] == 15
     assert run_records(only_run(project))[-1]["step"] == 40  # the run under runs/ was left alone
+
+
+def test_the_ner_project_trains_on_its_generated_notes_and_checks_per_type_gates(tmp_path: Path) -> None:
+    """The named-entity-recognition spec end to end with its defaults: its gates on one entity type
+    (recall on drug names) and on the worst type (precision on any type) are measured, not skipped."""
+    made = run_ccpt(
+        "new", "ner", "--spec", "named-entity-recognition", "--defaults", "--no-git", cwd=tmp_path
+    )
+    assert made.returncode == 0, made.stderr
+    project = tmp_path / "ner"
+    train = run_in_project(project, "src/runner.py", "train")
+    assert train.returncode == 0, train.stderr[-3000:]
+    final = run_records(only_run(project))[-1]
+    assert final["kind"] == "final" and final["entities"] > 1000
+    assert {"f1_drug", "recall_dose", "precision_condition", "worst_class_precision"} <= set(final)
+
+    gates = json.loads(run_in_project(project, "src/runner.py", "check", "--json").stdout)
+    status = {gate["metric"]: gate["status"] for gate in gates}
+    assert status == dict.fromkeys(
+        ["parameters_m", "latency_ms", "f1", "recall_drug", "worst_class_precision"], "pass"
+    ), gates
+    measured = {gate["metric"]: gate["observed"] for gate in gates}
+    assert measured["recall_drug"] == final["recall_drug"] and measured["f1"] == final["f1"]

@@ -17,18 +17,17 @@ also kept in .cache/tokenizers/ and reused for the same texts, so runs with the 
 from __future__ import annotations
 
 import ast
-import json
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoTokenizer
 
 from config import Config, ProjectError
 from loading import read_dataset, train_val_split
-from text_encoding import cached_wordpiece
+from text_encoding import SavedTokenizer, cached_wordpiece
 
 BUILTIN_PACKAGES = ("asyncio", "email", "logging", "unittest", "xml")
 TEXT_COLUMNS = ("text", "sentence", "content", "docstring", "review")
@@ -77,22 +76,8 @@ def find_column(dataset: Dataset | DatasetDict, wanted: str, names: tuple[str, .
 # --- Tokenization --------------------------------------------------------------------------
 
 
-@dataclass
-class TextPreprocessor:
-    """Texts -> token ids padded to max_length; knows the label names. Saved with each run
-    (tokenizer/ and preprocessor.json), so serving tokenizes exactly as training did."""
-
-    tokenizer: PreTrainedTokenizerBase
-    labels: list[str]
-    max_length: int
-
-    @property
-    def pad_id(self) -> int:
-        return self.tokenizer.pad_token_id
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.tokenizer)
+class TextPreprocessor(SavedTokenizer):
+    """Texts -> token ids padded to max_length; knows the label names (see SavedTokenizer)."""
 
     def encode(self, texts: list[str]) -> torch.Tensor:
         encoded = self.tokenizer(
@@ -100,17 +85,9 @@ class TextPreprocessor:
         )
         return encoded["input_ids"]
 
-    def save(self, run_dir: Path) -> None:
-        self.tokenizer.save_pretrained(run_dir / "tokenizer")
-        meta = {"labels": self.labels, "max_length": self.max_length}
-        (run_dir / "preprocessor.json").write_text(json.dumps(meta, indent=2) + "\n")
-
 
 def load_preprocessor(run_dir: Path) -> TextPreprocessor:
-    meta = json.loads((run_dir / "preprocessor.json").read_text())
-    return TextPreprocessor(
-        AutoTokenizer.from_pretrained(run_dir / "tokenizer"), meta["labels"], meta["max_length"]
-    )
+    return TextPreprocessor.load(run_dir)
 
 
 class TextDataset(torch.utils.data.Dataset):

@@ -19,7 +19,6 @@ on its first word piece; its other pieces and the padding are ignored (IGNORE).
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from dataclasses import dataclass
@@ -27,11 +26,11 @@ from pathlib import Path
 
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoTokenizer
 
 from config import Config, ProjectError
 from loading import read_dataset, train_val_split
-from text_encoding import cached_wordpiece
+from text_encoding import SavedTokenizer, cached_wordpiece
 
 WORD = re.compile(r"\d+(?:\.\d+)?|[^\W\d_]+|\S")
 IGNORE = -100  # the tag of word pieces that are not scored (cross_entropy's ignore_index)
@@ -281,23 +280,9 @@ def split_contents(config: Config) -> tuple[list[str], list[str]]:
 # --- Tokenization and tag alignment --------------------------------------------------------
 
 
-@dataclass
-class TaggingPreprocessor:
+class TaggingPreprocessor(SavedTokenizer):
     """Words -> token ids padded to max_length, and word tags -> one tag per token (the first
-    piece of each word; IGNORE elsewhere). Saved with each run (tokenizer/ and
-    preprocessor.json), so serving splits and tokenizes exactly as training did."""
-
-    tokenizer: PreTrainedTokenizerBase
-    labels: list[str]
-    max_length: int
-
-    @property
-    def pad_id(self) -> int:
-        return self.tokenizer.pad_token_id
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.tokenizer)
+    piece of each word; IGNORE elsewhere). Knows the tag names (see SavedTokenizer)."""
 
     def encode(
         self, notes: list[list[str]], tags: list[list[int]] | None = None
@@ -317,17 +302,9 @@ class TaggingPreprocessor:
                 previous = word
         return encoded["input_ids"], firsts
 
-    def save(self, run_dir: Path) -> None:
-        self.tokenizer.save_pretrained(run_dir / "tokenizer")
-        meta = {"labels": self.labels, "max_length": self.max_length}
-        (run_dir / "preprocessor.json").write_text(json.dumps(meta, indent=2) + "\n")
-
 
 def load_preprocessor(run_dir: Path) -> TaggingPreprocessor:
-    meta = json.loads((run_dir / "preprocessor.json").read_text())
-    return TaggingPreprocessor(
-        AutoTokenizer.from_pretrained(run_dir / "tokenizer"), meta["labels"], meta["max_length"]
-    )
+    return TaggingPreprocessor.load(run_dir)
 
 
 class TaggedNotes(torch.utils.data.Dataset):

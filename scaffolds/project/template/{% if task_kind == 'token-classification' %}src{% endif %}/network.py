@@ -42,9 +42,13 @@ class Tagger(nn.Module):
         n_layer: int = 2,
         n_head: int = 4,
         dropout: float = 0.1,
+        unk_id: int | None = None,
+        token_dropout: float = 0.0,
     ):
         super().__init__()
         self.pad_id = pad_id
+        self.unk_id = unk_id
+        self.token_dropout = token_dropout if unk_id is not None else 0.0
         self.tokens = nn.Embedding(vocab_size, n_embd, padding_idx=pad_id)
         self.positions = nn.Embedding(max_length, n_embd)
         self.layers = nn.ModuleList(
@@ -63,6 +67,11 @@ class Tagger(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, tags: torch.Tensor | None = None):
         input_ids, mask = crop_padding(input_ids, self.pad_id)
+        if self.training and self.token_dropout:
+            # Hide a share of the word pieces behind the unknown token: the model then learns to
+            # tell an entity by the words around it too, as it must for a name it never saw.
+            hidden = (torch.rand(input_ids.shape, device=input_ids.device) < self.token_dropout) & mask
+            input_ids = input_ids.masked_fill(hidden, self.unk_id)
         x = self.tokens(input_ids) + self.positions(torch.arange(input_ids.shape[1], device=input_ids.device))
         x = self.dropout(x)
         for layer in self.layers:
@@ -99,6 +108,8 @@ def build_model(config: Config, preprocessor: TaggingPreprocessor, load_weights:
             config.n_layer,
             config.n_head,
             config.dropout,
+            preprocessor.tokenizer.unk_token_id,
+            config.token_dropout,
         )
 
     from transformers import AutoModelForTokenClassification

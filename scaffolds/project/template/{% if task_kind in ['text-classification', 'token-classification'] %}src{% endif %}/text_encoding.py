@@ -1,14 +1,17 @@
 """What the two text tasks share: a WordPiece tokenizer trained here on the training texts (and
-cached), cropping the padding columns off a batch of token ids, and loading a Hugging Face model
-with a head for this task's labels."""
+cached), a tokenizer saved with each run along with the label names, cropping the padding
+columns off a batch of token ids, and loading a Hugging Face model with a head for the labels."""
 
 from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -60,6 +63,38 @@ def cached_wordpiece(
         except OSError:  # another run cached the same texts meanwhile: use that one
             shutil.rmtree(staging, ignore_errors=True)
     return AutoTokenizer.from_pretrained(folder)
+
+
+Preprocessor = TypeVar("Preprocessor", bound="SavedTokenizer")
+
+
+@dataclass
+class SavedTokenizer:
+    """A tokenizer, the label names and the padded length: what a run saves (tokenizer/ and
+    preprocessor.json) so that serving tokenizes exactly as training did. Each task's
+    preprocessor adds its own `encode`."""
+
+    tokenizer: PreTrainedTokenizerBase
+    labels: list[str]
+    max_length: int
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokenizer)
+
+    def save(self, run_dir: Path) -> None:
+        self.tokenizer.save_pretrained(run_dir / "tokenizer")
+        meta = {"labels": self.labels, "max_length": self.max_length}
+        (run_dir / "preprocessor.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+    @classmethod
+    def load(cls: type[Preprocessor], run_dir: Path) -> Preprocessor:
+        meta = json.loads((run_dir / "preprocessor.json").read_text())
+        return cls(AutoTokenizer.from_pretrained(run_dir / "tokenizer"), meta["labels"], meta["max_length"])
 
 
 def crop_padding(input_ids: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
