@@ -2,7 +2,7 @@
 alignment of word tags to word pieces.
 
 Where the notes come from (config.dataset):
-  builtin      about 2,500 short clinical notes generated here from templates, the same on every
+  builtin      about 2,300 short clinical notes generated here from templates, the same on every
                machine, with drugs, doses and conditions tagged (BIO). The notes of one patient stay
                in one split, and a fifth of the drug and condition names occur only in validation
                notes, so the score says whether the model recognises an entity from its context
