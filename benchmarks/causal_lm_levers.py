@@ -15,11 +15,14 @@ random tokens, bf16 autocast, timed with CUDA events after warm-up. Variants are
   (cuDNN first, by `set_priority`), qkvsplit (queries, keys and values projected by three matmuls
   over row blocks of the one fused weight, so the backward pass needs no concatenation of their
   gradients);
+- the MLP: ltgelu (GELU in cuBLASLt's matmul epilogues, forward and backward:
+  benchmarks/gelu_epilogue.py);
 - the step: clipscale (the gradient clipping folded into the fused AdamW kernel through its
   `grad_scale` input: the norm is still computed, but the gradients are not rewritten);
 - compilation: coord (inductor's coordinate-descent tuning), maxauto (mode
   max-autotune-no-cudagraphs), gemmauto (only the matmuls autotuned, Triton templates against
-  cuBLAS, so a winning template can take the next pointwise work into its epilogue), graphs (mode
+  cuBLAS, so a winning template can take the next pointwise work into its epilogue; with tma,
+  the persistent TMA templates too), graphs (mode
   reduce-overhead: CUDA graphs), eager (no compile).
 With --profile each variant also prints the step's time by kind of kernel and its costliest GPU
 kernels over three profiled steps (to see, say, which attention kernel really ran).
@@ -165,6 +168,8 @@ def measure(project: Path, variant: str, steps: int, warmup: int, profile: bool 
         torch._inductor.config.coordinate_descent_tuning = True
     if "gemmauto" in levers:
         torch._inductor.config.max_autotune_gemm = True
+    if "tma" in levers:  # Hopper's persistent TMA matmul templates join the autotuning
+        torch._inductor.config.triton.enable_persistent_tma_matmul = True
     device = torch.device("cuda")
     shape = network.GPTConfig(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)
     model = network.GPT(shape).to(device)
@@ -172,6 +177,12 @@ def measure(project: Path, variant: str, steps: int, warmup: int, profile: bool 
         network.GPT.forward = lever_forward(levers)
     if "qkvsplit" in levers:
         network.CausalSelfAttention.forward = split_qkv_forward
+    if "ltgelu" in levers:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from gelu_epilogue import choose_algorithms_from_environment, mlp_forward
+
+        choose_algorithms_from_environment()
+        network.MLP.forward = mlp_forward
     parameters = list(model.parameters())
     optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4, betas=(0.9, 0.95), fused=True)
     step_model = model
