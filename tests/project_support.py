@@ -13,7 +13,13 @@ from pathlib import Path
 
 from tests.conftest import run_ccpt
 
-PROJECT_KINDS = ("image-classification", "text-classification", "token-classification", "causal-lm")
+PROJECT_KINDS = (
+    "image-classification",
+    "text-classification",
+    "token-classification",
+    "semantic-segmentation",
+    "causal-lm",
+)
 # The built-in spec each kind renders from, where its id is not the kind's name.
 KIND_SPECS = {"token-classification": "named-entity-recognition"}
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}

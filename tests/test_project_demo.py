@@ -94,3 +94,30 @@ def test_the_ner_project_trains_on_its_generated_notes_and_checks_per_type_gates
     ), gates
     measured = {gate["metric"]: gate["observed"] for gate in gates}
     assert measured["recall_drug"] == final["recall_drug"] and measured["f1"] == final["f1"]
+
+
+def test_the_segmentation_project_trains_on_its_scenes_and_checks_its_spec(tmp_path: Path) -> None:
+    """The semantic-segmentation spec end to end with its defaults: mIoU and water IoU from the
+    held-out scenes, no scene on both sides of the split, and whole scenes labelled per second
+    through overlapping windows, all measured; GPU memory is not measured on a CPU."""
+    made = run_ccpt("new", "seg", "--spec", "semantic-segmentation", "--defaults", "--no-git", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    project = tmp_path / "seg"
+    train = run_in_project(project, "src/runner.py", "train")
+    assert train.returncode == 0, train.stderr[-3000:]
+    final = run_records(only_run(project))[-1]
+    assert final["kind"] == "final" and final["predicted_classes"] == 5
+    assert {"iou_building", "iou_road", "iou_vegetation", "iou_water", "iou_other"} <= set(final)
+
+    gates = json.loads(run_in_project(project, "src/runner.py", "check", "--json").stdout)
+    status = {gate["metric"]: gate["status"] for gate in gates}
+    assert status == {
+        "gpu_memory_gb": "not measured",
+        "gpu_hours": "pass",
+        "miou": "pass",
+        "inference_throughput": "pass",
+        "iou_water": "pass",
+        "split_overlap": "pass",
+    }, gates
+    measured = {gate["metric"]: gate["observed"] for gate in gates}
+    assert measured["miou"] == final["miou"] and measured["split_overlap"] == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ccpt.specs import list_builtin_specs
 from ccpt.specs.model import CrpgItem, TaskSpec, Threshold, metric_unit
 from ccpt.specs.thresholds import extract_threshold, higher_is_better, normalize, read_missing_thresholds
 
@@ -69,6 +70,21 @@ PHRASINGS = [
     ("constraints", "Cloud cost under $500", "cost_usd", "<", 500),
     ("constraints", "Cloud cost under $2,000", "cost_usd", "<", 2000),
     ("rewards", "Throughput of at least 1,000 images/s", "throughput", ">=", 1000),
+    ("rewards", "Throughput of at least 100 images/s", "throughput", ">=", 100),
+    ("rewards", "Training throughput of at least 500 samples/s", "throughput", ">=", 500),
+    ("rewards", "Training throughput of at least 800 images/s on the serving GPU", "throughput", ">=", 800),
+    # The trained model's predictions per second are not the training loop's samples per second.
+    ("rewards", "Throughput of at least 20 images/s at inference", "inference_throughput", ">=", 20),
+    ("rewards", "Inference throughput above 50 images/s", "inference_throughput", ">=", 50),
+    (
+        "constraints",
+        "At least 100 predictions per second when serving on CPU",
+        "inference_throughput",
+        ">=",
+        100,
+    ),
+    ("penalties", "Serving throughput below 10 requests/s", "inference_throughput", "<", 10),
+    ("rewards", "Throughput of 200 images/s or more when serving", "inference_throughput", ">=", 200),
     ("rewards", "≥ 2000 tokens/s on one H200", "tokens_per_second", ">=", 2000),
     # What a trained model generates is not what training gets through.
     (
@@ -100,6 +116,18 @@ PHRASINGS = [
     ("penalties", "Evaluation prompts found in the training data", "split_overlap", ">", 0),
     ("penalties", "Test set contamination", "split_overlap", ">", 0),
     ("constraints", "No overlap between the training and validation sets", "split_overlap", "==", 0),
+    # Examples of one group (a scene, a camera session, a patient) on both sides of the split.
+    ("penalties", "Tiles from the same scene in both train and validation splits", "split_overlap", ">", 0),
+    (
+        "penalties",
+        "Frames from the same camera session in both the training and the validation sets",
+        "split_overlap",
+        ">",
+        0,
+    ),
+    ("penalties", "Recordings by the same speaker on both sides of the split", "split_overlap", ">", 0),
+    ("constraints", "No images of the same patient in both training and test sets", "split_overlap", "==", 0),
+    ("rewards", "No tiles from the same scene in both train and held-out splits", "split_overlap", "==", 0),
     # A classifier stuck on one class.
     ("penalties", "Predicting only the majority class", "predicted_classes", "<=", 1),
     ("penalties", "The model always predicts the same class", "predicted_classes", "<=", 1),
@@ -201,6 +229,9 @@ NO_THRESHOLD = [
     "Batch size 32 with fp16",
     "NaN gradients in the encoder",  # only losses are counted
     "Label leakage from notes of the same patient across splits",  # not a count of copied examples
+    "Tiles from the same scene across splits",  # "across splits" is no sign of one group on both sides
+    "Apply the same normalisation in both training and validation sets",  # the same step, not a group
+    "Same-size images in both training and validation sets",  # a shared property, not a group
     "Only one class in the validation split",  # about the data, not the predictions
     "Validation loss rises over 3 evaluations",  # not a streak: "in a row" or "consecutive" makes it one
     "Train for 3 epochs more than 3 times",  # "times" without an n-gram
@@ -210,6 +241,51 @@ NO_THRESHOLD = [
 @pytest.mark.parametrize("text", NO_THRESHOLD)
 def test_names_counts_and_placeholders_are_not_thresholds(text: str) -> None:
     assert extract_threshold(text, "constraints") is None
+
+
+def test_label_leakage_across_splits_is_still_left_to_people() -> None:
+    for section in ("constraints", "rewards", "penalties"):
+        assert (
+            extract_threshold("Label leakage from notes of the same patient across splits", section) is None
+        )
+
+
+def test_inference_throughput_is_samples_per_second_where_higher_is_better() -> None:
+    assert metric_unit("inference_throughput") == metric_unit("throughput") == "samples/s"
+    assert higher_is_better("inference_throughput")
+
+
+# Every built-in bullet read as a throughput or a split overlap: only what says so is read as
+# inference throughput or as one group (scene, camera session) on both sides of the split.
+LIBRARY_SPEEDS_AND_OVERLAPS = {
+    ("causal-lm", "Validation files leaking into training"): "split_overlap > 0",
+    ("image-classification", "Validation images leaking into training"): "split_overlap > 0",
+    ("instruction-tuning", "Evaluation prompts found in the training data"): "split_overlap > 0",
+    (
+        "object-detection",
+        "Frames from the same camera session in both train and validation splits",
+    ): "split_overlap > 0",
+    (
+        "semantic-segmentation",
+        "Throughput of at least 20 images/s at inference",
+    ): "inference_throughput >= 20",
+    (
+        "semantic-segmentation",
+        "Tiles from the same scene in both train and validation splits",
+    ): "split_overlap > 0",
+}
+
+
+def test_the_library_reads_inference_throughput_and_shared_groups_only_where_it_says_so() -> None:
+    read = {
+        (spec.id, item.text): str(item.threshold)
+        for spec in list_builtin_specs()
+        for item in (*spec.constraints, *spec.rewards, *spec.penalties)
+        if item.threshold and item.threshold.metric in {"throughput", "inference_throughput", "split_overlap"}
+    }
+    assert read == LIBRARY_SPEEDS_AND_OVERLAPS
+    (ner,) = [spec for spec in list_builtin_specs() if spec.id == "named-entity-recognition"]
+    assert [i.threshold for i in ner.penalties if "same patient" in i.text] == [None]
 
 
 def test_reward_strict_lower_bound_is_an_inclusive_target_but_a_penalty_keeps_it_strict() -> None:

@@ -9,7 +9,6 @@ hard-coded model output.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,8 +20,12 @@ from tests.web_support import (
     assert_dashboard_shows_run,
     assert_every_control_is_labelled,
     assert_readable_on_a_phone,
+    contrast,
+    hex_to_rgb,
     http,
     open_page,
+    over,
+    rgba,
     screenshot,
     served_project,
     tab_to,
@@ -240,33 +243,6 @@ def test_other_types_get_a_neutral_colour_and_stay_text(project: ServedProject, 
         )
         muted = page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--muted').trim()")
         assert colours[0] == colours[1] == hex_to_rgb(muted) != colours[2]
-
-
-def hex_to_rgb(colour: str) -> str:
-    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
-    return f"rgb({red}, {green}, {blue})"
-
-
-def rgba(css: str) -> tuple[float, float, float, float]:
-    """A computed colour, rgb(...), rgba(...) or color(srgb ...), as 0-1 red, green, blue, alpha."""
-    numbers = [float(n) for n in re.findall(r"[\d.]+", css)]
-    if css.startswith("color("):
-        return (*numbers[:3], numbers[3] if len(numbers) > 3 else 1.0)
-    return (*(n / 255 for n in numbers[:3]), numbers[3] if len(numbers) > 3 else 1.0)
-
-
-def over(top: tuple[float, ...], below: tuple[float, ...]) -> tuple[float, ...]:
-    alpha = top[3]
-    return (*(t * alpha + b * (1 - alpha) for t, b in zip(top[:3], below[:3], strict=True)), 1.0)
-
-
-def contrast(first: tuple[float, ...], second: tuple[float, ...]) -> float:
-    def luminance(colour: tuple[float, ...]) -> float:
-        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in colour[:3]]
-        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-
-    light, dark = sorted([luminance(first), luminance(second)], reverse=True)
-    return (light + 0.05) / (dark + 0.05)
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

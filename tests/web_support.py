@@ -283,7 +283,9 @@ def markers(page: object, key: str) -> list[list[float]]:
     )
 
 
-TIMED_GATES = frozenset({"latency_ms", "time_to_first_token_ms", "generation_tokens_per_second"})
+TIMED_GATES = frozenset(
+    {"latency_ms", "inference_throughput", "time_to_first_token_ms", "generation_tokens_per_second"}
+)
 
 
 def assert_dashboard_shows_run(
@@ -324,3 +326,33 @@ def gates_shown(page: object) -> list[list[str]]:
         "rows => rows.map(r => [r.dataset.metric, r.dataset.status,"
         " r.cells[2].textContent, r.cells[3].textContent])",
     )
+
+
+# Colours as the browser computes them, and WCAG contrast between two of them.
+
+
+def hex_to_rgb(colour: str) -> str:
+    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({red}, {green}, {blue})"
+
+
+def rgba(css: str) -> tuple[float, float, float, float]:
+    """A computed colour, rgb(...), rgba(...) or color(srgb ...), as 0-1 red, green, blue, alpha."""
+    numbers = [float(n) for n in re.findall(r"[\d.]+", css)]
+    if css.startswith("color("):
+        return (*numbers[:3], numbers[3] if len(numbers) > 3 else 1.0)
+    return (*(n / 255 for n in numbers[:3]), numbers[3] if len(numbers) > 3 else 1.0)
+
+
+def over(top: tuple[float, ...], below: tuple[float, ...]) -> tuple[float, ...]:
+    alpha = top[3]
+    return (*(t * alpha + b * (1 - alpha) for t, b in zip(top[:3], below[:3], strict=True)), 1.0)
+
+
+def contrast(first: tuple[float, ...], second: tuple[float, ...]) -> float:
+    def luminance(colour: tuple[float, ...]) -> float:
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in colour[:3]]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted([luminance(first), luminance(second)], reverse=True)
+    return (light + 0.05) / (dark + 0.05)

@@ -40,7 +40,13 @@ TASK_KINDS = (
     "image-pretraining",
 )
 SCAFFOLD_KINDS = frozenset(
-    {"image-classification", "text-classification", "token-classification", "causal-lm"}
+    {
+        "image-classification",
+        "text-classification",
+        "token-classification",
+        "semantic-segmentation",
+        "causal-lm",
+    }
 )
 
 # Metric names with their canonical unit. Thresholds are stored in these units
@@ -67,7 +73,8 @@ METRIC_UNITS: dict[str, str] = {
     "win_rate": "fraction",
     "latency_ms": "ms",
     "time_to_first_token_ms": "ms",
-    "throughput": "samples/s",
+    "throughput": "samples/s",  # training: examples per second through the training loop
+    "inference_throughput": "samples/s",  # trained model: predictions per second, one at a time
     "tokens_per_second": "tokens/s",
     "generation_tokens_per_second": "tokens/s",
     "model_size_mb": "MB",

@@ -4,10 +4,11 @@
 "Model size under 100MB" -> model_size_mb < 100, "Overfitting (>5% train-val gap)" in PENALTIES
 -> train_val_gap > 0.05 (the condition that triggers the penalty), "Loss becoming NaN or inf" in
 PENALTIES -> nonfinite_losses > 0. Anti-patterns a run can count are read without a number of
-their own (`_COUNTED_READERS`): non-finite losses, validation examples leaking into training
-(split_overlap), a classifier predicting only one class (predicted_classes), a validation loss
-rising for N evaluations in a row (rising_val_loss_evals, or overfitting_evals when the training
-loss falls meanwhile), and a word n-gram repeated in one generated continuation
+their own (`_COUNTED_READERS`): non-finite losses, validation examples leaking into training or
+sharing their group with training ones ("Tiles from the same scene in both train and validation
+splits": split_overlap), a classifier predicting only one class (predicted_classes), a validation
+loss rising for N evaluations in a row (rising_val_loss_evals, or overfitting_evals when the
+training loss falls meanwhile), and a word n-gram repeated in one generated continuation
 (max_<n>gram_repeats).
 
 The reader finds each number in the text (skipping numbers that are part of names such as
@@ -15,6 +16,9 @@ ResNet-50, top-1, F1, GPT-2, mAP@0.5 or 4-bit), reads its unit, the comparison w
 and the nearest metric word, and converts the value to the metric's canonical unit
 (`METRIC_UNITS`): percentages become fractions, seconds become milliseconds, GB become MB for
 model size, "7B parameters" become 7000 (millions). The first number that names a metric wins.
+Throughput is the training loop's samples/s unless the bullet is about the trained model's
+predictions ("20 images/s at inference", "when serving", "predictions per second":
+inference_throughput), as tokens/s are training's unless generated (generation_tokens_per_second).
 
 Class qualifiers narrow precision, recall and F1 to one class or to the worst class, and IoU to
 one class, under the names generated projects record: "Recall of at least 88% on drug names" ->
@@ -65,6 +69,7 @@ HIGHER_IS_BETTER = frozenset(
         "cider",
         "anls",
         "throughput",
+        "inference_throughput",
         "tokens_per_second",
         "generation_tokens_per_second",
         "mfu",
@@ -154,7 +159,11 @@ _METRIC_WORDS: list[tuple[str, str, bool]] = [
         False,
     ),
     (r"tokens? per second|\btok(?:ens?)?/s", "tokens_per_second", False),
-    (r"\bthroughput\b|\bqps\b|(?:images?|samples?|requests?|examples?) per second", "throughput", False),
+    (
+        r"\bthroughput\b|\bqps\b|(?:images?|samples?|requests?|examples?|predictions?) per second",
+        "throughput",
+        False,
+    ),
     (r"gpu[- ]hours?|gpu-h\b", "gpu_hours", False),
     (
         r"training time|train(?:ing|s|ed)? (?:in|within|for)\b|wall[- ]?clock|time budget|training budget"
@@ -206,8 +215,9 @@ _NUMBER = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+"
 _UNIT = (
     r"%|percent(?:age points?)?\b|pp\b|percentage points?\b"
     r"|(?:tokens?|tok)\s*/\s*s(?:ec(?:ond)?)?\b|tokens? per second\b"
-    r"|(?:images?|imgs?|samples?|examples?|requests?|reqs?|queries|sequences|it)\s*/\s*s(?:ec(?:ond)?)?\b"
-    r"|(?:images?|samples?|examples?|requests?|queries) per second\b|qps\b"
+    r"|(?:images?|imgs?|samples?|examples?|requests?|reqs?|queries|sequences|predictions?|preds?|it)"
+    r"\s*/\s*s(?:ec(?:ond)?)?\b"
+    r"|(?:images?|samples?|examples?|requests?|queries|predictions?) per second\b|qps\b"
     r"|gpu[- ]hours?\b|gpu-h\b"
     r"|ms\b|milliseconds?\b|msec\b|us\b|microseconds?\b|s\b|secs?\b|seconds?\b"
     r"|min\b|mins\b|minutes?\b|h\b|hrs?\b|hours?\b|days?\b"
@@ -245,16 +255,36 @@ _NONFINITE = re.compile(r"\bnan\b|\binf(?:inite|inity)?\b|\bfinite\b", re.IGNORE
 _LOSS_WORD = re.compile(r"\bloss(?:es)?\b", re.IGNORECASE)
 _HELD_OUT = r"(?:validation|val|test|eval(?:uation)?|held[- ]out)"
 # Held-out examples that also sit in the training data: "Validation images leaking into training",
-# "Evaluation prompts found in the training data", "test set contamination". Not "label leakage
-# across splits": that is about what the examples say, which an exact-copy count cannot see.
+# "Evaluation prompts found in the training data", "test set contamination"; or that share their
+# group with training examples: "Tiles from the same scene in both train and validation splits",
+# "Recordings by the same speaker on both sides of the split" (each project's data says what
+# identifies an example: its content, or for tiles their scene). "From/of/by the same" names the
+# group ("the same preprocessing in both splits" is none). Not "label leakage from notes of the
+# same patient across splits": that is about what the examples say, and "across splits" is no
+# sign of one group on both sides.
+_BOTH_SPLITS = (
+    rf"(?:in|across|on) both (?:the )?(?:train(?:ing)?(?:[ -](?:set|split|data))?\s*(?:and|&|/)\s*(?:the )?"
+    rf"{_HELD_OUT}|{_HELD_OUT}(?:[ -](?:set|split|data))?\s*(?:and|&|/)\s*(?:the )?train(?:ing)?)\b"
+    r"|\bon both sides of (?:the|a|each|every) (?:[\w/-]+ )?split\b"
+)
 _LEAKAGE = re.compile(
     rf"\b{_HELD_OUT}(?:[ -]\w+)?\s+(?:leak(?:s|ing|ed)?|(?:also |that are )?(?:found|present|seen|included"
     rf"|appearing|appear)) (?:in|into)(?: the)? train"
     rf"|\b{_HELD_OUT}(?:[ -](?:set|split|data))? (?:leakage|contamination)"
     rf"|\bcontamination of the {_HELD_OUT}\b"
-    rf"|\boverlap between (?:the )?train(?:ing)?(?: \w+)? and (?:the )?{_HELD_OUT}",
+    rf"|\boverlap between (?:the )?train(?:ing)?(?: \w+)? and (?:the )?{_HELD_OUT}"
+    rf"|\b(?:from|of|by) the same [^,;.]{{1,40}}?\b(?:{_BOTH_SPLITS})",
     re.IGNORECASE,
 )
+# A throughput bullet about the trained model's predictions, not the training loop's speed:
+# "20 images/s at inference", "inference throughput", "when serving", "predictions per second",
+# "100 requests/s". "Training throughput" stays the training loop's even next to such words.
+_INFERENCE = re.compile(
+    r"\binfer(?:ence|ring)\b|\bserv(?:e|es|ed|ing|er)\b|\bpredict(?:s|ing|ions?)?\b|\bpreds?\b"
+    r"|\brequests?\b|\breqs?\b|\bqps\b|\bqueries\b",
+    re.IGNORECASE,
+)
+_TRAINING_SPEED = re.compile(r"\btrain(?:ing)?[- ](?:throughput|speed)\b", re.IGNORECASE)
 # A classifier whose every prediction is one class: "Predicting only the majority class".
 _SINGLE_CLASS = re.compile(
     r"\b(?:only|always|just)\b(?:\s+\w+){0,3}?\s+(?:majority|most (?:common|frequent)|dominant|single|one"
@@ -462,8 +492,10 @@ def _nonfinite_loss_threshold(text: str, section: str) -> Threshold | None:
 
 
 def _leakage_threshold(text: str, section: str) -> Threshold | None:
-    """Held-out examples leaking into training: the run counts validation examples that are exact
-    copies of training ones; a penalty triggers on any, a requirement asks for none."""
+    """Held-out examples leaking into training, or examples of one group (a scene, a camera
+    session) in both splits: the run counts validation examples that share what identifies them
+    with a training example (an exact copy, or for tiles their scene); a penalty triggers on any,
+    a requirement asks for none."""
     if not _LEAKAGE.search(text):
         return None
     return _counted("split_overlap", ">", "==", 0.0, section)
@@ -645,6 +677,8 @@ def _threshold_for(
     metric, scale = _metric_and_scale(text, unit, words, start, end, bool(match["cur"]))
     if metric is None:
         return None
+    if metric == "throughput" and _INFERENCE.search(text) and not _TRAINING_SPEED.search(text):
+        metric = "inference_throughput"
     low = float(match["num"].replace(",", "")) * scale
     high = float(match["num2"].replace(",", "")) * scale if match["num2"] else None
     if high is not None and high <= low:

@@ -4,11 +4,13 @@ specs/task.yaml is the spec this project was made from. Its constraints, rewards
 that carry a threshold ("accuracy >= 0.9", "latency_ms < 50") are machine-checkable. Each metric
 is measured on the run: from the final record of its metrics.jsonl (the saved model's scores,
 the classes its predictions use, the train-val gap, parameter count, training time), from its
-training and evaluation records (NaN or infinite losses, streaks of a rising validation loss),
-from model.pt on disk (size), by timing predictions (latency; for a text generator also time to
-first token), by sampling continuations (tokens per second, the most repeated word n-gram of one:
-max_4gram_repeats), or by reading the run's data again (validation examples that are copies of
-training ones). Each gate is then
+training and evaluation records (NaN or infinite losses, streaks of a rising validation loss,
+training throughput), from model.pt on disk (size), by timing predictions as the server makes
+them (latency; inference_throughput, whole predictions per second; for a text generator also
+time to first token), by sampling continuations (tokens per second, the most repeated word
+n-gram of one: max_4gram_repeats), or by reading the run's data again (split_overlap: validation
+examples that share what identifies them with a training example, an exact copy, or for tiles
+their scene). Each gate is then
   pass          a reward or constraint that holds, or a penalty whose condition does not hold
   fail          a reward or constraint that does not hold, or a penalty whose condition holds
   not measured  a metric this project does not measure (cost_usd, bleu ...): neither pass nor fail
@@ -48,6 +50,7 @@ SECTIONS = ("constraints", "rewards", "penalties")
 FINAL_METRICS = (
     "accuracy",
     "top5_accuracy",
+    "miou",
     "macro_f1",
     "f1",
     "precision",
@@ -75,8 +78,9 @@ _OVERFITTING = (
 )
 # What to try when a gate on an anti-pattern fails (printed under the table by `runner.py check`).
 HINTS = {
-    "split_overlap": "drop duplicate examples from the data before it is split: a copy on each side scores"
-    " the model on what it trained on",
+    "split_overlap": "drop duplicate examples from the data before it is split, and keep examples that share"
+    " a source (the tiles of one scene) on one side: an example on each side scores the model on what it"
+    " trained on",
     "predicted_classes": "look at the class balance of the training split, then try a lower --lr or more"
     " steps",
     "train_val_gap": _OVERFITTING,
@@ -210,7 +214,7 @@ def measure(run_dir: Path, wanted: set[str]) -> dict[str, float]:
     values["rising_val_loss_evals"] = longest_rise(evaluations, training, while_training_falls=False)
     values["overfitting_evals"] = longest_rise(evaluations, training, while_training_falls=True)
     for metric, key, combine in (
-        ("throughput", "samples_per_s", statistics.median),
+        ("throughput", "samples_per_s", statistics.median),  # training's; inference_throughput below
         ("tokens_per_second", "tokens_per_s", statistics.median),
         ("mfu", "mfu", statistics.median),
         ("gpu_memory_gb", "gpu_memory_gb", max),
@@ -229,15 +233,23 @@ def measure(run_dir: Path, wanted: set[str]) -> dict[str, float]:
 
 def measure_predictions(run_dir: Path, wanted: set[str]) -> dict[str, float]:
     """The metrics in `wanted` that come from running the trained model (loaded once for all of
-    them): latency, and for a text generator time to first token, generation speed and repeats."""
+    them): latency, inference throughput (whole predictions per second, one at a time as the
+    server makes them), and for a text generator time to first token, generation speed and
+    repeats."""
     ngram_sizes = {int(match["n"]) for match in map(REPEATED_NGRAMS.fullmatch, wanted) if match}
-    if not ({"latency_ms", *GENERATION_METRICS} & wanted or ngram_sizes):
+    if not ({"latency_ms", "inference_throughput", *GENERATION_METRICS} & wanted or ngram_sizes):
         return {}
     from predictor import Predictor
 
     predictor = Predictor(run_dir)
+    generator = hasattr(predictor, "continuations")
     values = {"latency_ms": median_prediction_ms(predictor)} if "latency_ms" in wanted else {}
-    if not hasattr(predictor, "continuations"):  # a classifier: it generates no text
+    if "inference_throughput" in wanted:
+        # A classifier's latency is already the time of one whole prediction; a text generator's
+        # is per token, so its whole predictions are timed apart.
+        whole_ms = values["latency_ms"] if "latency_ms" in values and not generator else None
+        values["inference_throughput"] = 1000 / (whole_ms or median_prediction_ms(predictor, per_token=False))
+    if not generator:  # a classifier: it generates no text
         return values
     if "time_to_first_token_ms" in wanted:
         values["time_to_first_token_ms"] = median_prediction_ms(predictor, max_new_tokens=1)
@@ -270,7 +282,9 @@ def longest_rise(evaluations: list[dict], training: list[dict], *, while_trainin
 
 
 def measure_split_overlap(run_dir: Path) -> int:
-    """Validation examples of the run's data that are exact copies of training examples."""
+    """Validation examples of the run's data that share what identifies them with a training
+    example: the project's data.py yields that for each example of each split (its content, so an
+    exact copy counts; for tiles, their scene)."""
     from data import split_contents
     from loading import count_shared
 
@@ -283,10 +297,12 @@ def most_repeated_ngram(text: str, n: int) -> int:
     return max(Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1)).values(), default=0)
 
 
-def median_prediction_ms(predictor: Predictor, samples: int = LATENCY_SAMPLES, **options: int) -> float:
+def median_prediction_ms(
+    predictor: Predictor, samples: int = LATENCY_SAMPLES, *, per_token: bool = True, **options: int
+) -> float:
     """Median wall time of one prediction as the server makes it (per generated token for text
-    generation), after a few warm-up calls. `options` go to `predict`: max_new_tokens=1 times a
-    prompt's way to its first token."""
+    generation, unless `per_token` is False: then of the whole prediction), after a few warm-up
+    calls. `options` go to `predict`: max_new_tokens=1 times a prompt's way to its first token."""
     inputs = predictor.sample_inputs(samples + 3)
     for example in inputs[:3]:
         predictor.predict(example, **options)
@@ -294,7 +310,8 @@ def median_prediction_ms(predictor: Predictor, samples: int = LATENCY_SAMPLES, *
     for example in inputs[3:]:
         start = time.perf_counter()
         result = predictor.predict(example, **options)
-        timings.append((time.perf_counter() - start) * 1000 / max(result.get("tokens", 1), 1))
+        tokens = max(result.get("tokens", 1), 1) if per_token else 1
+        timings.append((time.perf_counter() - start) * 1000 / tokens)
     return statistics.median(timings)
 
 

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 import yaml
 
+import acceptance
 from acceptance import (
     CONTINUATION_TOKENS,
     CONTINUATIONS,
     HINTS,
     hint,
     longest_rise,
+    median_prediction_ms,
     most_repeated_ngram,
     read_gates,
     readable,
@@ -157,6 +161,57 @@ def test_check_times_text_generation_from_prompt_to_first_token_and_per_second(
     # Sampling runs the model once per token, so speed and time per token roughly agree (within 10x
     # either way on a busy machine: the speed comes from longer continuations than the latency).
     assert 0.1 < speed * per_token / 1000 < 10
+
+
+def test_check_measures_inference_throughput_from_predictions_not_the_training_log(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    spec = write_spec(
+        tmp_path / "spec.yaml",
+        constraints=[("latency_ms", "<", 60_000)],
+        rewards=[("inference_throughput", ">=", 0.001), ("throughput", ">", 0)],
+    )
+    gates = {g["metric"]: g for g in json.loads(check(finished_run, "--spec", str(spec), "--json").stdout)}
+    speed, latency = gates["inference_throughput"]["observed"], gates["latency_ms"]["observed"]
+    assert speed > 0 and gates["inference_throughput"]["status"] == "pass"
+    records = [json.loads(line) for line in (finished_run / "metrics.jsonl").read_text().splitlines()]
+    # Training throughput is the training log's samples/s (a language model logs tokens/s instead).
+    logged = [r["samples_per_s"] for r in records if r["kind"] == "train" and "samples_per_s" in r]
+    if logged:
+        assert gates["throughput"]["observed"] == pytest.approx(statistics.median(logged))
+    else:
+        assert gates["throughput"]["status"] == "not measured"
+    if "predicted_classes" in records[-1]:  # a classifier: one timing gives both
+        assert speed == pytest.approx(1000 / latency)
+    else:  # a text generator: whole predictions, each of several tokens, against a time per token
+        assert speed * latency / 1000 < 2
+
+
+def test_inference_throughput_times_whole_predictions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A text generator's latency is per token; its inference throughput counts predictions."""
+    clock = [0.0]
+
+    class Generator:  # each prediction: 4 tokens of 5 ms
+        def sample_inputs(self, count: int) -> list[str]:
+            return ["prompt"] * count
+
+        def predict(self, prompt: str, max_new_tokens: int = 4) -> dict[str, int]:
+            clock[0] += 0.005 * max_new_tokens
+            return {"tokens": max_new_tokens}
+
+        def continuations(self, count: int, max_new_tokens: int) -> list[dict]:
+            return []
+
+    monkeypatch.setattr(acceptance, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    assert median_prediction_ms(Generator()) == pytest.approx(5)
+    assert median_prediction_ms(Generator(), per_token=False) == pytest.approx(20)
+    assert median_prediction_ms(Generator(), max_new_tokens=1) == pytest.approx(5)
+
+    import predictor
+
+    monkeypatch.setattr(predictor, "Predictor", lambda run_dir: Generator())
+    values = acceptance.measure_predictions(Path("run"), {"latency_ms", "inference_throughput"})
+    assert values == pytest.approx({"latency_ms": 5, "inference_throughput": 50})  # 1000 / 20 ms
 
 
 def test_longest_rise_finds_streaks_of_a_rising_validation_loss() -> None:

@@ -1,4 +1,5 @@
-// What every page shares: calling the API, showing its errors, the header's model line, label bars.
+// What every page shares: calling the API, showing its errors, the header's model line, label bars,
+// and the image playgrounds' file picking (input, drop zone, validation images).
 
 /** An error the page shows as it is: the server's one-line `detail`, or what went wrong in the browser. */
 export class ApiError extends Error {
@@ -132,4 +133,63 @@ export function textExampleButtons(texts, pick) {
     choice.addEventListener("click", () => pick(example));
     return choice;
   });
+}
+
+/** The server's limit on an upload (it answers 413 above it): the image pages refuse larger files first. */
+export const MAX_UPLOAD_BYTES = 10 * 2 ** 20;
+
+/** Why `file` is too large to upload, or "" when it is not. */
+export function uploadTooLarge(file) {
+  if (file.size <= MAX_UPLOAD_BYTES) return "";
+  return `${file.name} is ${(file.size / 2 ** 20).toFixed(1)} MB; the limit is ${MAX_UPLOAD_BYTES / 2 ** 20} MB.`;
+}
+
+/**
+ * Send each file chosen in `input`, or dropped on `zone`, to `pick`. The zone is the input's label,
+ * so a click, Enter or Space opens the file dialog too; it is marked while a file is dragged over
+ * it. A drop that holds no file calls `nothingDropped` instead.
+ */
+export function acceptFiles(input, zone, pick, nothingDropped) {
+  input.addEventListener("change", () => {
+    if (input.files.length) pick(input.files[0]);
+  });
+  for (const name of ["dragenter", "dragover"]) {
+    zone.addEventListener(name, (event) => {
+      event.preventDefault();
+      zone.classList.add("dragging");
+    });
+  }
+  for (const name of ["dragleave", "drop"]) {
+    zone.addEventListener(name, () => zone.classList.remove("dragging"));
+  }
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    const file = event.dataTransfer.files[0];
+    if (file) pick(file);
+    else nothingDropped();
+  });
+}
+
+/**
+ * Buttons that each show one validation image (a data: URL from /api/examples) and call `pick`
+ * with it as a PNG file, as if it had been chosen from the disk.
+ */
+export function imageExampleButtons(urls, pick, noun = "Validation image") {
+  return urls.map((url, index) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "image-example";
+    const image = document.createElement("img");
+    image.src = url;
+    image.alt = `${noun} ${index + 1}`;
+    button.append(image);
+    button.addEventListener("click", () => pick(pngFile(url, `example-${index + 1}.png`)));
+    return button;
+  });
+}
+
+/** A PNG file from a data: URL (decoded here: the pages may only fetch from their own server). */
+export function pngFile(dataUrl, name) {
+  const bytes = Uint8Array.from(atob(dataUrl.split(",")[1]), (char) => char.charCodeAt(0));
+  return new File([bytes], name, { type: "image/png" });
 }

@@ -1,8 +1,18 @@
 // The image playground: choose, drop or pick an example image; POST /predict ranks its labels.
 
-import { api, flagField, renderBars, renderVerdict, revealResult, request, showError, showServedModel } from "./common.js";
-
-const MAX_BYTES = 10 * 2 ** 20; // the server's limit too (it answers 413 above it)
+import {
+  acceptFiles,
+  api,
+  flagField,
+  imageExampleButtons,
+  renderBars,
+  renderVerdict,
+  revealResult,
+  request,
+  showError,
+  showServedModel,
+  uploadTooLarge,
+} from "./common.js";
 
 const fileInput = document.getElementById("file");
 const dropZone = document.getElementById("drop-zone");
@@ -20,8 +30,9 @@ async function classify(file) {
   current = file;
   showError(errorBox, "");
   flagField(form);
-  if (file.size > MAX_BYTES) {
-    showError(errorBox, `${file.name} is ${(file.size / 2 ** 20).toFixed(1)} MB; the limit is 10 MB.`);
+  const tooLarge = uploadTooLarge(file);
+  if (tooLarge) {
+    showError(errorBox, tooLarge);
     return;
   }
   if (preview.src) URL.revokeObjectURL(preview.src);
@@ -46,55 +57,20 @@ async function classify(file) {
   }
 }
 
-fileInput.addEventListener("change", () => {
-  if (fileInput.files.length) classify(fileInput.files[0]);
-});
+acceptFiles(fileInput, dropZone, classify, () =>
+  showError(errorBox, "Nothing to classify was dropped: drop an image file."),
+);
 topK.addEventListener("change", () => {
   if (current) classify(current);
-});
-
-// Drag and drop onto the zone (which is also the file input's label, for mouse and keyboard).
-for (const name of ["dragenter", "dragover"]) {
-  dropZone.addEventListener(name, (event) => {
-    event.preventDefault();
-    dropZone.classList.add("dragging");
-  });
-}
-for (const name of ["dragleave", "drop"]) {
-  dropZone.addEventListener(name, () => dropZone.classList.remove("dragging"));
-}
-dropZone.addEventListener("drop", (event) => {
-  event.preventDefault();
-  const file = event.dataTransfer.files[0];
-  if (file) classify(file);
-  else showError(errorBox, "Nothing to classify was dropped: drop an image file.");
 });
 
 async function loadExamples() {
   try {
     const { examples: images } = await api("/api/examples");
-    examples.replaceChildren(
-      ...images.map((url, index) => {
-        const button = document.createElement("button");
-        button.type = "button";
-        button.className = "image-example";
-        const image = document.createElement("img");
-        image.src = url;
-        image.alt = `Validation image ${index + 1}`;
-        button.append(image);
-        button.addEventListener("click", () => classify(pngFile(url, `example-${index + 1}.png`)));
-        return button;
-      }),
-    );
+    examples.replaceChildren(...imageExampleButtons(images, classify));
   } catch (error) {
     examples.textContent = `No examples: ${error.message}`;
   }
-}
-
-/** A PNG file from a data: URL (decoded here: the pages may only fetch from their own server). */
-function pngFile(dataUrl, name) {
-  const bytes = Uint8Array.from(atob(dataUrl.split(",")[1]), (char) => char.charCodeAt(0));
-  return new File([bytes], name, { type: "image/png" });
 }
 
 showServedModel(document.getElementById("served-model"));

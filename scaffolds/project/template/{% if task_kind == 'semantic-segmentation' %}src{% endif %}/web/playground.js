@@ -1,0 +1,167 @@
+// The segmentation playground: choose, drop or pick a validation scene; POST /predict gives every
+// pixel a class, and the page lays the mask over the image (its opacity set with a slider), with a
+// table of the classes: each one's colour, name and share of the image.
+// What the server returns goes into the page as text (textContent) or as a style or image source,
+// never as HTML.
+
+import {
+  acceptFiles,
+  api,
+  imageExampleButtons,
+  percent,
+  request,
+  revealResult,
+  showError,
+  showServedModel,
+  uploadTooLarge,
+} from "./common.js";
+
+const fileInput = document.getElementById("file");
+const dropZone = document.getElementById("drop-zone");
+const preview = document.getElementById("preview");
+const errorBox = document.getElementById("error");
+const examples = document.getElementById("examples");
+const verdict = document.getElementById("verdict");
+const segmentation = document.getElementById("segmentation");
+const overlay = document.getElementById("overlay");
+const image = document.getElementById("overlay-image");
+const mask = document.getElementById("overlay-mask");
+const windows = document.getElementById("windows");
+const opacity = document.getElementById("opacity");
+const opacityValue = document.getElementById("opacity-value");
+const legend = document.querySelector("#legend tbody");
+
+let latest = 0; // the number of the latest upload: an older answer arriving late is dropped
+let imageUrl = ""; // the object URL of the image shown, freed when the next one replaces it
+
+function showOpacity() {
+  const value = `${opacity.value}%`;
+  mask.style.opacity = String(opacity.value / 100);
+  opacityValue.textContent = value;
+  opacity.setAttribute("aria-valuetext", value);
+}
+
+function clearResult(message) {
+  segmentation.hidden = true;
+  verdict.textContent = message;
+  verdict.classList.add("muted");
+  legend.replaceChildren();
+  windows.textContent = "";
+  mask.removeAttribute("src");
+}
+
+/** Whether `element` (an <img> whose src was just set) can be drawn. */
+function decodes(element) {
+  return element.decode().then(
+    () => true,
+    () => false,
+  );
+}
+
+/** A positive whole number from the server, or null. */
+function size(value) {
+  const number = Number(value);
+  return Number.isInteger(number) && number > 0 ? number : null;
+}
+
+async function segment(file) {
+  showError(errorBox, "");
+  const tooLarge = uploadTooLarge(file);
+  if (tooLarge) {
+    showError(errorBox, tooLarge); // refused before uploading; what is shown stays
+    return;
+  }
+  const ticket = ++latest;
+  if (imageUrl) URL.revokeObjectURL(imageUrl);
+  imageUrl = URL.createObjectURL(file);
+  preview.src = imageUrl;
+  preview.hidden = false;
+  clearResult("Labelling the pixels…");
+  const upload = new FormData();
+  upload.append("file", file, file.name || "image");
+  try {
+    const result = await (await request("/predict", { method: "POST", body: upload })).json();
+    if (ticket !== latest) return;
+    await showResult(result);
+    if (ticket === latest) revealResult();
+  } catch (error) {
+    if (ticket !== latest) return;
+    preview.hidden = true;
+    clearResult("No mask.");
+    showError(errorBox, `${file.name || "The image"}: ${error.message}`);
+  }
+}
+
+async function showResult(result) {
+  const ticket = latest;
+  const width = size(result.width);
+  const height = size(result.height);
+  if (!width || !height) throw new Error("the server's answer has no image size");
+  image.src = imageUrl;
+  mask.src = `data:image/png;base64,${result.mask_png}`;
+  const [imageShown, maskShown] = await Promise.all([decodes(image), decodes(mask)]);
+  if (ticket !== latest) return;
+  if (!maskShown) throw new Error("the server's mask is not an image the browser can draw");
+  // The box has the image's proportions; both images fill it, so each mask pixel covers its pixel.
+  overlay.style.setProperty("--ratio", String(width / height));
+  image.hidden = !imageShown; // a format the server reads but the browser cannot draw (TIFF ...)
+  preview.hidden = !imageShown;
+  showOpacity();
+
+  const classes = Array.isArray(result.classes) ? result.classes : [];
+  legend.replaceChildren(...classes.map(legendRow));
+  const count = Number(result.windows);
+  windows.textContent = count === 1 ? "Labelled in one window." : `Stitched together from ${count} windows.`;
+  if (!imageShown) windows.textContent += " This browser cannot draw the image itself: the mask is shown alone.";
+
+  const top = classes.reduce((best, entry) => (entry.fraction > (best?.fraction ?? -1) ? entry : best), null);
+  if (top) {
+    const strong = document.createElement("strong");
+    strong.textContent = top.label;
+    verdict.replaceChildren(`Labelled ${width} × ${height} pixels: mostly `, strong, ` (${percent(top.fraction)}).`);
+  } else {
+    verdict.textContent = `Labelled ${width} × ${height} pixels.`;
+  }
+  verdict.classList.remove("muted");
+  segmentation.hidden = false;
+}
+
+/** One row of the legend: the class's colour swatch and name, and its share of the image. */
+function legendRow({ label, colour, fraction }) {
+  const row = document.createElement("tr");
+  row.dataset.label = label;
+  row.dataset.colour = colour;
+  row.dataset.fraction = String(fraction);
+  const name = document.createElement("td");
+  const swatch = document.createElement("span");
+  swatch.className = "swatch";
+  swatch.setAttribute("aria-hidden", "true");
+  swatch.style.backgroundColor = colour; // not a colour: the declaration is dropped, nothing else
+  const text = document.createElement("span");
+  text.className = "class-name";
+  text.textContent = label;
+  name.append(swatch, text);
+  const share = document.createElement("td");
+  share.className = "number";
+  share.textContent = percent(fraction);
+  row.append(name, share);
+  return row;
+}
+
+acceptFiles(fileInput, dropZone, segment, () =>
+  showError(errorBox, "Nothing to label was dropped: drop an image file."),
+);
+opacity.addEventListener("input", showOpacity);
+
+async function loadExamples() {
+  try {
+    const { examples: scenes } = await api("/api/examples");
+    examples.replaceChildren(...imageExampleButtons(scenes, segment, "Validation scene"));
+  } catch (error) {
+    examples.textContent = `No examples: ${error.message}`;
+  }
+}
+
+showOpacity();
+showServedModel(document.getElementById("served-model"));
+loadExamples();
