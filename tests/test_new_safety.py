@@ -133,7 +133,9 @@ def test_a_spec_whose_task_kind_does_not_render_is_refused_naming_the_kinds_that
     result = run_ccpt("new", "proj", "--spec", "boxes.yaml", "--defaults", cwd=tmp_path)
     assert result.returncode == 1
     line = result.stderr.strip()
-    kinds = "causal-lm, image-classification, text-classification, token-classification"
+    kinds = (
+        "causal-lm, image-classification, semantic-segmentation, text-classification, token-classification"
+    )
     assert "object-detection" in line and kinds in line
     assert len(line.splitlines()) == 1
     assert not (tmp_path / "proj").exists()
