@@ -1,6 +1,7 @@
 """Reading datasets and batching them: the parts of the data pipeline every task shares.
 
 read_dataset      a local data file or folder, a `save_to_disk` folder, or a Hugging Face hub name
+find_column       which column holds the inputs or the labels: the one set, or one found by name
 train_val_split   the source's own validation split, or a seeded (stratified) one
 count_shared      how many validation examples are copies of training ones (leakage)
 build_loader      DataLoaders: shuffled and sharded across torchrun's processes for training, in
@@ -45,6 +46,31 @@ def read_dataset(name: str) -> Dataset | DatasetDict:
             raise ProjectError(f"cannot read {path}: use a {', '.join(DATA_FILE_BUILDERS)} file or a folder")
         return load_dataset(builder, data_files=str(path))
     return load_dataset(str(path) if path.exists() else name)
+
+
+def find_column(
+    dataset: Dataset | DatasetDict,
+    wanted: str,
+    names: tuple[str, ...],
+    setting: str,
+    feature_type: type | None = None,
+) -> str:
+    """The column `wanted` (the value of the setting `setting`), else the first column whose
+    feature is a `feature_type`, else the first of `names` the dataset has. An error names the
+    columns there are and the setting that picks one."""
+    from datasets import DatasetDict
+
+    features = (dataset["train"] if isinstance(dataset, DatasetDict) else dataset).features
+    have = ", ".join(features)
+    if wanted:
+        if wanted not in features:
+            raise ProjectError(f"the dataset has no column {wanted!r} ({setting}); it has {have}")
+        return wanted
+    typed = [name for name, feature in features.items() if feature_type and isinstance(feature, feature_type)]
+    found = typed or [name for name in names if name in features]
+    if not found:
+        raise ProjectError(f"no {names[0]} column among {have}; choose one with --set {setting}=NAME")
+    return found[0]
 
 
 def train_val_split(

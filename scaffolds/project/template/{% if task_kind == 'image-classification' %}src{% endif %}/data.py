@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, Features
+from datasets import ClassLabel, Dataset, Features
 from datasets import Image as ImageFeature
 from PIL import Image, ImageOps
 
-from config import Config, ProjectError
-from loading import read_dataset, train_val_split
+from config import Config
+from loading import find_column, read_dataset, train_val_split
 
 # --- Sources -------------------------------------------------------------------------------
 
@@ -40,22 +40,6 @@ def digits_dataset() -> Dataset:
     features = Features({"image": ImageFeature(), "label": ClassLabel(names=[str(d) for d in range(10)])})
     images = [Image.fromarray(p) for p in pixels]
     return Dataset.from_dict({"image": images, "label": digits.target.tolist()}, features=features)
-
-
-def find_column(
-    dataset: Dataset | DatasetDict, wanted: str, feature_type: type, names: tuple[str, ...]
-) -> str:
-    """The column `wanted`, or the first of `feature_type`, or the first present of `names`."""
-    features = (dataset["train"] if isinstance(dataset, DatasetDict) else dataset).features
-    if wanted:
-        if wanted not in features:
-            raise ProjectError(f"the dataset has no column {wanted!r}; it has {', '.join(features)}")
-        return wanted
-    typed = [name for name, feature in features.items() if isinstance(feature, feature_type)]
-    present = [name for name in names if name in features]
-    if not typed and not present:
-        raise ProjectError(f"no {names[0]} column found among {', '.join(features)}; set it with --set")
-    return (typed or present)[0]
 
 
 # --- Preprocessing -------------------------------------------------------------------------
@@ -138,8 +122,12 @@ class TaskData:
 def read_splits(config: Config) -> tuple[Dataset, Dataset, str, str]:
     """The training and validation splits of the source, and its image and label columns."""
     source = digits_dataset() if config.dataset == "builtin" else read_dataset(config.dataset)
-    image_column = find_column(source, config.image_column, ImageFeature, ("image", "img", "pixel_values"))
-    label_column = find_column(source, config.label_column, ClassLabel, ("label", "labels", "class"))
+    image_column = find_column(
+        source, config.image_column, ("image", "img", "pixel_values"), "image_column", ImageFeature
+    )
+    label_column = find_column(
+        source, config.label_column, ("label", "labels", "class"), "label_column", ClassLabel
+    )
     train, val = train_val_split(source, config, label_column)
     return train, val, image_column, label_column
 

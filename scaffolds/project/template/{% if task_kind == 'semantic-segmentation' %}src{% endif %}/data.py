@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from config import Config, ProjectError
-from loading import read_dataset, train_val_split
+from loading import find_column, read_dataset, train_val_split
 
 IGNORE = 255  # a mask value for pixels nobody labelled
 BUILTIN_CLASSES = ("other", "building", "road", "vegetation", "water")
@@ -129,26 +129,14 @@ def builtin_scenes(count: int = SCENES, seed: int = SCENE_SEED) -> list[tuple[np
 # --- Other sources -------------------------------------------------------------------------
 
 
-def find_column(dataset, wanted: str, names: tuple[str, ...], what: str) -> str:
-    """The column `wanted`, else the first of `names` the dataset has."""
-    features = dataset.features
-    if wanted:
-        if wanted not in features:
-            have = ", ".join(features)
-            raise ProjectError(f"the dataset has no column {wanted!r} ({what}_column); it has {have}")
-        return wanted
-    present = [name for name in names if name in features]
-    if not present:
-        have = ", ".join(features)
-        raise ProjectError(f"no {what} column found among {have}; set it with --set {what}_column=...")
-    return present[0]
-
-
 def dataset_scenes(split, config: Config) -> list[tuple[np.ndarray, np.ndarray]]:
     """A Hugging Face split's (image, mask) pairs as arrays: RGB pixels and class ids."""
-    image_column = find_column(split, config.image_column, ("image", "pixel_values", "img"), "image")
+    image_column = find_column(split, config.image_column, ("image", "pixel_values", "img"), "image_column")
     mask_column = find_column(
-        split, config.mask_column, ("annotation", "mask", "label", "segmentation_mask", "semantic"), "mask"
+        split,
+        config.mask_column,
+        ("annotation", "mask", "label", "segmentation_mask", "semantic"),
+        "mask_column",
     )
     scenes = []
     for example in split:

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from datasets import ClassLabel, Dataset, Features, Value
 from transformers import AutoTokenizer
 
-from config import Config, ProjectError
-from loading import read_dataset, train_val_split
+from config import Config
+from loading import find_column, read_dataset, train_val_split
 from text_encoding import SavedTokenizer, cached_wordpiece
 
 BUILTIN_PACKAGES = ("asyncio", "email", "logging", "unittest", "xml")
@@ -60,17 +60,6 @@ def stdlib_docstrings() -> Dataset:
                         labels.append(label)
     features = Features({"text": Value("string"), "label": ClassLabel(names=list(BUILTIN_PACKAGES))})
     return Dataset.from_dict({"text": texts, "label": labels}, features=features)
-
-
-def find_column(dataset: Dataset | DatasetDict, wanted: str, names: tuple[str, ...]) -> str:
-    """The column `wanted`, or the first present of `names`."""
-    columns = (dataset["train"] if isinstance(dataset, DatasetDict) else dataset).column_names
-    if wanted and wanted not in columns:
-        raise ProjectError(f"the dataset has no column {wanted!r}; it has {', '.join(columns)}")
-    found = [wanted] if wanted else [name for name in names if name in columns]
-    if not found:
-        raise ProjectError(f"no {names[0]} column among {', '.join(columns)}; choose one with --set")
-    return found[0]
 
 
 # --- Tokenization --------------------------------------------------------------------------
@@ -116,8 +105,8 @@ class TaskData:
 def read_splits(config: Config) -> tuple[Dataset, Dataset, str, str]:
     """The training and validation splits of the source, and its text and label columns."""
     source = stdlib_docstrings() if config.dataset == "builtin" else read_dataset(config.dataset)
-    text_column = find_column(source, config.text_column, TEXT_COLUMNS)
-    label_column = find_column(source, config.label_column, LABEL_COLUMNS)
+    text_column = find_column(source, config.text_column, TEXT_COLUMNS, "text_column")
+    label_column = find_column(source, config.label_column, LABEL_COLUMNS, "label_column")
     train, val = train_val_split(source, config, label_column)
     return train, val, text_column, label_column
 

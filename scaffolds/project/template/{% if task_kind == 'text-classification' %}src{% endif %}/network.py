@@ -13,7 +13,11 @@ from torch import nn
 
 from config import Config
 from data import TextPreprocessor
-from text_encoding import crop_padding, hugging_face_model
+from text_encoding import HFTextModel, crop_padding, hugging_face_model
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
+    return F.cross_entropy(logits.float(), labels) if labels is not None else None
 
 
 class TextClassifier(nn.Module):
@@ -62,23 +66,7 @@ class TextClassifier(nn.Module):
         weights = mask.unsqueeze(-1).to(x.dtype)
         pooled = (self.norm(x) * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
         logits = self.head(self.dropout(pooled))
-        loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
-        return logits, loss
-
-
-class HFTextClassifier(nn.Module):
-    """A Hugging Face sequence classifier (BERT, DistilBERT, RoBERTa ...) behind the same interface."""
-
-    def __init__(self, model: nn.Module, pad_id: int):
-        super().__init__()
-        self.model = model
-        self.pad_id = pad_id
-
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None):
-        input_ids, mask = crop_padding(input_ids, self.pad_id)
-        logits = self.model(input_ids=input_ids, attention_mask=mask.long()).logits
-        loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
-        return logits, loss
+        return logits, classification_loss(logits, labels)
 
 
 def build_model(config: Config, preprocessor: TextPreprocessor, load_weights: bool = True) -> nn.Module:
@@ -101,7 +89,7 @@ def build_model(config: Config, preprocessor: TextPreprocessor, load_weights: bo
 
     auto_class = AutoModelForSequenceClassification
     model = hugging_face_model(auto_class, config, labels, preprocessor.pad_id, load_weights)
-    return HFTextClassifier(model, preprocessor.pad_id)
+    return HFTextModel(model, preprocessor.pad_id, classification_loss)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

@@ -10,7 +10,8 @@ import torch
 
 from config import Config
 from data import TaskData, TextPreprocessor, build_data
-from network import HFTextClassifier, TextClassifier, build_model, count_parameters
+from network import TextClassifier, build_model, count_parameters
+from text_encoding import HFTextModel
 
 
 @pytest.mark.parametrize("n_layer", [0, 2])
@@ -64,7 +65,7 @@ def test_a_hugging_face_model_and_tokenizer_load_from_a_folder(config: Config, l
     config = replace(config, model_name=str(local_bert))
     data = build_data(config)
     model = build_model(config, data.preprocessor)
-    assert isinstance(model, HFTextClassifier)
+    assert isinstance(model, HFTextModel)
     saved = BertForSequenceClassification.from_pretrained(local_bert).state_dict()
     key = "bert.embeddings.word_embeddings.weight"
     assert torch.equal(model.model.state_dict()[key], saved[key])

@@ -29,7 +29,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 from transformers import AutoTokenizer
 
 from config import Config, ProjectError
-from loading import read_dataset, train_val_split
+from loading import find_column, read_dataset, train_val_split
 from text_encoding import SavedTokenizer, cached_wordpiece
 
 WORD = re.compile(r"\d+(?:\.\d+)?|[^\W\d_]+|\S")
@@ -219,18 +219,6 @@ def clinical_notes(val_fraction: float = 0.2) -> DatasetDict:
 # --- Columns and tags of other sources ---------------------------------------------------------
 
 
-def find_column(split: Dataset, wanted: str, names: tuple[str, ...]) -> str:
-    """The column `wanted`, or the first present of `names`."""
-    if wanted and wanted not in split.column_names:
-        raise ProjectError(f"the dataset has no column {wanted!r}; it has {', '.join(split.column_names)}")
-    found = [wanted] if wanted else [name for name in names if name in split.column_names]
-    if not found:
-        raise ProjectError(
-            f"no {names[0]} column among {', '.join(split.column_names)}; choose one with --set"
-        )
-    return found[0]
-
-
 def tag_names(train: Dataset, val: Dataset, tag_column: str) -> tuple[list[str], Dataset, Dataset]:
     """The tag names (B-X/I-X/O), with both splits' tags as ids of them. Tags stored as strings
     become ids in sorted order ("O" first); ids without class names cannot be read as spans."""
@@ -260,8 +248,8 @@ def read_splits(config: Config) -> tuple[Dataset, Dataset, str, str, list[str]]:
     else:
         source = read_dataset(config.dataset)
     train, val = train_val_split(source, config)
-    word_column = find_column(train, config.text_column, WORD_COLUMNS)
-    tag_column = find_column(train, config.label_column, TAG_COLUMNS)
+    word_column = find_column(train, config.text_column, WORD_COLUMNS, "text_column")
+    tag_column = find_column(train, config.label_column, TAG_COLUMNS, "label_column")
     names, train, val = tag_names(train, val, tag_column)
     if not any(name.startswith("B-") for name in names):
         raise ProjectError(f"the tags of {tag_column!r} ({', '.join(names[:6])}) have no B- entity tags")

@@ -15,7 +15,7 @@ from torch import nn
 
 from config import Config
 from data import IGNORE, TaggingPreprocessor
-from text_encoding import crop_padding, hugging_face_model
+from text_encoding import HFTextModel, crop_padding, hugging_face_model
 
 
 def tagging_loss(logits: torch.Tensor, tags: torch.Tensor | None) -> torch.Tensor | None:
@@ -80,20 +80,6 @@ class Tagger(nn.Module):
         return logits, tagging_loss(logits, tags)
 
 
-class HFTagger(nn.Module):
-    """A Hugging Face token classifier (BERT, DistilBERT, RoBERTa ...) behind the same interface."""
-
-    def __init__(self, model: nn.Module, pad_id: int):
-        super().__init__()
-        self.model = model
-        self.pad_id = pad_id
-
-    def forward(self, input_ids: torch.Tensor, tags: torch.Tensor | None = None):
-        input_ids, mask = crop_padding(input_ids, self.pad_id)
-        logits = self.model(input_ids=input_ids, attention_mask=mask.long()).logits
-        return logits, tagging_loss(logits, tags)
-
-
 def build_model(config: Config, preprocessor: TaggingPreprocessor, load_weights: bool = True) -> nn.Module:
     """The model for these tags and this tokenizer. `load_weights=False` builds the architecture
     only (for loading a trained checkpoint over it)."""
@@ -117,7 +103,7 @@ def build_model(config: Config, preprocessor: TaggingPreprocessor, load_weights:
     model = hugging_face_model(
         AutoModelForTokenClassification, config, labels, preprocessor.pad_id, load_weights
     )
-    return HFTagger(model, preprocessor.pad_id)
+    return HFTextModel(model, preprocessor.pad_id, tagging_loss)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

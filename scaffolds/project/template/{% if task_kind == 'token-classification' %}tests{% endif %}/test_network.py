@@ -12,7 +12,8 @@ import torch
 from config import Config
 from data import IGNORE, TaskData, build_data
 from metrics import EvalMetrics, spans
-from network import HFTagger, Tagger, build_model, count_parameters
+from network import Tagger, build_model, count_parameters
+from text_encoding import HFTextModel
 
 NOTES = [["Started", "lisinopril", "10", "mg", "daily", "."], ["Denies", "gout", "."]]
 
@@ -102,7 +103,7 @@ def test_a_hugging_face_tagger_and_tokenizer_load_from_a_folder(config: Config, 
     config = replace(config, model_name=str(local_bert))
     data = build_data(config)
     model = build_model(config, data.preprocessor)
-    assert isinstance(model, HFTagger)
+    assert isinstance(model, HFTextModel)
     saved = BertForTokenClassification.from_pretrained(local_bert).state_dict()
     key = "bert.embeddings.word_embeddings.weight"
     assert torch.equal(model.model.state_dict()[key], saved[key])

@@ -1,6 +1,7 @@
 """What the two text tasks share: a WordPiece tokenizer trained here on the training texts (and
 cached), a tokenizer saved with each run along with the label names, cropping the padding
-columns off a batch of token ids, and loading a Hugging Face model with a head for the labels."""
+columns off a batch of token ids, and a Hugging Face model with a head for the labels, loaded
+and wrapped in the (token ids, targets) -> (logits, loss) interface."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import inspect
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -123,3 +125,25 @@ def hugging_face_model(
     if load_weights and config.pretrained:
         return auto_class.from_pretrained(config.model_name, ignore_mismatched_sizes=True, **options)
     return auto_class.from_config(AutoConfig.from_pretrained(config.model_name, **options))
+
+
+class HFTextModel(nn.Module):
+    """A Hugging Face model with a head (BERT, DistilBERT, RoBERTa ...) behind the projects'
+    interface: (token ids, targets) -> (logits, loss), the padding columns cropped first. `loss`
+    is the task's: cross-entropy per text for a classifier, per tagged token for a tagger."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        pad_id: int,
+        loss: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor | None],
+    ):
+        super().__init__()
+        self.model = model
+        self.pad_id = pad_id
+        self.loss = loss
+
+    def forward(self, input_ids: torch.Tensor, targets: torch.Tensor | None = None):
+        input_ids, mask = crop_padding(input_ids, self.pad_id)
+        logits = self.model(input_ids=input_ids, attention_mask=mask.long()).logits
+        return logits, self.loss(logits, targets)
