@@ -143,8 +143,24 @@ def dataset_scenes(split, config: Config) -> list[tuple[np.ndarray, np.ndarray]]
         image, mask = example[image_column], example[mask_column]
         if image.size != mask.size:
             raise ProjectError(f"an image of {image.size} has a mask of {mask.size}: they must match")
-        scenes.append((np.asarray(image.convert("RGB")), np.asarray(mask.convert("L"))))
+        scenes.append((np.asarray(image.convert("RGB")), class_ids(mask)))
     return scenes
+
+
+def class_ids(mask: Image.Image) -> np.ndarray:
+    """A mask's pixels as class ids: a palette image's indices (not the colours they show), a grey
+    image's values. A colour (RGB) mask needs a table from colours to classes: refused."""
+    if mask.mode not in ("P", "L", "I", "I;16", "1"):
+        raise ProjectError(
+            f"a mask in mode {mask.mode} holds colours, not class ids; save masks as grey or palette"
+            " images whose pixel values are the class ids"
+        )
+    ids = np.asarray(mask).astype(np.int64)
+    if ids.max(initial=0) > IGNORE:
+        raise ProjectError(
+            f"a mask holds class id {ids.max()}; ids go up to {IGNORE - 1} ({IGNORE}: unlabelled)"
+        )
+    return ids.astype(np.uint8)
 
 
 def class_names(config: Config, scenes: list[tuple[np.ndarray, np.ndarray]]) -> list[str]:
@@ -253,9 +269,6 @@ class TileDataset(torch.utils.data.Dataset):
                 pixels, classes = pixels.flip(2), classes.flip(1)
         return pixels.contiguous(), classes.contiguous()
 
-    def scene_of(self, index: int) -> str:
-        return self.scene_ids[self.tiles[index][0]]
-
     def image(self, scene: int) -> Image.Image:
         return Image.fromarray(self.scenes[scene][0])
 
@@ -296,7 +309,15 @@ def read_scenes(config: Config) -> tuple[list, list, list[str], list[str], list[
     train, val = dataset_scenes(train_split, config), dataset_scenes(val_split, config)
     # An image is its own scene: its tiles all go to its side of the split.
     train_ids = [f"train-{index}" for index in range(len(train))]
-    return train, val, train_ids, [f"val-{index}" for index in range(len(val))], class_names(config, train)
+    labels = class_names(config, train)
+    for _, mask in train + val:
+        highest = int(np.max(np.where(mask == IGNORE, 0, mask)))
+        if highest >= len(labels):
+            raise ProjectError(
+                f"a mask holds class id {highest}, but there are {len(labels)} class names; name them all"
+                " with --set class_names=..."
+            )
+    return train, val, train_ids, [f"val-{index}" for index in range(len(val))], labels
 
 
 def split_contents(config: Config) -> tuple[Iterator[bytes], Iterator[bytes]]:

@@ -151,6 +151,33 @@ def test_a_saved_dataset_of_images_and_masks_is_tiled_by_image(config: Config, t
     assert unnamed.preprocessor.labels == ["class_0", "class_1", "class_2"]
 
 
+def test_palette_masks_give_their_indices_as_class_ids(config: Config, tmp_path: Path) -> None:
+    """A palette mask shows colours but stores indices: the indices are the classes."""
+    from datasets import Dataset
+    from datasets import Image as ImageFeature
+
+    rng = np.random.default_rng(1)
+    images, masks = [], []
+    for _ in range(5):
+        images.append(Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)))
+        mask = Image.fromarray(rng.integers(0, 3, (40, 40), dtype=np.uint8), mode="P")
+        mask.putpalette([0, 0, 0, 250, 250, 250, 0, 128, 255] + [0] * 759)  # bright colours
+        masks.append(mask)
+    dataset = Dataset.from_dict({"image": images, "annotation": masks})
+    dataset.cast_column("image", ImageFeature()).cast_column("annotation", ImageFeature()).save_to_disk(
+        str(tmp_path / "palette")
+    )
+    data = build_data(replace(config, dataset=str(tmp_path / "palette"), class_names="a,b,c"))
+    seen = np.unique(np.concatenate([mask.ravel() for _, mask in data.train.scenes + data.val.scenes]))
+    assert seen.tolist() == [0, 1, 2]
+
+
+def test_a_mask_with_more_classes_than_names_is_refused(config: Config, tmp_path: Path) -> None:
+    source = save_scenes(tmp_path / "scenes", [(40, 40)] * 4)
+    with pytest.raises(ProjectError, match="class id 2, but there are 2 class names"):
+        build_data(replace(config, dataset=str(source), class_names="ground,roof"))
+
+
 def test_a_mask_of_another_size_than_its_image_is_refused(config: Config, tmp_path: Path) -> None:
     source = save_scenes(tmp_path / "scenes", [(40, 40)] * 4, [(40, 40)] * 3 + [(20, 40)])
     with pytest.raises(ProjectError, match="must match"):
