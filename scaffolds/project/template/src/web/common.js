@@ -135,6 +135,33 @@ export function textExampleButtons(texts, pick) {
   });
 }
 
+/**
+ * Fill `container` with buttons for the server's validation examples (GET /api/examples), made
+ * by `buttons(examples)`; when there are none, say why in it instead.
+ */
+export async function showExamples(container, buttons) {
+  try {
+    const { examples } = await api("/api/examples");
+    container.replaceChildren(...buttons(examples));
+  } catch (error) {
+    container.textContent = `No examples: ${error.message}`;
+  }
+}
+
+/** Submitting `form`, or Ctrl+Enter (Cmd+Enter) in its text `field`, calls `submit`. */
+export function submitOnCtrlEnter(form, field, submit) {
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit();
+  });
+  field.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      submit();
+    }
+  });
+}
+
 /** The server's limit on an upload (it answers 413 above it): the image pages refuse larger files first. */
 export const MAX_UPLOAD_BYTES = 10 * 2 ** 20;
 

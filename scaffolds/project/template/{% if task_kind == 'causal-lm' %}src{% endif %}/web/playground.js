@@ -1,7 +1,7 @@
 // The generation playground: POST /api/generate streams the continuation as JSON lines,
 // {"text": piece} as each piece is sampled and {"done": true, "characters": n, "seconds": s} at the end.
 
-import { api, flagField, request, revealResult, showError, showServedModel, textExampleButtons } from "./common.js";
+import { flagField, request, revealResult, showError, showExamples, showServedModel, submitOnCtrlEnter, textExampleButtons } from "./common.js";
 
 const form = document.getElementById("generate-form");
 const prompt = document.getElementById("prompt");
@@ -85,31 +85,14 @@ async function* jsonLines(body) {
   if (buffered.trim()) yield JSON.parse(buffered);
 }
 
-form.addEventListener("submit", (event) => {
-  event.preventDefault();
-  generate();
-});
-prompt.addEventListener("keydown", (event) => {
-  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
-    event.preventDefault();
-    if (!generateButton.disabled) generate();
-  }
+submitOnCtrlEnter(form, prompt, () => {
+  if (!generateButton.disabled) generate(); // one generation at a time
 });
 stopButton.addEventListener("click", () => controller?.abort());
-
-async function loadExamples() {
-  try {
-    const { examples: prompts } = await api("/api/examples");
-    examples.replaceChildren(
-      ...textExampleButtons(prompts, (example) => {
-        prompt.value = example;
-        prompt.focus();
-      }),
-    );
-  } catch (error) {
-    examples.textContent = `No examples: ${error.message}`;
-  }
-}
-
 showServedModel(document.getElementById("served-model"));
-loadExamples();
+showExamples(examples, (prompts) =>
+  textExampleButtons(prompts, (example) => {
+    prompt.value = example;
+    prompt.focus();
+  }),
+);

@@ -2,7 +2,6 @@
 
 import {
   acceptFiles,
-  api,
   flagField,
   imageExampleButtons,
   renderBars,
@@ -10,6 +9,7 @@ import {
   revealResult,
   request,
   showError,
+  showExamples,
   showServedModel,
   uploadTooLarge,
 } from "./common.js";
@@ -64,14 +64,5 @@ topK.addEventListener("change", () => {
   if (current) classify(current);
 });
 
-async function loadExamples() {
-  try {
-    const { examples: images } = await api("/api/examples");
-    examples.replaceChildren(...imageExampleButtons(images, classify));
-  } catch (error) {
-    examples.textContent = `No examples: ${error.message}`;
-  }
-}
-
 showServedModel(document.getElementById("served-model"));
-loadExamples();
+showExamples(examples, (images) => imageExampleButtons(images, classify));

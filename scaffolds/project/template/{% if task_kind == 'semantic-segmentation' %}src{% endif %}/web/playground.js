@@ -6,12 +6,12 @@
 
 import {
   acceptFiles,
-  api,
   imageExampleButtons,
   percent,
   request,
   revealResult,
   showError,
+  showExamples,
   showServedModel,
   uploadTooLarge,
 } from "./common.js";
@@ -153,15 +153,6 @@ acceptFiles(fileInput, dropZone, segment, () =>
 );
 opacity.addEventListener("input", showOpacity);
 
-async function loadExamples() {
-  try {
-    const { examples: scenes } = await api("/api/examples");
-    examples.replaceChildren(...imageExampleButtons(scenes, segment, "Validation scene"));
-  } catch (error) {
-    examples.textContent = `No examples: ${error.message}`;
-  }
-}
-
 showOpacity();
 showServedModel(document.getElementById("served-model"));
-loadExamples();
+showExamples(examples, (scenes) => imageExampleButtons(scenes, segment, "Validation scene"));

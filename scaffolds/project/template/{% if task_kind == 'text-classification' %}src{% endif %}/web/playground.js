@@ -1,6 +1,6 @@
 // The text playground: type a text or pick an example; POST /predict gives each label's probability.
 
-import { api, flagField, postJson, renderBars, renderVerdict, revealResult, showError, showServedModel, textExampleButtons } from "./common.js";
+import { flagField, postJson, renderBars, renderVerdict, revealResult, showError, showExamples, showServedModel, submitOnCtrlEnter, textExampleButtons } from "./common.js";
 
 const form = document.getElementById("text-form");
 const text = document.getElementById("text");
@@ -36,30 +36,11 @@ async function classify() {
   }
 }
 
-form.addEventListener("submit", (event) => {
-  event.preventDefault();
-  classify();
-});
-text.addEventListener("keydown", (event) => {
-  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
-    event.preventDefault();
-    classify();
-  }
-});
-
-async function loadExamples() {
-  try {
-    const { examples: texts } = await api("/api/examples");
-    examples.replaceChildren(
-      ...textExampleButtons(texts, (example) => {
-        text.value = example;
-        classify();
-      }),
-    );
-  } catch (error) {
-    examples.textContent = `No examples: ${error.message}`;
-  }
-}
-
+submitOnCtrlEnter(form, text, classify);
 showServedModel(document.getElementById("served-model"));
-loadExamples();
+showExamples(examples, (texts) =>
+  textExampleButtons(texts, (example) => {
+    text.value = example;
+    classify();
+  }),
+);

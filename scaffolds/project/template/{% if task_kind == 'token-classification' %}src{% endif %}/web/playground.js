@@ -2,7 +2,7 @@
 // page shows the note with each entity marked, a legend of the types found and a table of them.
 // Everything the model returns goes into the page as text (textContent, text nodes), never as HTML.
 
-import { api, flagField, percent, postJson, revealResult, showError, showServedModel, textExampleButtons } from "./common.js";
+import { flagField, percent, postJson, revealResult, showError, showExamples, showServedModel, submitOnCtrlEnter, textExampleButtons } from "./common.js";
 
 const form = document.getElementById("text-form");
 const text = document.getElementById("text");
@@ -151,30 +151,11 @@ async function tag() {
   }
 }
 
-form.addEventListener("submit", (event) => {
-  event.preventDefault();
-  tag();
-});
-text.addEventListener("keydown", (event) => {
-  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
-    event.preventDefault();
-    tag();
-  }
-});
-
-async function loadExamples() {
-  try {
-    const { examples: texts } = await api("/api/examples");
-    examples.replaceChildren(
-      ...textExampleButtons(texts, (example) => {
-        text.value = example;
-        tag();
-      }),
-    );
-  } catch (error) {
-    examples.textContent = `No examples: ${error.message}`;
-  }
-}
-
+submitOnCtrlEnter(form, text, tag);
 showServedModel(document.getElementById("served-model"));
-loadExamples();
+showExamples(examples, (texts) =>
+  textExampleButtons(texts, (example) => {
+    text.value = example;
+    tag();
+  }),
+);
