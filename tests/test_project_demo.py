@@ -75,7 +75,8 @@ def test_a_finished_run_resumes_to_more_steps_and_evaluates_consistently(tmp_pat
 
 def test_the_ner_project_trains_on_its_generated_notes_and_checks_per_type_gates(tmp_path: Path) -> None:
     """The named-entity-recognition spec end to end with its defaults: its gates on one entity type
-    (recall on drug names) and on the worst type (precision on any type) are measured, not skipped."""
+    (recall on drug names), on the worst type (precision on any type) and on notes of one patient
+    in both splits are measured, not skipped."""
     made = run_ccpt(
         "new", "ner", "--spec", "named-entity-recognition", "--defaults", "--no-git", cwd=tmp_path
     )
@@ -90,10 +91,11 @@ def test_the_ner_project_trains_on_its_generated_notes_and_checks_per_type_gates
     gates = json.loads(run_in_project(project, "src/runner.py", "check", "--json").stdout)
     status = {gate["metric"]: gate["status"] for gate in gates}
     assert status == dict.fromkeys(
-        ["parameters_m", "latency_ms", "f1", "recall_drug", "worst_class_precision"], "pass"
+        ["parameters_m", "latency_ms", "f1", "recall_drug", "worst_class_precision", "split_overlap"], "pass"
     ), gates
     measured = {gate["metric"]: gate["observed"] for gate in gates}
     assert measured["recall_drug"] == final["recall_drug"] and measured["f1"] == final["f1"]
+    assert measured["split_overlap"] == 0  # the built-in notes are split by patient
 
 
 def test_the_segmentation_project_trains_on_its_scenes_and_checks_its_spec(tmp_path: Path) -> None:

@@ -128,6 +128,8 @@ PHRASINGS = [
     ("penalties", "Recordings by the same speaker on both sides of the split", "split_overlap", ">", 0),
     ("constraints", "No images of the same patient in both training and test sets", "split_overlap", "==", 0),
     ("rewards", "No tiles from the same scene in both train and held-out splits", "split_overlap", "==", 0),
+    ("penalties", "Label leakage from notes of the same patient across splits", "split_overlap", ">", 0),
+    ("penalties", "Tiles from the same scene across train/validation splits", "split_overlap", ">", 0),
     # A classifier stuck on one class.
     ("penalties", "Predicting only the majority class", "predicted_classes", "<=", 1),
     ("penalties", "The model always predicts the same class", "predicted_classes", "<=", 1),
@@ -228,8 +230,7 @@ NO_THRESHOLD = [
     "Hardware: 1x A100",
     "Batch size 32 with fp16",
     "NaN gradients in the encoder",  # only losses are counted
-    "Label leakage from notes of the same patient across splits",  # not a count of copied examples
-    "Tiles from the same scene across splits",  # "across splits" is no sign of one group on both sides
+    "Consistent labels across splits",  # no group: "from/of/by the same ..." names one
     "Apply the same normalisation in both training and validation sets",  # the same step, not a group
     "Same-size images in both training and validation sets",  # a shared property, not a group
     "Only one class in the validation split",  # about the data, not the predictions
@@ -243,11 +244,10 @@ def test_names_counts_and_placeholders_are_not_thresholds(text: str) -> None:
     assert extract_threshold(text, "constraints") is None
 
 
-def test_label_leakage_across_splits_is_still_left_to_people() -> None:
-    for section in ("constraints", "rewards", "penalties"):
-        assert (
-            extract_threshold("Label leakage from notes of the same patient across splits", section) is None
-        )
+def test_notes_of_one_patient_across_splits_are_counted_as_a_shared_group() -> None:
+    text = "Label leakage from notes of the same patient across splits"
+    assert extract_threshold(text, "penalties") == Threshold("split_overlap", ">", 0.0, "count")
+    assert extract_threshold(text, "constraints") == Threshold("split_overlap", "==", 0.0, "count")
 
 
 def test_inference_throughput_is_samples_per_second_where_higher_is_better() -> None:
@@ -256,7 +256,7 @@ def test_inference_throughput_is_samples_per_second_where_higher_is_better() -> 
 
 
 # Every built-in bullet read as a throughput or a split overlap: only what says so is read as
-# inference throughput or as one group (scene, camera session) on both sides of the split.
+# inference throughput or as one group (scene, camera session, patient) on both sides of the split.
 LIBRARY_SPEEDS_AND_OVERLAPS = {
     ("causal-lm", "Validation files leaking into training"): "split_overlap > 0",
     ("image-classification", "Validation images leaking into training"): "split_overlap > 0",
@@ -264,6 +264,10 @@ LIBRARY_SPEEDS_AND_OVERLAPS = {
     (
         "object-detection",
         "Frames from the same camera session in both train and validation splits",
+    ): "split_overlap > 0",
+    (
+        "named-entity-recognition",
+        "Label leakage from notes of the same patient across splits",
     ): "split_overlap > 0",
     (
         "semantic-segmentation",
@@ -284,8 +288,6 @@ def test_the_library_reads_inference_throughput_and_shared_groups_only_where_it_
         if item.threshold and item.threshold.metric in {"throughput", "inference_throughput", "split_overlap"}
     }
     assert read == LIBRARY_SPEEDS_AND_OVERLAPS
-    (ner,) = [spec for spec in list_builtin_specs() if spec.id == "named-entity-recognition"]
-    assert [i.threshold for i in ner.penalties if "same patient" in i.text] == [None]
 
 
 def test_reward_strict_lower_bound_is_an_inclusive_target_but_a_penalty_keeps_it_strict() -> None:

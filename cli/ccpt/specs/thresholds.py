@@ -257,15 +257,16 @@ _HELD_OUT = r"(?:validation|val|test|eval(?:uation)?|held[- ]out)"
 # Held-out examples that also sit in the training data: "Validation images leaking into training",
 # "Evaluation prompts found in the training data", "test set contamination"; or that share their
 # group with training examples: "Tiles from the same scene in both train and validation splits",
-# "Recordings by the same speaker on both sides of the split" (each project's data says what
-# identifies an example: its content, or for tiles their scene). "From/of/by the same" names the
-# group ("the same preprocessing in both splits" is none). Not "label leakage from notes of the
-# same patient across splits": that is about what the examples say, and "across splits" is no
-# sign of one group on both sides.
+# "Recordings by the same speaker on both sides of the split", "Label leakage from notes of the
+# same patient across splits" (each project's data says what identifies an example: its content,
+# for tiles their scene, for the built-in clinical notes their patient). "From/of/by the same"
+# names the group; without it, "across splits" or "in both splits" names none ("the same
+# preprocessing in both splits", "consistent labels across splits").
 _BOTH_SPLITS = (
     rf"(?:in|across|on) both (?:the )?(?:train(?:ing)?(?:[ -](?:set|split|data))?\s*(?:and|&|/)\s*(?:the )?"
     rf"{_HELD_OUT}|{_HELD_OUT}(?:[ -](?:set|split|data))?\s*(?:and|&|/)\s*(?:the )?train(?:ing)?)\b"
     r"|\bon both sides of (?:the|a|each|every) (?:[\w/-]+ )?split\b"
+    r"|\bacross (?:the |data )?(?:splits|train(?:ing)?(?:\s*(?:and|/|&)\s*|-)\w+ splits)\b"
 )
 _LEAKAGE = re.compile(
     rf"\b{_HELD_OUT}(?:[ -]\w+)?\s+(?:leak(?:s|ing|ed)?|(?:also |that are )?(?:found|present|seen|included"

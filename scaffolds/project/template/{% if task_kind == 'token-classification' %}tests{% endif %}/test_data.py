@@ -19,8 +19,10 @@ from data import (
     clinical_notes,
     join_words,
     load_preprocessor,
+    split_contents,
     split_words,
 )
+from loading import count_shared
 from metrics import spans
 
 
@@ -107,6 +109,26 @@ def test_the_tokenizer_is_saved_with_a_run_and_loaded_back(data: TaskData, tmp_p
     notes = [["Continue", "warfarin", "5", "mg"], ["Denies", "chest", "pain", "."]]
     assert (loaded.encode(notes)[0] == data.preprocessor.encode(notes)[0]).all()
     assert loaded.labels == data.preprocessor.labels
+
+
+def test_the_leak_check_counts_notes_of_a_training_patient_and_copies_of_training_notes(
+    config: Config, tmp_path: Path
+) -> None:
+    """The built-in notes name their patient: a validation note of a training patient counts.
+    Data without patients counts validation notes that copy a training note."""
+    train, val = split_contents(config)
+    assert count_shared(train, val) == 0
+    assert count_shared(train, [*val, train[0]]) == 1
+    note = ["Started", "aspirin", "daily", "."]
+    rows = [{"tokens": [*note, str(n)], "ner_tags": ["O", "B-DRUG", "O", "O", "O"]} for n in range(40)]
+    rows += rows[:3]  # three notes twice: whichever side each copy lands on, the split may hold a leak
+    path = tmp_path / "notes.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in rows))
+    local = replace(config, dataset=str(path))
+    local_train, local_val = split_contents(local)
+    assert set(local_train) | set(local_val) == {join_words([*note, str(n)]) for n in range(40)}
+    copies = sum(text in set(local_train) for text in local_val)
+    assert count_shared(local_train, local_val) == copies
 
 
 def test_a_jsonl_file_with_string_tags_gets_tag_names(config: Config, tmp_path: Path) -> None:
