@@ -164,11 +164,18 @@ def class_ids(mask: Image.Image) -> np.ndarray:
 
 
 def class_names(config: Config, scenes: list[tuple[np.ndarray, np.ndarray]]) -> list[str]:
-    """`class_names` as set, else class_0 ... up to the highest class id in the masks."""
-    if config.class_names:
-        return [name.strip() for name in config.class_names.split(",") if name.strip()]
+    """`class_names` as set, else class_0 ... up to the highest class id in the masks. Names
+    that leave a class id in the masks unnamed are refused."""
     highest = max(int(np.max(np.where(mask == IGNORE, 0, mask))) for _, mask in scenes)
-    return [f"class_{index}" for index in range(highest + 1)]
+    if not config.class_names:
+        return [f"class_{index}" for index in range(highest + 1)]
+    names = [name.strip() for name in config.class_names.split(",") if name.strip()]
+    if highest >= len(names):
+        raise ProjectError(
+            f"a mask holds class id {highest}, but there are {len(names)} class names; name them all"
+            " with --set class_names=..."
+        )
+    return names
 
 
 # --- Preprocessing -------------------------------------------------------------------------
@@ -309,14 +316,7 @@ def read_scenes(config: Config) -> tuple[list, list, list[str], list[str], list[
     train, val = dataset_scenes(train_split, config), dataset_scenes(val_split, config)
     # An image is its own scene: its tiles all go to its side of the split.
     train_ids = [f"train-{index}" for index in range(len(train))]
-    labels = class_names(config, train)
-    for _, mask in train + val:
-        highest = int(np.max(np.where(mask == IGNORE, 0, mask)))
-        if highest >= len(labels):
-            raise ProjectError(
-                f"a mask holds class id {highest}, but there are {len(labels)} class names; name them all"
-                " with --set class_names=..."
-            )
+    labels = class_names(config, train + val)
     return train, val, train_ids, [f"val-{index}" for index in range(len(val))], labels
 
 

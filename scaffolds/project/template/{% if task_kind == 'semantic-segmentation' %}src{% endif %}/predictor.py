@@ -73,7 +73,7 @@ class Predictor:
         padded = torch.nn.functional.pad(  # windows must fit: small images are padded, then cropped back
             pixels[None], (0, max(self.tile - width, 0), 0, max(self.tile - height, 0)), mode="replicate"
         )[0].to(self.device)
-        corners = tile_corners(padded.shape[1], padded.shape[2], self.tile, self.tile - overlap)
+        corners = self.window_corners(width, height, overlap)
         total = torch.zeros(len(self.preprocessor.labels), *padded.shape[1:], device=self.device)
         weight = torch.zeros(padded.shape[1:], device=self.device)
         for start in range(0, len(corners), WINDOWS_PER_BATCH):
@@ -85,8 +85,11 @@ class Predictor:
             for (top, left), scores in zip(batch, logits.float().softmax(dim=1), strict=True):
                 total[:, top : top + self.tile, left : left + self.tile] += scores * self.weights
                 weight[top : top + self.tile, left : left + self.tile] += self.weights
-        self.windows = len(corners)
         return (total / weight)[:, :height, :width]
+
+    def window_corners(self, width: int, height: int, overlap: int) -> list[tuple[int, int]]:
+        """Top-left corners of the windows over an image (padded up to one window when smaller)."""
+        return tile_corners(max(height, self.tile), max(width, self.tile), self.tile, self.tile - overlap)
 
     def segment(self, image: Image.Image, overlap: int | None = None) -> np.ndarray:
         """The class id of every pixel, (height, width) uint8."""
@@ -109,7 +112,7 @@ class Predictor:
         return {
             "width": int(classes.shape[1]),
             "height": int(classes.shape[0]),
-            "windows": self.windows,
+            "windows": len(self.window_corners(image.width, image.height, self.config.window_overlap)),
             "classes": [
                 {"label": label, "colour": colour, "fraction": round(float(count) / classes.size, 6)}
                 for label, colour, count in zip(
