@@ -45,6 +45,7 @@ SCAFFOLD_KINDS = frozenset(
         "text-classification",
         "token-classification",
         "semantic-segmentation",
+        "question-answering",
         "causal-lm",
     }
 )

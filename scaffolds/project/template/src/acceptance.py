@@ -50,6 +50,7 @@ SECTIONS = ("constraints", "rewards", "penalties")
 FINAL_METRICS = (
     "accuracy",
     "top5_accuracy",
+    "exact_match",
     "miou",
     "macro_f1",
     "f1",
