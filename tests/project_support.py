@@ -18,6 +18,7 @@ PROJECT_KINDS = (
     "text-classification",
     "token-classification",
     "semantic-segmentation",
+    "question-answering",
     "causal-lm",
 )
 # The built-in spec each kind renders from, where its id is not the kind's name.

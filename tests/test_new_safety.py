@@ -134,7 +134,8 @@ def test_a_spec_whose_task_kind_does_not_render_is_refused_naming_the_kinds_that
     assert result.returncode == 1
     line = result.stderr.strip()
     kinds = (
-        "causal-lm, image-classification, semantic-segmentation, text-classification, token-classification"
+        "causal-lm, image-classification, question-answering, semantic-segmentation, text-classification,"
+        " token-classification"
     )
     assert "object-detection" in line and kinds in line
     assert len(line.splitlines()) == 1

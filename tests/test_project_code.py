@@ -19,6 +19,7 @@ KIND_MARKERS = {
     "image-classification": "def digits_dataset(",
     "text-classification": "def stdlib_docstrings(",
     "token-classification": "def clinical_notes(",
+    "question-answering": "def product_manuals(",
     "causal-lm": "class GPT(nn.Module):",
 }
 

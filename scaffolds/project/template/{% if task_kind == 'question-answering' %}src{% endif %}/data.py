@@ -49,11 +49,34 @@ START, END, QUESTION, OFFSET, CONTEXT_START, LENGTH, GOLD_START, GOLD_END = rang
 
 # --- The built-in manuals ----------------------------------------------------------------------
 
-BRANDS = "Aurora Nimbus Vela Orion Kestrel Lumen Tundra Halcyon Cobalt Juniper Meridian Solace".split()
-DEVICES = (
-    "kettle|router|air purifier|coffee grinder|robot vacuum|space heater|label printer|thermostat|"
-    "dehumidifier|projector|bread maker|desk fan"
-).split("|")
+BRANDS = [
+    "Aurora",
+    "Nimbus",
+    "Vela",
+    "Orion",
+    "Kestrel",
+    "Lumen",
+    "Tundra",
+    "Halcyon",
+    "Cobalt",
+    "Juniper",
+    "Meridian",
+    "Solace",
+]
+DEVICES = [
+    "kettle",
+    "router",
+    "air purifier",
+    "coffee grinder",
+    "robot vacuum",
+    "space heater",
+    "label printer",
+    "thermostat",
+    "dehumidifier",
+    "projector",
+    "bread maker",
+    "desk fan",
+]
 
 
 @dataclass(frozen=True)
@@ -67,79 +90,174 @@ class Fact:
 
 
 FACTS = (
-    Fact("weight", "Specifications",
-         ("The {name} weighs {value}.", "Its weight without accessories is {value}."),
-         ("How much does the {name} weigh?", "What is the weight of the {name}?")),
-    Fact("power", "Specifications",
-         ("It draws {value} at full load.", "Rated power consumption is {value}."),
-         ("How much power does the {name} draw?", "What is the power consumption of the {name}?")),
-    Fact("dimensions", "Specifications",
-         ("The unit measures {value}.", "Its dimensions are {value}."),
-         ("What are the dimensions of the {name}?", "How big is the {name}?")),
-    Fact("noise", "Specifications",
-         ("At the highest setting it produces {value} of noise.", "Noise level at maximum speed: {value}."),
-         ("How loud is the {name} at its highest setting?", "What is the noise level of the {name}?")),
-    Fact("clearance", "Installation",
-         ("Leave at least {value} of free space around the {device}.", "Keep {value} of clearance on every side."),
-         ("How much clearance does the {name} need?", "How much free space should be left around the {name}?")),
-    Fact("port", "Installation",
-         ("Connect the power adapter to the port marked {value}.", "The adapter plugs into the socket labelled {value}."),
-         ("Which port does the power adapter of the {name} connect to?", "Where does the adapter of the {name} plug in?")),
-    Fact("app", "Installation",
-         ("Pair the {device} with the {value} app before first use.", "Setup is finished in the {value} app."),
-         ("Which app is used to set up the {name}?", "What app does the {name} pair with?")),
-    Fact("filter", "Maintenance",
-         ("Replace the filter every {value}.", "The filter should be changed every {value}."),
-         ("How often should the filter of the {name} be replaced?", "When does the {name} need a new filter?")),
-    Fact("cleaning", "Maintenance",
-         ("Clean the housing with {value} only.", "Use {value} to wipe the outside of the {device}."),
-         ("What should the housing of the {name} be cleaned with?", "How do I clean the outside of the {name}?")),
-    Fact("reset", "Troubleshooting",
-         ("To restore factory settings, hold the reset button for {value}.", "A factory reset needs the reset button held for {value}."),
-         ("How long must the reset button of the {name} be held?", "How do I restore the factory settings of the {name}?")),
-    Fact("red_light", "Troubleshooting",
-         ("If the status light blinks red, {value}.", "A blinking red light means you should {value}."),
-         ("What should I do if the status light of the {name} blinks red?", "The {name} is blinking red; what should I do?")),
-    Fact("error", "Troubleshooting",
-         ("Error {code} means {value}.", "Code {code} on the display indicates {value}."),
-         ("What does error {code} mean on the {name}?", "The {name} shows code {code}; what does it mean?")),
-    Fact("warranty", "Warranty",
-         ("The {name} is covered by a warranty of {value} from the date of purchase.", "Warranty period: {value}."),
-         ("How long is the warranty of the {name}?", "How long is the {name} covered by warranty?")),
-    Fact("phone", "Warranty",
-         ("Warranty claims are handled at {value}.", "For repairs under warranty call {value}."),
-         ("What number handles warranty claims for the {name}?", "Which phone number should I call for repairs of the {name}?")),
-)  # fmt: skip
+    Fact(
+        "weight",
+        "Specifications",
+        ("The {name} weighs {value}.", "Its weight without accessories is {value}."),
+        ("How much does the {name} weigh?", "What is the weight of the {name}?"),
+    ),
+    Fact(
+        "power",
+        "Specifications",
+        ("It draws {value} at full load.", "Rated power consumption is {value}."),
+        ("How much power does the {name} draw?", "What is the power consumption of the {name}?"),
+    ),
+    Fact(
+        "dimensions",
+        "Specifications",
+        ("The unit measures {value}.", "Its dimensions are {value}."),
+        ("What are the dimensions of the {name}?", "How big is the {name}?"),
+    ),
+    Fact(
+        "noise",
+        "Specifications",
+        ("At the highest setting it produces {value} of noise.", "Noise level at maximum speed: {value}."),
+        ("How loud is the {name} at its highest setting?", "What is the noise level of the {name}?"),
+    ),
+    Fact(
+        "clearance",
+        "Installation",
+        (
+            "Leave at least {value} of free space around the {device}.",
+            "Keep {value} of clearance on every side.",
+        ),
+        ("How much clearance does the {name} need?", "How much free space should be left around the {name}?"),
+    ),
+    Fact(
+        "port",
+        "Installation",
+        (
+            "Connect the power adapter to the port marked {value}.",
+            "The adapter plugs into the socket labelled {value}.",
+        ),
+        (
+            "Which port does the power adapter of the {name} connect to?",
+            "Where does the adapter of the {name} plug in?",
+        ),
+    ),
+    Fact(
+        "app",
+        "Installation",
+        ("Pair the {device} with the {value} app before first use.", "Setup is finished in the {value} app."),
+        ("Which app is used to set up the {name}?", "What app does the {name} pair with?"),
+    ),
+    Fact(
+        "filter",
+        "Maintenance",
+        ("Replace the filter every {value}.", "The filter should be changed every {value}."),
+        ("How often should the filter of the {name} be replaced?", "When does the {name} need a new filter?"),
+    ),
+    Fact(
+        "cleaning",
+        "Maintenance",
+        ("Clean the housing with {value} only.", "Use {value} to wipe the outside of the {device}."),
+        (
+            "What should the housing of the {name} be cleaned with?",
+            "How do I clean the outside of the {name}?",
+        ),
+    ),
+    Fact(
+        "reset",
+        "Troubleshooting",
+        (
+            "To restore factory settings, hold the reset button for {value}.",
+            "A factory reset needs the reset button held for {value}.",
+        ),
+        (
+            "How long must the reset button of the {name} be held?",
+            "How do I restore the factory settings of the {name}?",
+        ),
+    ),
+    Fact(
+        "red_light",
+        "Troubleshooting",
+        ("If the status light blinks red, {value}.", "A blinking red light means you should {value}."),
+        (
+            "What should I do if the status light of the {name} blinks red?",
+            "The {name} is blinking red; what should I do?",
+        ),
+    ),
+    Fact(
+        "error",
+        "Troubleshooting",
+        ("Error {code} means {value}.", "Code {code} on the display indicates {value}."),
+        ("What does error {code} mean on the {name}?", "The {name} shows code {code}; what does it mean?"),
+    ),
+    Fact(
+        "warranty",
+        "Warranty",
+        (
+            "The {name} is covered by a warranty of {value} from the date of purchase.",
+            "Warranty period: {value}.",
+        ),
+        ("How long is the warranty of the {name}?", "How long is the {name} covered by warranty?"),
+    ),
+    Fact(
+        "phone",
+        "Warranty",
+        ("Warranty claims are handled at {value}.", "For repairs under warranty call {value}."),
+        (
+            "What number handles warranty claims for the {name}?",
+            "Which phone number should I call for repairs of the {name}?",
+        ),
+    ),
+)
 SECTIONS = ("Specifications", "Installation", "Maintenance", "Troubleshooting", "Warranty")
 ACTIONS = (
-    "unplug the unit for one minute", "check that the water tank is seated", "clear the air intake",
-    "contact customer support", "let the motor cool down", "reconnect to your wireless network",
-    "replace the fuse in the plug", "empty the collection bin",
-)  # fmt: skip
+    "unplug the unit for one minute",
+    "check that the water tank is seated",
+    "clear the air intake",
+    "contact customer support",
+    "let the motor cool down",
+    "reconnect to your wireless network",
+    "replace the fuse in the plug",
+    "empty the collection bin",
+)
 FAULTS = (
-    "the motor is overheating", "the lid is open", "the sensor is blocked", "the fan has stalled",
-    "the firmware update failed", "the supply voltage is too low", "the water level is low",
+    "the motor is overheating",
+    "the lid is open",
+    "the sensor is blocked",
+    "the fan has stalled",
+    "the firmware update failed",
+    "the supply voltage is too low",
+    "the water level is low",
     "the filter is missing",
-)  # fmt: skip
+)
 CLEANERS = (
-    "a dry microfiber cloth", "mild soapy water", "an alcohol-free wipe", "a soft brush",
+    "a dry microfiber cloth",
+    "mild soapy water",
+    "an alcohol-free wipe",
+    "a soft brush",
     "a damp sponge",
-)  # fmt: skip
+)
 BOILERPLATE = (
-    "Read all instructions before using the {device}.", "Keep this manual for future reference.",
-    "Illustrations may differ from your model.", "Do not immerse the {device} in water.",
-    "Only use accessories approved by the manufacturer.", "Children should be supervised near the {device}.",
-    "Dispose of the packaging responsibly.", "Unplug the {device} before any maintenance.",
-    "Place the {device} on a flat, stable surface.", "Do not cover the ventilation openings.",
-    "Switch the {device} off when it is not in use.", "Store the {device} in a dry place.",
-    "The manufacturer is not liable for damage caused by misuse.", "Check the cable for damage regularly.",
-    "Never pull the {device} by its cable.", "Use the {device} indoors only.",
-    "Keep the {device} away from heat sources and direct sunlight.", "Do not open the housing yourself.",
-    "Repairs must be carried out by qualified personnel.", "The {device} is intended for household use.",
-    "Make sure the supply voltage matches the rating label.", "Let the {device} reach room temperature after transport.",
-    "Remove all packaging material before first use.", "Keep pets away from the {device} while it runs.",
-    "Do not operate the {device} with a damaged plug.", "Save the receipt as proof of purchase.",
-)  # fmt: skip
+    "Read all instructions before using the {device}.",
+    "Keep this manual for future reference.",
+    "Illustrations may differ from your model.",
+    "Do not immerse the {device} in water.",
+    "Only use accessories approved by the manufacturer.",
+    "Children should be supervised near the {device}.",
+    "Dispose of the packaging responsibly.",
+    "Unplug the {device} before any maintenance.",
+    "Place the {device} on a flat, stable surface.",
+    "Do not cover the ventilation openings.",
+    "Switch the {device} off when it is not in use.",
+    "Store the {device} in a dry place.",
+    "The manufacturer is not liable for damage caused by misuse.",
+    "Check the cable for damage regularly.",
+    "Never pull the {device} by its cable.",
+    "Use the {device} indoors only.",
+    "Keep the {device} away from heat sources and direct sunlight.",
+    "Do not open the housing yourself.",
+    "Repairs must be carried out by qualified personnel.",
+    "The {device} is intended for household use.",
+    "Make sure the supply voltage matches the rating label.",
+    "Let the {device} reach room temperature after transport.",
+    "Remove all packaging material before first use.",
+    "Keep pets away from the {device} while it runs.",
+    "Do not operate the {device} with a damaged plug.",
+    "Save the receipt as proof of purchase.",
+)
 DEVICES_PER_MANUAL_SET = 150
 FACT_PRESENT = 0.8  # the share of facts a manual states; questions on the rest have no answer
 NEGATIVES = 0.5  # the share of training questions also asked of a section that cannot answer them
@@ -164,7 +282,9 @@ def fact_value(fact: str, brand: str, rng: random.Random) -> str:
     if fact == "app":
         return f"{brand} {rng.choice(['Home', 'Link', 'Connect', 'Life', 'Hub'])}"
     if fact == "filter":
-        return rng.choice([f"{rng.randint(2, 12)} months", f"{rng.randint(2, 8)} weeks", f"{rng.randint(2, 9)}00 hours"])
+        return rng.choice(
+            [f"{rng.randint(2, 12)} months", f"{rng.randint(2, 8)} weeks", f"{rng.randint(2, 9)}00 hours"]
+        )
     if fact == "cleaning":
         return rng.choice(CLEANERS)
     if fact == "reset":
@@ -174,7 +294,9 @@ def fact_value(fact: str, brand: str, rng: random.Random) -> str:
     if fact == "error":
         return rng.choice(FAULTS)
     if fact == "warranty":
-        return rng.choice([f"{rng.choice([6, 12, 18, 24, 36])} months", f"{rng.randint(1, 5)} years", "90 days"])
+        return rng.choice(
+            [f"{rng.choice([6, 12, 18, 24, 36])} months", f"{rng.randint(1, 5)} years", "90 days"]
+        )
     return f"+1 800 555 {rng.randint(0, 9999):04d}"  # phone
 
 
@@ -211,7 +333,7 @@ def write_manual(name: str, device: str, brand: str, rng: random.Random) -> tupl
                 value, start = "", -1
             rows.append(
                 {
-                    "title": f"{name} › {fact.section}",
+                    "title": f"{name}: {fact.section}",
                     "context": texts[fact.section],
                     "question": phrasing.format(name=name, code=code),
                     "answers": {"text": [value] if value else [], "answer_start": [start] if value else []},
@@ -229,10 +351,10 @@ def wrong_sections(rows: list[dict], manuals: dict[str, dict[str, str]], rng: ra
     for row in rows:
         if rng.random() >= NEGATIVES:
             continue
-        device, section = row["title"].split(" › ")
+        device, section = row["title"].split(": ")
         other = rng.choice([name for name in SECTIONS if name != section])
         negatives.append(
-            row | {"title": f"{device} › {other}", "context": manuals[device][other], "answers": NO_ANSWER}
+            row | {"title": f"{device}: {other}", "context": manuals[device][other], "answers": NO_ANSWER}
         )
     return negatives
 
@@ -267,9 +389,7 @@ def product_manuals(val_fraction: float = 0.2) -> DatasetDict:
         if split == "train":
             train_manuals[name] = texts
     splits["train"] += wrong_sections(splits["train"], train_manuals, rng)
-    return DatasetDict(
-        {split: Dataset.from_list(rows, features=features) for split, rows in splits.items()}
-    )
+    return DatasetDict({split: Dataset.from_list(rows, features=features) for split, rows in splits.items()})
 
 
 # --- Columns of other sources ------------------------------------------------------------------
@@ -381,11 +501,19 @@ class ReadingPreprocessor(SavedTokenizer):
 
     @property
     def cls_id(self) -> int:
-        return self.tokenizer.cls_token_id if self.tokenizer.cls_token_id is not None else self.tokenizer.bos_token_id
+        return (
+            self.tokenizer.cls_token_id
+            if self.tokenizer.cls_token_id is not None
+            else self.tokenizer.bos_token_id
+        )
 
     @property
     def sep_id(self) -> int:
-        return self.tokenizer.sep_token_id if self.tokenizer.sep_token_id is not None else self.tokenizer.eos_token_id
+        return (
+            self.tokenizer.sep_token_id
+            if self.tokenizer.sep_token_id is not None
+            else self.tokenizer.eos_token_id
+        )
 
     def encode(self, question: str, context: str, title: str = "") -> EncodedPassage:
         question_ids = self.tokens(question, MAX_QUESTION_SHARE)
@@ -399,7 +527,9 @@ class ReadingPreprocessor(SavedTokenizer):
         while True:
             part = passage_ids[offset : offset + room]
             ids = [*head, *part, self.sep_id]
-            windows.append(Window(ids + [self.pad_id] * (self.max_length - len(ids)), len(head), offset, len(part)))
+            windows.append(
+                Window(ids + [self.pad_id] * (self.max_length - len(ids)), len(head), offset, len(part))
+            )
             if offset + room >= len(passage_ids):
                 return EncodedPassage(windows, char_spans)
             offset += step
@@ -434,7 +564,9 @@ class QuestionWindows(torch.utils.data.Dataset):
         ids, targets = [], []
         for number, question in enumerate(questions):
             encoded = preprocessor.encode(question.question, question.context, question.title)
-            first, last = preprocessor.answer_tokens(encoded.char_spans, question.answer_start, question.answer)
+            first, last = preprocessor.answer_tokens(
+                encoded.char_spans, question.answer_start, question.answer
+            )
             for window in encoded.windows:
                 inside = first >= window.offset and last < window.offset + window.length and first >= 0
                 shift = window.context_start - window.offset

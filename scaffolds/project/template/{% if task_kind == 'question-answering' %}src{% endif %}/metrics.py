@@ -113,7 +113,9 @@ class EvalMetrics:
             f1 = token_f1(predicted, true)
             answered_right.append(float(predicted == true))
             f1s.append(f1)
-            (with_answer if true[0] >= 0 else without_answer).append((predicted == true, f1, predicted[0] < 0))
+            (with_answer if true[0] >= 0 else without_answer).append(
+                (predicted == true, f1, predicted[0] < 0)
+            )
         windows = int(self.windows.item())
         count = max(len(f1s), 1)
         return {

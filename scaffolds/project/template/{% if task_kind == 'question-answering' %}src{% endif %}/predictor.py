@@ -61,7 +61,9 @@ class PassageIndex:
         query = [word for word in set(words(question)) if word in self.idf]
         scores = []
         for index, (counts, norm) in enumerate(zip(self.counts, self.norms, strict=True)):
-            score = sum(self.idf[w] * counts[w] * (self.k1 + 1) / (counts[w] + norm) for w in query if w in counts)
+            score = sum(
+                self.idf[w] * counts[w] * (self.k1 + 1) / (counts[w] + norm) for w in query if w in counts
+            )
             scores.append((index, score))
         return sorted((s for s in scores if s[1] > 0), key=lambda s: -s[1])[:count]
 
@@ -105,7 +107,13 @@ class Predictor:
         margin = score - lowest_no_answer[number]
         title, text = passages[number]
         if margin <= 0 or not math.isfinite(score):
-            return {"answer": "", "abstained": True, "margin": round(margin, 4), "title": title, "context": text}
+            return {
+                "answer": "",
+                "abstained": True,
+                "margin": round(margin, 4),
+                "title": title,
+                "context": text,
+            }
         spans = encoded[number].char_spans
         start, end = spans[first][0], spans[last][1]
         return {
