@@ -123,3 +123,30 @@ def test_the_segmentation_project_trains_on_its_scenes_and_checks_its_spec(tmp_p
     }, gates
     measured = {gate["metric"]: gate["observed"] for gate in gates}
     assert measured["miou"] == final["miou"] and measured["split_overlap"] == 0
+
+
+def test_the_question_answering_project_reads_its_manuals_and_checks_its_spec(tmp_path: Path) -> None:
+    """The question-answering spec end to end with its defaults: exact match and F1 over the
+    held-out devices' questions (some without an answer), the time to answer one, retrieval
+    included, and the model's size, all measured."""
+    made = run_ccpt("new", "qa", "--spec", "question-answering", "--defaults", "--no-git", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    project = tmp_path / "qa"
+    train = run_in_project(project, "src/runner.py", "train")
+    assert train.returncode == 0, train.stderr[-3000:]
+    final = run_records(only_run(project))[-1]
+    assert final["kind"] == "final" and final["examples"] == 840
+    assert 0.5 < final["no_answer_accuracy"] <= 1 and 0 < final["abstentions"] < 0.5
+
+    gates = json.loads(run_in_project(project, "src/runner.py", "check", "--json").stdout)
+    status = {gate["metric"]: gate["status"] for gate in gates}
+    assert status == dict.fromkeys(["latency_ms", "model_size_mb", "exact_match", "f1"], "pass"), gates
+    measured = {gate["metric"]: gate["observed"] for gate in gates}
+    assert measured["exact_match"] == final["exact_match"] and measured["f1"] == final["f1"]
+
+    question = "How long is the warranty of the Solace S78 label printer?"  # a held-out device
+    answer = run_in_project(project, "src/runner.py", "predict", "--json", question)
+    assert answer.returncode == 0, answer.stderr
+    result = json.loads(answer.stdout)
+    assert result["title"] == "Solace S78 label printer: Warranty"  # retrieval found its section
+    assert result["abstained"] or result["context"][result["start"] : result["end"]] == result["answer"]

@@ -30,6 +30,7 @@ from tests.web_support import (
     rgba,
     screenshot,
     served_project,
+    shown_colours,
     tab_to,
 )
 
@@ -402,20 +403,6 @@ def test_server_strings_are_shown_as_text_and_every_colour_has_its_name(
         assert page.inner_text("#error") == "own.png: <i>not</i> an image"
         assert page.locator("#error i").count() == 0
         assert page.title() == title
-
-
-def shown_colours(page: object, selector: str) -> list[tuple[str, str, list[str]]]:
-    """[selector, text colour, background colours from the element up to <html>] of what matches."""
-    return page.eval_on_selector_all(
-        selector,
-        """elements => elements.map(e => {
-             const backgrounds = [];
-             for (let node = e; node; node = node.parentElement) {
-               backgrounds.push(getComputedStyle(node).backgroundColor);
-             }
-             return [e.id || e.tagName, getComputedStyle(e).color, backgrounds];
-           })""",
-    )
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

@@ -356,3 +356,18 @@ def contrast(first: tuple[float, ...], second: tuple[float, ...]) -> float:
 
     light, dark = sorted([luminance(first), luminance(second)], reverse=True)
     return (light + 0.05) / (dark + 0.05)
+
+
+def shown_colours(page: object, selector: str) -> list[tuple[str, str, list[str]]]:
+    """[the element's id (else class, else tag), its text colour, the background colours from it up to
+    <html>] of each element that matches `selector`."""
+    return page.eval_on_selector_all(
+        selector,
+        """elements => elements.map(e => {
+             const backgrounds = [];
+             for (let node = e; node; node = node.parentElement) {
+               backgrounds.push(getComputedStyle(node).backgroundColor);
+             }
+             return [e.id || e.className || e.tagName, getComputedStyle(e).color, backgrounds];
+           })""",
+    )

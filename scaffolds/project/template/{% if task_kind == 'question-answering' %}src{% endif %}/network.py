@@ -33,9 +33,16 @@ def span_loss(logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tenso
 
 
 class Reader(nn.Module):
-    """Token, position and segment (question or passage) embeddings -> n_layer pre-norm
-    transformer encoder layers -> a start and an end logit per token. Every token sees the whole
-    window: an answer is found by matching the passage against the question."""
+    """Token, position, segment (question or passage) and question-match embeddings -> n_layer
+    pre-norm transformer encoder layers -> a start and an end logit per token. Every token sees
+    the whole window: an answer is found by matching the passage against the question.
+
+    The question-match embedding marks each passage token that also occurs in the question
+    (DrQA's exact-match feature). Attention can learn that matching by itself, but a model
+    trained from scratch first spends hundreds of steps answering "no answer" to everything, and
+    how many varied with the seed and the machine (one run of the default settings passed the
+    spec, a run with another seed stalled below it); the mark gives it the match from the first
+    step."""
 
     def __init__(
         self,
@@ -53,6 +60,7 @@ class Reader(nn.Module):
         self.tokens = nn.Embedding(vocab_size, n_embd, padding_idx=pad_id)
         self.positions = nn.Embedding(max_length, n_embd)
         self.segments = nn.Embedding(2, n_embd)
+        self.matches = nn.Embedding(2, n_embd)
         self.layers = nn.ModuleList(
             nn.TransformerEncoderLayer(
                 n_embd, n_head, 4 * n_embd, dropout, activation="gelu", batch_first=True, norm_first=True
@@ -62,17 +70,21 @@ class Reader(nn.Module):
         self.norm = nn.LayerNorm(n_embd)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(n_embd, 2)
-        for table in (self.tokens, self.positions, self.segments):
+        for table in (self.tokens, self.positions, self.segments, self.matches):
             nn.init.normal_(table.weight, std=0.02)
         with torch.no_grad():
             self.tokens.weight[pad_id].zero_()
 
     def forward(self, input_ids: torch.Tensor, targets: torch.Tensor | None = None):
         input_ids, mask = crop_padding(input_ids, self.pad_id)
-        # Segment 1 from the first [SEP] on: the passage (and its closing [SEP]).
+        # Segment 1 from the first [SEP] on: the title and the passage.
         segment = (torch.cumsum((input_ids == self.sep_id).int(), dim=1) > 0).long()
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-        x = self.dropout(self.tokens(input_ids) + self.positions(positions) + self.segments(segment))
+        question = (segment == 0) & (positions > 0)  # after [CLS], before the first [SEP]
+        same_token = input_ids[:, :, None] == input_ids[:, None, :]
+        in_question = ((same_token & question[:, None, :]).any(dim=2) & (segment == 1) & mask).long()
+        x = self.tokens(input_ids) + self.positions(positions) + self.segments(segment)
+        x = self.dropout(x + self.matches(in_question))
         for layer in self.layers:
             x = layer(x, src_key_padding_mask=~mask)
         logits = self.head(self.dropout(self.norm(x)))
