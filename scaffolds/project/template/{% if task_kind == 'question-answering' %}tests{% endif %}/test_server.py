@@ -63,6 +63,8 @@ def test_a_question_no_passage_shares_a_word_with_is_not_answered(predictor: Pre
     result = predictor.predict("Zyxwv qwerty?")
     assert result["abstained"] and result["answer"] == "" and result["retrieved"] == []
     assert set(result) == {"question", "answer", "abstained", "margin", "title", "context", "retrieved"}
+    printed = run_cli("predict", "--run", str(predictor.run_dir), "Zyxwv qwerty?")
+    assert printed.stdout == "Zyxwv qwerty?: no section shares a word with the question\n"
 
 
 def test_retrieval_finds_the_section_of_the_device_asked_about(predictor: Predictor) -> None:
@@ -100,7 +102,7 @@ def test_runner_predict_prints_the_answer_and_its_section(trained_run: Path, pre
     expected = predictor.predict(QUESTION)
     result = run_cli("predict", "--run", str(trained_run), QUESTION)
     assert result.returncode == 0, result.stderr
-    shown = "no answer in the passages found" if expected["abstained"] else expected["answer"]
+    shown = f"no answer in {expected['title']}" if expected["abstained"] else expected["answer"]
     assert result.stdout.startswith(f"{QUESTION}: ") and shown in result.stdout
     assert len(result.stdout.splitlines()) == 1  # one line per question, however long
     as_json = json.loads(run_cli("predict", "--run", str(trained_run), "--json", QUESTION).stdout)
