@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
 from tests.web_support import (
-    PageErrors,
     ServedProject,
     assert_dashboard_shows_run,
     assert_every_control_is_labelled,
@@ -24,6 +22,7 @@ from tests.web_support import (
     hex_to_rgb,
     http,
     open_page,
+    open_playground,
     over,
     rgba,
     screenshot,
@@ -44,23 +43,6 @@ PLAIN_NOTES = ["Vital signs stable.", "No acute distress.", "Patient seen in cli
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedProject]:
     with served_project(tmp_path_factory.mktemp("web-ner"), "named-entity-recognition", TRAIN) as served:
         yield served
-
-
-@contextmanager
-def open_playground(context: object, url: str) -> Iterator[object]:
-    """The playground in a new tab, watched from its first request: on leaving, no script or
-    console error, and no request of the page answered 404 (a missing script or stylesheet)."""
-    page = context.new_page()
-    errors = PageErrors(page)
-    missing: list[str] = []
-    page.on("response", lambda response: missing.append(response.url) if response.status == 404 else None)
-    try:
-        page.goto(url + "/")
-        yield page
-        assert not errors.messages, errors.messages
-        assert not missing, missing
-    finally:
-        page.close()
 
 
 def predicted(project: ServedProject, text: str) -> dict:

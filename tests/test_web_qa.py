@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
 from tests.web_support import (
-    PageErrors,
     ServedProject,
     assert_dashboard_shows_run,
     assert_every_control_is_labelled,
@@ -23,6 +21,7 @@ from tests.web_support import (
     contrast,
     http,
     open_page,
+    open_playground,
     over,
     rgba,
     screenshot,
@@ -62,24 +61,6 @@ NO_SUCH_WORDS = "Xyzzy plugh qwfp?"  # not one word of it occurs in the manuals
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedProject]:
     with served_project(tmp_path_factory.mktemp("web-qa"), "question-answering", TRAIN) as served:
         yield served
-
-
-@contextmanager
-def open_playground(context: object, url: str, scheme: str = "light") -> Iterator[object]:
-    """The playground in a new tab, watched from its first request: on leaving, no script or
-    console error, and no request of the page answered 404 (a missing script or stylesheet)."""
-    page = context.new_page()
-    page.emulate_media(color_scheme=scheme)
-    errors = PageErrors(page)
-    missing: list[str] = []
-    page.on("response", lambda response: missing.append(response.url) if response.status == 404 else None)
-    try:
-        page.goto(url + "/")
-        yield page
-        assert not errors.messages, errors.messages
-        assert not missing, missing
-    finally:
-        page.close()
 
 
 def predicted(project: ServedProject, question: str, context: str | None = None) -> dict:

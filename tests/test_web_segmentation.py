@@ -10,13 +10,11 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.web_support import (
-    PageErrors,
     ServedProject,
     assert_dashboard_shows_run,
     assert_every_control_is_labelled,
@@ -26,6 +24,7 @@ from tests.web_support import (
     http,
     multipart,
     open_page,
+    open_playground,
     over,
     rgba,
     screenshot,
@@ -52,24 +51,6 @@ CLASSES = ["other", "building", "road", "vegetation", "water"]
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedProject]:
     with served_project(tmp_path_factory.mktemp("web-seg"), "semantic-segmentation", TRAIN) as served:
         yield served
-
-
-@contextmanager
-def open_playground(context: object, url: str, scheme: str = "light") -> Iterator[object]:
-    """The playground in a new tab, watched from its first request: on leaving, no script or
-    console error, and no request of the page answered 404 (a missing script or stylesheet)."""
-    page = context.new_page()
-    page.emulate_media(color_scheme=scheme)
-    errors = PageErrors(page)
-    missing: list[str] = []
-    page.on("response", lambda response: missing.append(response.url) if response.status == 404 else None)
-    try:
-        page.goto(url + "/")
-        yield page
-        assert not errors.messages, errors.messages
-        assert not missing, missing
-    finally:
-        page.close()
 
 
 def predicted(project: ServedProject, name: str, data: bytes) -> dict:

@@ -371,3 +371,21 @@ def shown_colours(page: object, selector: str) -> list[tuple[str, str, list[str]
              return [e.id || e.className || e.tagName, getComputedStyle(e).color, backgrounds];
            })""",
     )
+
+
+@contextmanager
+def open_playground(context: object, url: str, scheme: str = "light") -> Iterator[object]:
+    """The playground in a new tab, watched from its first request: on leaving, no script or
+    console error, and no request of the page answered 404 (a missing script or stylesheet)."""
+    page = context.new_page()
+    page.emulate_media(color_scheme=scheme)
+    errors = PageErrors(page)
+    missing: list[str] = []
+    page.on("response", lambda response: missing.append(response.url) if response.status == 404 else None)
+    try:
+        page.goto(url + "/")
+        yield page
+        assert not errors.messages, errors.messages
+        assert not missing, missing
+    finally:
+        page.close()
