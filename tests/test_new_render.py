@@ -56,7 +56,12 @@ def test_each_task_kind_renders_with_defaults_into_a_committed_project(tmp_path:
     assert answers["task_kind"] == kind and answers["spec_id"] == spec and answers["project_name"] == "proj"
     assert git(project, "status", "--porcelain") == ""
     assert len(git(project, "log", "--format=%H").split()) == 1
-    assert "ccpt new" in result.stdout and "python src/runner.py train" in result.stdout
+    # The short first run it suggests, the same in the panel, the README and CLAUDE.md: long
+    # enough for a reader (which answers nothing for ~150 steps) to answer.
+    steps = 300 if kind == "question-answering" else 60
+    first_run = f"python src/runner.py train --max-steps {steps}"
+    assert "ccpt new" in result.stdout and first_run in result.stdout
+    assert all(first_run in (project / name).read_text() for name in ("README.md", "CLAUDE.md"))
 
 
 def test_the_template_record_is_a_separate_branch_with_the_pristine_render(tmp_path: Path) -> None:

@@ -18,6 +18,8 @@ compare them directly.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 import torch.distributed as dist
 
@@ -131,8 +133,8 @@ class EvalMetrics:
         }
 
 
-def mean(values: object) -> float:
-    items = [float(value) for value in values]  # type: ignore[attr-defined]
+def mean(values: Iterable[float]) -> float:
+    items = [float(value) for value in values]
     return sum(items) / len(items) if items else 0.0
 
 
