@@ -406,7 +406,12 @@ class Columns:
 def find_columns(dataset: Dataset, config: Config) -> Columns:
     question = find_column(dataset, config.question_column, QUESTION_COLUMNS, "question_column")
     context = find_column(dataset, config.context_column, CONTEXT_COLUMNS, "context_column")
-    answers = find_column(dataset, "", ANSWER_COLUMNS, "answers")
+    answers = next((name for name in ANSWER_COLUMNS if name in dataset.column_names), None)
+    if answers is None:
+        raise ProjectError(
+            f"no answers column among {', '.join(dataset.column_names)}; give each question SQuAD's"
+            ' answers: {"text": [...], "answer_start": [...]} (empty lists: no answer)'
+        )
     title = next((name for name in TITLE_COLUMNS if name in dataset.column_names), None)
     return Columns(question, context, answers, title)
 

@@ -150,3 +150,6 @@ def test_a_missing_question_column_names_the_setting(config: Config, tmp_path: P
     )
     with pytest.raises(ProjectError, match="question_column"):
         build_data(replace(config, dataset=str(path)))
+    path.write_text(json.dumps({"question": "x", "context": "y"}) + "\n")
+    with pytest.raises(ProjectError, match="no answers column among question, context; give each question"):
+        build_data(replace(config, dataset=str(path)))

