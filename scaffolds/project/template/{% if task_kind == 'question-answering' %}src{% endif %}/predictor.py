@@ -9,9 +9,9 @@ it; unless the passage's no-answer score is higher, in which case the reader abs
 answer is "". The next passages are listed too, for a person to look at.
 
 Reading more than the first passage and taking the answer the reader is surest of sounds
-better, but on the built-in manuals it answered fewer questions right end to end (0.63 of the
-held-out ones with three passages, 0.69 with one): the reader's scores do not compare well
-across passages.
+better, but on the built-in manuals an earlier reader answered fewer questions right end to end
+that way (0.63 of the held-out ones with three passages, 0.69 with one): its scores do not
+compare well across passages.
 """
 
 from __future__ import annotations
