@@ -33,7 +33,7 @@ from datasets import Dataset, DatasetDict, Features, Sequence, Value
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from config import Config, ProjectError
-from loading import find_column, read_dataset
+from loading import VALIDATION_SPLITS, find_column, read_dataset
 from text_encoding import SavedTokenizer, cached_wordpiece
 
 QUESTION_COLUMNS = ("question", "query")
@@ -437,7 +437,7 @@ def read_splits(config: Config) -> tuple[Dataset, Dataset, Columns]:
     )
     if isinstance(source, DatasetDict):
         train = source["train"]
-        val = next((source[name] for name in ("validation", "valid", "val", "test") if name in source), None)
+        val = next((source[name] for name in VALIDATION_SPLITS if name in source), None)
     else:
         train, val = source, None
     columns = find_columns(train, config)
