@@ -18,6 +18,7 @@ PROJECT_KINDS = (
     "text-classification",
     "token-classification",
     "semantic-segmentation",
+    "object-detection",
     "question-answering",
     "causal-lm",
 )

@@ -20,6 +20,8 @@ KIND_MARKERS = {
     "text-classification": "def stdlib_docstrings(",
     "token-classification": "def clinical_notes(",
     "question-answering": "def product_manuals(",
+    "semantic-segmentation": "def aerial_scene(",
+    "object-detection": "def warehouse_frame(",
     "causal-lm": "class GPT(nn.Module):",
 }
 

@@ -129,6 +129,65 @@ def test_the_segmentation_project_trains_on_its_scenes_and_checks_its_spec(tmp_p
     assert measured["miou"] == final["miou"] and measured["split_overlap"] == 0
 
 
+def test_the_detection_project_finds_people_and_forklifts_and_checks_its_spec(tmp_path: Path) -> None:
+    """The object-detection spec end to end with its defaults: mAP@0.5 and person recall on the
+    held-out camera sessions, no session on both sides of the split, the time to read a 1280 x 720
+    frame (median and 95th percentile) and the model's size, all measured; then a frame posted
+    the way a camera would, through `runner.py predict`."""
+    made = run_ccpt("new", "det", "--spec", "object-detection", "--defaults", "--no-git", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    project = tmp_path / "det"
+    train = run_in_project(project, "src/runner.py", "train")
+    assert train.returncode == 0, train.stderr[-3000:]
+    final = run_records(only_run(project))[-1]
+    assert final["kind"] == "final" and final["examples"] == 96 and final["boxes"] > 300
+    assert {"ap_person", "ap_forklift", "recall_forklift", "precision_person"} <= set(final)
+
+    gates = json.loads(run_in_project(project, "src/runner.py", "check", "--json").stdout)
+    status = {(gate["section"], gate["metric"]): gate["status"] for gate in gates}
+    assert status == {
+        ("constraints", "latency_ms"): "pass",
+        ("constraints", "model_size_mb"): "pass",
+        ("constraints", "gpu_hours"): "pass",
+        ("rewards", "map"): "pass",
+        ("rewards", "recall_person"): "pass",
+        ("penalties", "latency_p95_ms"): "pass",
+        ("penalties", "split_overlap"): "pass",
+    }, gates
+    measured = {gate["metric"]: gate["observed"] for gate in gates}
+    assert measured["map"] == final["map"] and measured["recall_person"] == final["recall_person"]
+    assert measured["latency_p95_ms"] >= measured["latency_ms"] and measured["split_overlap"] == 0
+
+    # Held-out frames at 720p, as the cameras send them: the people the generator drew are found.
+    save_frames = (
+        "import json, sys; sys.path.insert(0, 'src'); from PIL import Image; from config import Config;"
+        " from data import read_frames; _, val, _, _, _ = read_frames(Config());"
+        " [Image.fromarray(val[i][0]).resize((1280, 720)).save(f'frame{i}.png') for i in range(6)];"
+        " print(json.dumps([val[i][1] for i in range(6)]))"
+    )
+    drawn = run_in_project(project, "-c", save_frames)
+    assert drawn.returncode == 0, drawn.stderr
+    frames = [f"frame{i}.png" for i in range(6)]
+    answers = run_in_project(project, "src/runner.py", "predict", "--json", *frames)
+    assert answers.returncode == 0, answers.stderr
+    people = found = 0
+    for truth, line in zip(json.loads(drawn.stdout), answers.stdout.splitlines(), strict=True):
+        boxes = [box["box"] for box in json.loads(line)["boxes"] if box["label"] == "person"]
+        for label, *corners in truth:
+            if label == 0:  # a person, in the 320 x 180 frame's pixels
+                people += 1
+                found += any(iou([4 * value for value in corners], box) >= 0.5 for box in boxes)
+    assert people >= 10 and found >= 0.8 * people, (found, people)
+
+
+def iou(first: list[float], second: list[float]) -> float:
+    width = max(min(first[2], second[2]) - max(first[0], second[0]), 0)
+    height = max(min(first[3], second[3]) - max(first[1], second[1]), 0)
+    overlap = width * height
+    area = (first[2] - first[0]) * (first[3] - first[1]) + (second[2] - second[0]) * (second[3] - second[1])
+    return overlap / (area - overlap)
+
+
 def test_the_question_answering_project_reads_its_manuals_and_checks_its_spec(tmp_path: Path) -> None:
     """The question-answering spec end to end with its defaults: exact match and F1 over the
     held-out devices' questions (some without an answer), the time to answer one, retrieval

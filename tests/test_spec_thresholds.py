@@ -52,7 +52,9 @@ PHRASINGS = [
     # Time: ms and s to milliseconds, minutes and hours to hours.
     ("constraints", "Latency must not exceed 50 ms", "latency_ms", "<=", 50),
     ("constraints", "Inference latency: 50 ms or less", "latency_ms", "<=", 50),
-    ("constraints", "p95 latency < 0.2 s", "latency_ms", "<", 200),
+    ("constraints", "p95 latency < 0.2 s", "latency_p95_ms", "<", 200),
+    ("penalties", "Latency above 80 ms at the 95th percentile", "latency_p95_ms", ">", 80),
+    ("constraints", "Median latency under 50 ms per frame", "latency_ms", "<", 50),
     ("constraints", "sub-50ms latency", "latency_ms", "<", 50),
     ("penalties", "Latency above 100ms", "latency_ms", ">", 100),
     ("constraints", "Training time ≤ 2 hours on one GPU", "training_hours", "<=", 2),

@@ -19,9 +19,11 @@ import yaml
 
 from tests.web_support import (
     ServedProject,
+    assert_a_file_over_10_mb_is_refused_before_uploading,
     assert_dashboard_shows_run,
     assert_every_control_is_labelled,
     assert_readable_on_a_phone,
+    choose_file,
     drawn_series,
     http,
     multipart,
@@ -53,11 +55,6 @@ def digit_png(index: int, size: int = 8) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).resize((size, size), Image.NEAREST).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def choose_file(page: object, name: str, mime: str, data: bytes) -> None:
-    """Pick a file in the page's file input, as the file dialog would."""
-    page.set_input_files("#file", files=[{"name": name, "mimeType": mime, "buffer": data}])
 
 
 def shown_bars(page: object) -> list[tuple[str, float]]:
@@ -157,17 +154,9 @@ def test_a_file_that_is_not_an_image_shows_the_servers_reason(
 def test_a_file_over_10_mb_is_refused_by_the_page_and_the_server(
     project: ServedProject, browser: object, tmp_path: Path
 ) -> None:
-    too_large = bytes(10 * 2**20 + 1)
-    huge = tmp_path / "huge.png"
-    huge.write_bytes(too_large)
     with open_page(browser, project.url + "/") as (page, _):
-        requests: list[str] = []
-        page.on("request", lambda request: requests.append(request.url))
-        page.set_input_files("#file", huge)
-        page.wait_for_selector("#error:not([hidden])")
-        assert "huge.png is 10.0 MB; the limit is 10 MB" in page.inner_text("#error")
-        assert not [url for url in requests if "/predict" in url]  # refused before uploading
-    status, body = http(f"{project.url}/predict", *multipart("file", "huge.png", too_large))
+        assert_a_file_over_10_mb_is_refused_before_uploading(page, tmp_path)
+    status, body = http(f"{project.url}/predict", *multipart("file", "huge.png", bytes(10 * 2**20 + 1)))
     assert status == 413 and "larger than 10 MB" in body["detail"]
 
 

@@ -16,16 +16,20 @@ import pytest
 
 from tests.web_support import (
     ServedProject,
+    assert_a_file_over_10_mb_is_refused_before_uploading,
     assert_dashboard_shows_run,
     assert_every_control_is_labelled,
     assert_readable_on_a_phone,
+    choose_file,
     contrast,
+    example_png,
     hex_to_rgb,
     http,
     multipart,
     open_page,
     open_playground,
     over,
+    predicted_upload,
     rgba,
     screenshot,
     served_project,
@@ -54,17 +58,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedProject]
 
 
 def predicted(project: ServedProject, name: str, data: bytes) -> dict:
-    status, answer = http(f"{project.url}/predict", *multipart("file", name, data))
-    assert status == 200, answer
-    return answer
-
-
-def example_png(page: object, index: int = 0) -> bytes:
-    """The bytes of the page's validation scene `index`, as its button posts them."""
-    page.wait_for_selector("#examples button img")
-    url = page.locator("#examples img").nth(index).get_attribute("src")
-    assert url.startswith("data:image/png;base64,")
-    return base64.b64decode(url.split(",", 1)[1])
+    return predicted_upload(project.url, name, data)
 
 
 def crop_png(data: bytes, width: int, height: int) -> bytes:
@@ -78,10 +72,6 @@ def crop_png(data: bytes, width: int, height: int) -> bytes:
 
 def wait_for_mask(page: object) -> None:
     page.wait_for_selector("#segmentation:not([hidden])")
-
-
-def choose_file(page: object, name: str, mime: str, data: bytes) -> None:
-    page.set_input_files("#file", files=[{"name": name, "mimeType": mime, "buffer": data}])
 
 
 def legend_rows(page: object) -> list[list[str]]:
@@ -260,16 +250,9 @@ def test_a_file_that_is_not_an_image_shows_the_servers_reason(
 def test_a_file_over_10_mb_is_refused_before_uploading(
     project: ServedProject, browser: object, tmp_path: Path
 ) -> None:
-    huge = tmp_path / "huge.png"
-    huge.write_bytes(bytes(10 * 2**20 + 1))
     with open_playground(browser, project.url) as page:
-        requests: list[str] = []
-        page.on("request", lambda request: requests.append(request.url))
-        page.set_input_files("#file", huge)
-        page.wait_for_selector("#error:not([hidden])")
-        assert page.inner_text("#error") == "huge.png is 10.0 MB; the limit is 10 MB."
-        assert not [url for url in requests if "/predict" in url]
-        assert not page.is_visible("#preview") and not page.is_visible("#segmentation")
+        assert_a_file_over_10_mb_is_refused_before_uploading(page, tmp_path)
+        assert not page.is_visible("#segmentation")
 
 
 def test_a_missing_file_and_a_huge_one_get_a_4xx_with_a_one_line_reason(project: ServedProject) -> None:

@@ -9,6 +9,8 @@ test-artifacts/web/.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import re
@@ -389,3 +391,46 @@ def open_playground(context: object, url: str, scheme: str = "light") -> Iterato
         assert not missing, missing
     finally:
         page.close()
+
+
+# --- Pages that post an image to /predict (image classification, segmentation, detection) ---------
+
+
+def predicted_upload(url: str, name: str, data: bytes) -> dict:
+    """What POST /predict answers for these file bytes: what the page must then show."""
+    status, answer = http(f"{url}/predict", *multipart("file", name, data))
+    assert status == 200, answer
+    return answer
+
+
+def example_png(page: object, index: int = 0) -> bytes:
+    """The bytes of the page's validation image `index`, as its button posts them."""
+    page.wait_for_selector("#examples button img")
+    source = page.locator("#examples img").nth(index).get_attribute("src")
+    assert source.startswith("data:image/png;base64,")
+    return base64.b64decode(source.split(",", 1)[1])
+
+
+def png_bytes(image: object) -> bytes:
+    """A PIL image as PNG file bytes."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def choose_file(page: object, name: str, mime: str, data: bytes) -> None:
+    """Pick a file in the page's file input, as the file dialog would."""
+    page.set_input_files("#file", files=[{"name": name, "mimeType": mime, "buffer": data}])
+
+
+def assert_a_file_over_10_mb_is_refused_before_uploading(page: object, folder: Path) -> None:
+    """The page names the file and the limit, and posts nothing."""
+    huge = folder / "huge.png"
+    huge.write_bytes(bytes(10 * 2**20 + 1))
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.set_input_files("#file", huge)
+    page.wait_for_selector("#error:not([hidden])")
+    assert "huge.png is 10.0 MB; the limit is 10 MB." in page.inner_text("#error")
+    assert not [url for url in requests if "/predict" in url]
+    assert not page.is_visible("#preview")

@@ -45,6 +45,7 @@ SCAFFOLD_KINDS = frozenset(
         "text-classification",
         "token-classification",
         "semantic-segmentation",
+        "object-detection",
         "question-answering",
         "causal-lm",
     }
@@ -73,6 +74,7 @@ METRIC_UNITS: dict[str, str] = {
     "accuracy_drop": "fraction",
     "win_rate": "fraction",
     "latency_ms": "ms",
+    "latency_p95_ms": "ms",
     "time_to_first_token_ms": "ms",
     "throughput": "samples/s",  # training: examples per second through the training loop
     "inference_throughput": "samples/s",  # trained model: predictions per second, one at a time

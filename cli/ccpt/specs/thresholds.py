@@ -320,6 +320,7 @@ _IN_A_ROW = re.compile(
 )
 
 _MILLISECONDS = frozenset({"latency_ms", "time_to_first_token_ms"})
+_P95 = re.compile(r"\b95th[- ]percentile\b|\bp95\b|\b95th\b", re.IGNORECASE)
 _TIME_METRICS = _MILLISECONDS | {"training_hours", "gpu_hours"}
 _GENERATION = re.compile(r"\bgenerat\w*|\bdecod\w*|\bsampling\b|\binference\b|\bserving\b", re.IGNORECASE)
 _TIME_TO_MS = {"us": 0.001, "microsecond": 0.001, "ms": 1.0, "millisecond": 1.0, "msec": 1.0}
@@ -680,6 +681,8 @@ def _threshold_for(
         return None
     if metric == "throughput" and _INFERENCE.search(text) and not _TRAINING_SPEED.search(text):
         metric = "inference_throughput"
+    if metric == "latency_ms" and _P95.search(text):
+        metric = "latency_p95_ms"  # "at the 95th percentile": the slow tail, not the median
     low = float(match["num"].replace(",", "")) * scale
     high = float(match["num2"].replace(",", "")) * scale if match["num2"] else None
     if high is not None and high <= low:

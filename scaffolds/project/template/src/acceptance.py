@@ -6,11 +6,11 @@ is measured on the run: from the final record of its metrics.jsonl (the saved mo
 the classes its predictions use, the train-val gap, parameter count, training time), from its
 training and evaluation records (NaN or infinite losses, streaks of a rising validation loss,
 training throughput), from model.pt on disk (size), by timing predictions as the server makes
-them (latency; inference_throughput, whole predictions per second; for a text generator also
-time to first token), by sampling continuations (tokens per second, the most repeated word
-n-gram of one: max_4gram_repeats), or by reading the run's data again (split_overlap: validation
-examples that share what identifies them with a training example, an exact copy, or for tiles
-their scene). Each gate is then
+them (latency_ms, the median, and latency_p95_ms, the 95th percentile; inference_throughput,
+whole predictions per second; for a text generator also time to first token), by sampling
+continuations (tokens per second, the most repeated word n-gram of one: max_4gram_repeats), or
+by reading the run's data again (split_overlap: validation examples that share what identifies
+them with a training example, an exact copy, or for tiles their scene). Each gate is then
   pass          a reward or constraint that holds, or a penalty whose condition does not hold
   fail          a reward or constraint that does not hold, or a penalty whose condition holds
   not measured  a metric this project does not measure (cost_usd, bleu ...): neither pass nor fail
@@ -52,6 +52,7 @@ FINAL_METRICS = (
     "top5_accuracy",
     "exact_match",
     "miou",
+    "map",
     "macro_f1",
     "f1",
     "precision",
@@ -65,9 +66,10 @@ FINAL_METRICS = (
     "predicted_classes",
 )
 # Per-class scores a run records as precision_drug, recall_drug, f1_drug (for the class "drug").
-PER_CLASS_METRICS = re.compile(r"(?:precision|recall|f1|iou)_\w+")
+PER_CLASS_METRICS = re.compile(r"(?:precision|recall|f1|iou|ap)_\w+")
 ALIASES = {"f1": "macro_f1"}  # a classifier's F1 is its macro F1 (a tagger records its own f1)
 LATENCY_SAMPLES = 20
+LATENCY_METRICS = {"latency_ms", "latency_p95_ms"}  # the median prediction's time and the slow tail's
 REPEATED_NGRAMS = re.compile(r"max_(?P<n>[1-9])gram_repeats")  # max_4gram_repeats: word 4-grams
 # Continuations sampled for the repetition and generation-speed gates, and their length in tokens.
 CONTINUATIONS = 8
@@ -238,13 +240,21 @@ def measure_predictions(run_dir: Path, wanted: set[str]) -> dict[str, float]:
     server makes them), and for a text generator time to first token, generation speed and
     repeats."""
     ngram_sizes = {int(match["n"]) for match in map(REPEATED_NGRAMS.fullmatch, wanted) if match}
-    if not ({"latency_ms", "inference_throughput", *GENERATION_METRICS} & wanted or ngram_sizes):
+    if not ({*LATENCY_METRICS, "inference_throughput", *GENERATION_METRICS} & wanted or ngram_sizes):
         return {}
     from predictor import Predictor
 
     predictor = Predictor(run_dir)
     generator = hasattr(predictor, "continuations")
-    values = {"latency_ms": median_prediction_ms(predictor)} if "latency_ms" in wanted else {}
+    values: dict[str, float] = {}
+    if LATENCY_METRICS & wanted:
+        timings = prediction_times_ms(predictor)
+        latency = {
+            "latency_ms": statistics.median(timings),
+            # The 95th percentile of the timings, interpolated between the two nearest as NumPy does.
+            "latency_p95_ms": statistics.quantiles(timings, n=20, method="inclusive")[-1],
+        }
+        values = {name: value for name, value in latency.items() if name in wanted}
     if "inference_throughput" in wanted:
         # A classifier's latency is already the time of one whole prediction; a text generator's
         # is per token, so its whole predictions are timed apart.
@@ -301,7 +311,14 @@ def most_repeated_ngram(text: str, n: int) -> int:
 def median_prediction_ms(
     predictor: Predictor, samples: int = LATENCY_SAMPLES, *, per_token: bool = True, **options: int
 ) -> float:
-    """Median wall time of one prediction as the server makes it (per generated token for text
+    """Median wall time of one prediction as the server makes it: see prediction_times_ms."""
+    return statistics.median(prediction_times_ms(predictor, samples, per_token=per_token, **options))
+
+
+def prediction_times_ms(
+    predictor: Predictor, samples: int = LATENCY_SAMPLES, *, per_token: bool = True, **options: int
+) -> list[float]:
+    """Wall times of `samples` predictions as the server makes them (per generated token for text
     generation, unless `per_token` is False: then of the whole prediction), after a few warm-up
     calls. `options` go to `predict`: max_new_tokens=1 times a prompt's way to its first token."""
     inputs = predictor.sample_inputs(samples + 3)
@@ -313,7 +330,7 @@ def median_prediction_ms(
         result = predictor.predict(example, **options)
         tokens = max(result.get("tokens", 1), 1) if per_token else 1
         timings.append((time.perf_counter() - start) * 1000 / tokens)
-    return statistics.median(timings)
+    return timings
 
 
 def check_run(run_dir: Path, spec_path: Path) -> list[Gate]:

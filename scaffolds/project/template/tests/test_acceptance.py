@@ -71,7 +71,11 @@ def test_check_passes_when_every_measured_gate_holds(finished_run: Path, tmp_pat
         notes=("Reviewed by a colleague",),
         constraints=[("model_size_mb", "<", 1000), ("latency_ms", "<", 60_000), ("cost_usd", "<=", 5)],
         rewards=[("eval_loss", "<", 100), ("parameters_m", "<", 1000)],
-        penalties=[("train_val_gap", ">", 1.0), ("nonfinite_losses", ">", 0)],
+        penalties=[
+            ("train_val_gap", ">", 1.0),
+            ("nonfinite_losses", ">", 0),
+            ("latency_p95_ms", ">", 60_000),
+        ],
     )
     result = check(finished_run, "--spec", str(spec))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -81,6 +85,8 @@ def test_check_passes_when_every_measured_gate_holds(finished_run: Path, tmp_pat
 
     gates = {g["metric"]: g for g in json.loads(check(finished_run, "--spec", str(spec), "--json").stdout)}
     assert 0 < gates["latency_ms"]["observed"] < 60_000  # measured by timing predictions
+    # The slow tail of the same timings: never under their median.
+    assert gates["latency_p95_ms"]["observed"] >= gates["latency_ms"]["observed"]
     size_mb = (finished_run / "model.pt").stat().st_size / 1e6
     assert gates["model_size_mb"]["observed"] == pytest.approx(size_mb)
     assert gates["nonfinite_losses"]["observed"] == 0  # counted over the run's training records

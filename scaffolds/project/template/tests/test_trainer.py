@@ -32,7 +32,11 @@ def test_overfits_a_single_batch(config: Config, data: TaskData) -> None:
     model = build_model(config, data.preprocessor)
     inputs, targets = next(iter(torch.utils.data.DataLoader(data.train, batch_size=8)))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.eval()  # no dropout: the same batch must become easy
+    # Training mode (batch norms normalise as they do in training) without dropout: the same
+    # batch must become easy. (In eval mode a batch norm applies its initial statistics, which
+    # leaves a detector's deep layers unnormalised: it crawled to a third of its first loss.)
+    for module in model.modules():
+        module.train(not isinstance(module, torch.nn.modules.dropout._DropoutNd))
     first = None
     for _ in range(100):
         _, loss = model(inputs, targets)

@@ -17,11 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from config import ProjectError
 from data import build_data, tile_corners
+from folding import fold_batch_norms
 from trainer import load_trained_model
 
 WINDOWS_PER_BATCH = 32
@@ -32,19 +31,6 @@ def window_weights(size: int) -> torch.Tensor:
     """A (size, size) tent: highest in the window's middle, small but not zero at its edges."""
     ramp = torch.minimum(torch.arange(size) + 0.5, size - torch.arange(size) - 0.5) / (size / 2)
     return torch.outer(ramp, ramp).clamp(min=1e-3)
-
-
-def fold_batch_norms(model: nn.Module) -> nn.Module:
-    """The eval-mode model with each batch norm that follows a convolution folded into that
-    convolution's weights and bias: the same function, one pass over the activations fewer."""
-    for block in model.modules():
-        if not isinstance(block, nn.Sequential):
-            continue
-        for index in range(len(block) - 1):
-            conv, norm = block[index], block[index + 1]
-            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
-                block[index], block[index + 1] = fuse_conv_bn_eval(conv, norm), nn.Identity()
-    return model
 
 
 class Predictor:

@@ -15,8 +15,7 @@ from PIL import Image
 
 from conftest import run_cli, saved_step
 from data import TaskData
-from predictor import Predictor, fold_batch_norms, window_weights
-from trainer import load_trained_model
+from predictor import Predictor, window_weights
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -34,16 +33,6 @@ def test_window_weights_peak_in_the_middle_and_never_vanish() -> None:
     weights = window_weights(32)
     assert weights.min() > 0 and weights[16, 16] == weights.max() > 10 * weights[0, 0]
     assert torch.equal(weights, weights.T) and torch.equal(weights, weights.flip(0))
-
-
-def test_folding_batch_norms_into_convolutions_keeps_the_outputs(trained_run: Path) -> None:
-    _, _, model, _ = load_trained_model(trained_run, torch.device("cpu"))
-    pixels = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        before = model(pixels)[0]
-        after = fold_batch_norms(model)(pixels)[0]
-    assert torch.allclose(before, after, atol=1e-4)
-    assert not any(isinstance(module, torch.nn.BatchNorm2d) for module in model.modules())
 
 
 def test_stitched_windows_match_one_pass_over_the_whole_scene(predictor: Predictor, data: TaskData) -> None:
@@ -126,6 +115,13 @@ def test_an_uploaded_scene_gets_its_mask_over_http(server_url: str, data: TaskDa
 def test_a_file_that_is_not_an_image_gets_415_with_a_reason(server_url: str) -> None:
     response = httpx.post(f"{server_url}/predict", files={"file": ("notes.txt", b"not a picture")})
     assert response.status_code == 415 and "not an image" in response.json()["detail"]
+
+
+def test_a_decompression_bomb_gets_413_not_a_crash(server_url: str) -> None:
+    """A few kB of PNG that would decode to more pixels than PIL allows at all."""
+    bomb = png_bytes(Image.new("1", (15000, 15000)))
+    response = httpx.post(f"{server_url}/predict", files={"file": ("bomb.png", bomb)}, timeout=60)
+    assert response.status_code == 413 and "too many pixels" in response.json()["detail"]
 
 
 def test_a_request_without_a_file_gets_422_naming_the_field(server_url: str) -> None:

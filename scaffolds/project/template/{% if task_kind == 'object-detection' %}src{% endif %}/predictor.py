@@ -1,0 +1,93 @@
+"""A trained run's detector finding people and forklifts in one frame at a time (for
+`runner.py predict`, the server, and the latency that `runner.py check` measures).
+
+A frame of any size is resized to fit the model's input (its aspect ratio kept, padded at the
+right and bottom), the boxes are read off the heatmap peaks and scaled back to the frame's own
+pixels. Latency is timed on 1280 x 720 frames, the size the spec's cameras send, resizing
+included.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from config import ProjectError
+from data import build_data
+from folding import fold_batch_norms
+from network import decode
+from trainer import load_trained_model
+
+MAX_PIXELS = 4096 * 4096  # larger frames are refused (a 4K camera frame has half as many)
+TIMING_SIZE = (1280, 720)  # the frames `sample_inputs` gives: a 720p camera's
+
+
+class Predictor:
+    def __init__(self, run_dir: Path, device: str = "auto"):
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.run_dir = run_dir
+        self.device = torch.device(device)
+        self.config, self.preprocessor, model, self.step = load_trained_model(run_dir, self.device)
+        self.model = fold_batch_norms(model).to(memory_format=torch.channels_last)
+
+    @torch.no_grad()
+    def detect(self, image: Image.Image, min_score: float | None = None) -> list[dict[str, object]]:
+        """The boxes in the frame scoring at least `min_score` (default: the run's
+        score_threshold), best first, in the frame's own pixels."""
+        if image.width * image.height > MAX_PIXELS:
+            raise ProjectError(f"the frame is {image.width}x{image.height}; at most {MAX_PIXELS:,} pixels")
+        threshold = self.preprocessor.score_threshold if min_score is None else min_score
+        pixels, scale = self.preprocessor.pixels(image)
+        outputs, _ = self.model(pixels[None].to(self.device))
+        boxes = []
+        for label, score, x0, y0, x1, y1 in decode(outputs, min_score=threshold)[0]:
+            corners = [x0 / scale, y0 / scale, x1 / scale, y1 / scale]
+            limits = [float(image.width), float(image.height)] * 2  # floats: JSON keeps 720.0
+            clipped = [
+                round(min(max(value, 0.0), limit), 1) for value, limit in zip(corners, limits, strict=True)
+            ]
+            boxes.append(
+                {
+                    "label": self.preprocessor.labels[label],
+                    "score": round(score, 4),
+                    "box": clipped,  # x0, y0, x1, y1
+                    "colour": self.preprocessor.colours[label],
+                }
+            )
+        return boxes
+
+    def predict(self, image: Image.Image) -> dict[str, object]:
+        """The boxes, and how many of each class: what the server answers and `predict --json`
+        prints."""
+        boxes = self.detect(image)
+        counts = {label: 0 for label in self.preprocessor.labels}
+        for box in boxes:
+            counts[box["label"]] += 1
+        return {
+            "width": image.width,
+            "height": image.height,
+            "threshold": self.preprocessor.score_threshold,
+            "boxes": boxes,
+            "counts": counts,
+        }
+
+    def read_input(self, argument: str) -> Image.Image:
+        """A command-line argument (an image file's path) as an image."""
+        try:
+            image = Image.open(argument)
+            image.load()
+        except OSError as error:  # a missing file, or one PIL cannot decode
+            raise ProjectError(f"cannot read an image from {argument}: {error}") from None
+        return image
+
+    def sample_inputs(self, count: int) -> list[Image.Image]:
+        """Validation frames scaled to 1280 x 720, for timing predictions as the cameras would
+        send them and for the playground's examples."""
+        frames: list[np.ndarray] = build_data(self.config, self.run_dir).val_frames
+        return [
+            Image.fromarray(frames[i % len(frames)]).resize(TIMING_SIZE, Image.BILINEAR) for i in range(count)
+        ]
