@@ -1,5 +1,6 @@
 // What every page shares: calling the API, showing its errors, the header's model line, label bars,
-// and the image playgrounds' file picking (input, drop zone, validation images).
+// and the image playgrounds' file picking (input, drop zone, validation images), their upload of
+// one image to /predict and their class legends.
 
 /** An error the page shows as it is: the server's one-line `detail`, or what went wrong in the browser. */
 export class ApiError extends Error {
@@ -219,4 +220,73 @@ export function imageExampleButtons(urls, pick, noun = "Validation image") {
 export function pngFile(dataUrl, name) {
   const bytes = Uint8Array.from(atob(dataUrl.split(",")[1]), (char) => char.charCodeAt(0));
   return new File([bytes], name, { type: "image/png" });
+}
+
+/** Whether `element` (an <img> whose src was just set) can be drawn. */
+export function decodes(element) {
+  return element.decode().then(
+    () => true,
+    () => false,
+  );
+}
+
+/** A positive whole number from the server, or null. */
+export function positiveInteger(value) {
+  const number = Number(value);
+  return Number.isInteger(number) && number > 0 ? number : null;
+}
+
+/** A table cell naming a class: its colour swatch (not a colour: the style is dropped), its name. */
+export function classCell(label, colour) {
+  const cell = document.createElement("td");
+  const swatch = document.createElement("span");
+  swatch.className = "swatch";
+  swatch.setAttribute("aria-hidden", "true");
+  swatch.style.backgroundColor = colour;
+  const text = document.createElement("span");
+  text.className = "class-name";
+  text.textContent = label;
+  cell.append(swatch, text);
+  return cell;
+}
+
+/**
+ * The upload of an image page that shows one image's result. The function it returns refuses a
+ * file over the limit before sending it (what is shown stays), else previews the file at once,
+ * clears the result with the `busy` message, posts the file to /predict and hands the answer to
+ * `show(result, imageUrl, isLatest)`; a failure clears the result with the `failed` message and
+ * shows the server's one-line reason. Only the latest upload's answer is shown: `isLatest()` says
+ * whether a newer upload has started since (an older answer arriving late is dropped).
+ */
+export function imageUpload({ preview, errorBox, clear, show, busy, failed }) {
+  let latest = 0;
+  let imageUrl = ""; // the object URL of the image shown, freed when the next one replaces it
+  return async (file) => {
+    showError(errorBox, "");
+    const tooLarge = uploadTooLarge(file);
+    if (tooLarge) {
+      showError(errorBox, tooLarge);
+      return;
+    }
+    const ticket = ++latest;
+    const isLatest = () => ticket === latest;
+    if (imageUrl) URL.revokeObjectURL(imageUrl);
+    imageUrl = URL.createObjectURL(file);
+    preview.src = imageUrl;
+    preview.hidden = false;
+    clear(busy);
+    const upload = new FormData();
+    upload.append("file", file, file.name || "image");
+    try {
+      const result = await (await request("/predict", { method: "POST", body: upload })).json();
+      if (!isLatest()) return;
+      await show(result, imageUrl, isLatest);
+      if (isLatest()) revealResult();
+    } catch (error) {
+      if (!isLatest()) return;
+      preview.hidden = true;
+      clear(failed);
+      showError(errorBox, `${file.name || "The image"}: ${error.message}`);
+    }
+  };
 }

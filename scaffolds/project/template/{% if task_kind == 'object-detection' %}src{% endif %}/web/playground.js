@@ -6,13 +6,14 @@
 
 import {
   acceptFiles,
+  classCell,
+  decodes,
   imageExampleButtons,
-  request,
-  revealResult,
+  imageUpload,
+  positiveInteger,
   showError,
   showExamples,
   showServedModel,
-  uploadTooLarge,
 } from "./common.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -35,9 +36,6 @@ const threshold = document.getElementById("threshold");
 const table = document.getElementById("box-table");
 const rows = table.querySelector("tbody");
 
-let latest = 0; // the number of the latest upload: an older answer arriving late is dropped
-let imageUrl = ""; // the object URL of the image shown, freed when the next one replaces it
-
 function clearResult(message) {
   detection.hidden = true;
   verdict.textContent = message;
@@ -46,20 +44,6 @@ function clearResult(message) {
   labels.replaceChildren();
   rows.replaceChildren();
   threshold.textContent = "";
-}
-
-/** Whether `element` (an <img> whose src was just set) can be drawn. */
-function decodes(element) {
-  return element.decode().then(
-    () => true,
-    () => false,
-  );
-}
-
-/** A positive whole number from the server, or null. */
-function size(value) {
-  const number = Number(value);
-  return Number.isInteger(number) && number > 0 ? number : null;
 }
 
 /** The server's colour when it is one (#rrggbb), else the neutral grey. */
@@ -119,42 +103,22 @@ function summary(result, found) {
   return `Found ${listed}.`;
 }
 
-async function detect(file) {
-  showError(errorBox, "");
-  const tooLarge = uploadTooLarge(file);
-  if (tooLarge) {
-    showError(errorBox, tooLarge); // refused before uploading; what is shown stays
-    return;
-  }
-  const ticket = ++latest;
-  if (imageUrl) URL.revokeObjectURL(imageUrl);
-  imageUrl = URL.createObjectURL(file);
-  preview.src = imageUrl;
-  preview.hidden = false;
-  clearResult("Looking for people and forklifts…");
-  const upload = new FormData();
-  upload.append("file", file, file.name || "image");
-  try {
-    const result = await (await request("/predict", { method: "POST", body: upload })).json();
-    if (ticket !== latest) return;
-    await showResult(result);
-    if (ticket === latest) revealResult();
-  } catch (error) {
-    if (ticket !== latest) return;
-    preview.hidden = true;
-    clearResult("No boxes.");
-    showError(errorBox, `${file.name || "The image"}: ${error.message}`);
-  }
-}
+const detect = imageUpload({
+  preview,
+  errorBox,
+  clear: clearResult,
+  show: showResult,
+  busy: "Looking for people and forklifts…",
+  failed: "No boxes.",
+});
 
-async function showResult(result) {
-  const ticket = latest;
-  const width = size(result.width);
-  const height = size(result.height);
+async function showResult(result, imageUrl, isLatest) {
+  const width = positiveInteger(result.width);
+  const height = positiveInteger(result.height);
   if (!width || !height) throw new Error("the server's answer has no image size");
   image.src = imageUrl;
   const imageShown = await decodes(image);
-  if (ticket !== latest) return;
+  if (!isLatest()) return;
   // The box has the frame's proportions; the image and the drawing (in the frame's own pixels,
   // through its viewBox) both fill it, so each box lies over what it frames.
   overlay.style.setProperty("--ratio", String(width / height));
@@ -244,15 +208,7 @@ function tableRow({ label, score, box, colour }) {
   row.dataset.label = label;
   row.dataset.score = String(score);
   row.dataset.colour = colour;
-  const name = document.createElement("td");
-  const swatch = document.createElement("span");
-  swatch.className = "swatch";
-  swatch.setAttribute("aria-hidden", "true");
-  swatch.style.backgroundColor = colour;
-  const text = document.createElement("span");
-  text.className = "class-name";
-  text.textContent = label;
-  name.append(swatch, text);
+  const name = classCell(label, colour);
   const cells = [score.toFixed(2), `${x0}, ${y0}`, `${x1}, ${y1}`].map((value) => {
     const cell = document.createElement("td");
     cell.className = "number";

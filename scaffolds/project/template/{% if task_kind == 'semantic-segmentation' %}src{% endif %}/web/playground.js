@@ -6,14 +6,15 @@
 
 import {
   acceptFiles,
+  classCell,
+  decodes,
   imageExampleButtons,
+  imageUpload,
   percent,
-  request,
-  revealResult,
+  positiveInteger,
   showError,
   showExamples,
   showServedModel,
-  uploadTooLarge,
 } from "./common.js";
 
 const fileInput = document.getElementById("file");
@@ -31,9 +32,6 @@ const opacity = document.getElementById("opacity");
 const opacityValue = document.getElementById("opacity-value");
 const legend = document.querySelector("#legend tbody");
 
-let latest = 0; // the number of the latest upload: an older answer arriving late is dropped
-let imageUrl = ""; // the object URL of the image shown, freed when the next one replaces it
-
 function showOpacity() {
   const value = `${opacity.value}%`;
   mask.style.opacity = String(opacity.value / 100);
@@ -50,57 +48,23 @@ function clearResult(message) {
   mask.removeAttribute("src");
 }
 
-/** Whether `element` (an <img> whose src was just set) can be drawn. */
-function decodes(element) {
-  return element.decode().then(
-    () => true,
-    () => false,
-  );
-}
+const segment = imageUpload({
+  preview,
+  errorBox,
+  clear: clearResult,
+  show: showResult,
+  busy: "Labelling the pixels…",
+  failed: "No mask.",
+});
 
-/** A positive whole number from the server, or null. */
-function size(value) {
-  const number = Number(value);
-  return Number.isInteger(number) && number > 0 ? number : null;
-}
-
-async function segment(file) {
-  showError(errorBox, "");
-  const tooLarge = uploadTooLarge(file);
-  if (tooLarge) {
-    showError(errorBox, tooLarge); // refused before uploading; what is shown stays
-    return;
-  }
-  const ticket = ++latest;
-  if (imageUrl) URL.revokeObjectURL(imageUrl);
-  imageUrl = URL.createObjectURL(file);
-  preview.src = imageUrl;
-  preview.hidden = false;
-  clearResult("Labelling the pixels…");
-  const upload = new FormData();
-  upload.append("file", file, file.name || "image");
-  try {
-    const result = await (await request("/predict", { method: "POST", body: upload })).json();
-    if (ticket !== latest) return;
-    await showResult(result);
-    if (ticket === latest) revealResult();
-  } catch (error) {
-    if (ticket !== latest) return;
-    preview.hidden = true;
-    clearResult("No mask.");
-    showError(errorBox, `${file.name || "The image"}: ${error.message}`);
-  }
-}
-
-async function showResult(result) {
-  const ticket = latest;
-  const width = size(result.width);
-  const height = size(result.height);
+async function showResult(result, imageUrl, isLatest) {
+  const width = positiveInteger(result.width);
+  const height = positiveInteger(result.height);
   if (!width || !height) throw new Error("the server's answer has no image size");
   image.src = imageUrl;
   mask.src = `data:image/png;base64,${result.mask_png}`;
   const [imageShown, maskShown] = await Promise.all([decodes(image), decodes(mask)]);
-  if (ticket !== latest) return;
+  if (!isLatest()) return;
   if (!maskShown) throw new Error("the server's mask is not an image the browser can draw");
   // The box has the image's proportions; both images fill it, so each mask pixel covers its pixel.
   overlay.style.setProperty("--ratio", String(width / height));
@@ -132,15 +96,7 @@ function legendRow({ label, colour, fraction }) {
   row.dataset.label = label;
   row.dataset.colour = colour;
   row.dataset.fraction = String(fraction);
-  const name = document.createElement("td");
-  const swatch = document.createElement("span");
-  swatch.className = "swatch";
-  swatch.setAttribute("aria-hidden", "true");
-  swatch.style.backgroundColor = colour; // not a colour: the declaration is dropped, nothing else
-  const text = document.createElement("span");
-  text.className = "class-name";
-  text.textContent = label;
-  name.append(swatch, text);
+  const name = classCell(label, colour);
   const share = document.createElement("td");
   share.className = "number";
   share.textContent = percent(fraction);
