@@ -43,7 +43,7 @@ BUILTIN_COLOURS = ("#e4572e", "#1e88e5")
 MORE_COLOURS = ("#2e9e44", "#8e44ad", "#f2c14e", "#00acc1", "#6d4c41", "#c0ca33", "#d81b60", "#3949ab")
 SESSIONS, FRAMES_PER_SESSION, FRAME_WIDTH, FRAME_HEIGHT, FRAME_SEED = 40, 12, 320, 180, 2024
 
-# A frame's boxes: (class id, x0, y0, x1, y1) in pixels, corners exclusive of nothing (floats).
+# One box of a frame: its class id and its corners (x0, y0, x1, y1) in the frame's pixels.
 Box = tuple[int, float, float, float, float]
 
 
@@ -237,12 +237,12 @@ def warehouse_frame(rng: np.random.Generator, session: Session) -> tuple[np.ndar
     image = Image.new("RGB", (FRAME_WIDTH, FRAME_HEIGHT))
     draw = ImageDraw.Draw(image)
     horizon = draw_background(draw, session)
-    things = [("person", i) for i in range(rng.integers(0, 6))] + [
-        ("forklift", i) for i in range(rng.integers(0, 3))
-    ]
-    things += [("clutter", i) for i in range(rng.integers(1, 6))]
+    kinds = (
+        ["person"] * rng.integers(0, 6) + ["forklift"] * rng.integers(0, 3) + ["clutter"] * rng.integers(1, 6)
+    )
+    # Where each stands: anywhere across, its feet on the floor (a little below the frame's edge too).
     placed = [
-        (kind, rng.uniform(0, FRAME_WIDTH), rng.uniform(horizon + 8, FRAME_HEIGHT + 6)) for kind, _ in things
+        (kind, rng.uniform(0, FRAME_WIDTH), rng.uniform(horizon + 8, FRAME_HEIGHT + 6)) for kind in kinds
     ]
     boxes: list[Box] = []
     for kind, x, y in sorted(placed, key=lambda thing: thing[2]):  # far (high in the frame) first
