@@ -108,38 +108,52 @@ class CenterNet(nn.Module):
         return outputs, detection_loss(outputs, targets)
 
 
-@torch.no_grad()
-def decode(outputs: torch.Tensor, top_k: int = 100, min_score: float = 0.01) -> list[list[tuple]]:
-    """Boxes from a batch of outputs: for each frame up to `top_k` (class, score, x0, y0, x1, y1)
-    in input pixels, best first, each a heatmap peak (the highest of its 3 x 3 cells) scoring at
-    least `min_score`."""
+def top_boxes(outputs: torch.Tensor, top_k: int = 100) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The `top_k` best heatmap peaks (cells the highest of their 3 x 3 neighbourhood) of each
+    frame of a batch of outputs, best first: their scores [batch, k], class ids [batch, k] and
+    boxes [batch, k, 4] (x0, y0, x1, y1 in input pixels). Tensors only, so it exports with the
+    model (see Detector)."""
     classes = outputs.shape[1] - 4
     scores = outputs[:, :classes].float().sigmoid()
     peaks = scores * (F.max_pool2d(scores, 3, stride=1, padding=1) == scores)
     batch, _, height, width = scores.shape
-    best, where = peaks.reshape(batch, -1).topk(min(top_k, peaks[0].numel()))
+    best, where = peaks.reshape(batch, -1).topk(min(top_k, classes * height * width))
     labels, cells = where // (height * width), where % (height * width)
     rows, columns = cells // width, cells % width
     regression = outputs[:, classes:].float().reshape(batch, 4, -1)  # [batch, 4, cells]
     picked = regression.gather(2, cells[:, None].expand(-1, 4, -1))
     w, h = picked[:, 0].exp() * STRIDE, picked[:, 1].exp() * STRIDE
     cx, cy = (columns + picked[:, 2]) * STRIDE, (rows + picked[:, 3]) * STRIDE
-    corners = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
-    result = []
-    for frame in range(batch):
-        keep = best[frame] >= min_score
-        result.append(
-            [
-                (int(label), float(score), *box)
-                for label, score, box in zip(
-                    labels[frame][keep].tolist(),
-                    best[frame][keep].tolist(),
-                    corners[frame][keep].tolist(),
-                    strict=True,
-                )
-            ]
-        )
-    return result
+    return best, labels, torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
+
+
+@torch.no_grad()
+def decode(outputs: torch.Tensor, top_k: int = 100, min_score: float = 0.01) -> list[list[tuple]]:
+    """Boxes from a batch of outputs: for each frame up to `top_k` (class, score, x0, y0, x1, y1)
+    in input pixels, best first, scoring at least `min_score`."""
+    return [
+        [
+            (int(label), float(score), *box)
+            for score, label, box in zip(scores.tolist(), labels.tolist(), corners.tolist(), strict=True)
+            if score >= min_score
+        ]
+        for scores, labels, corners in zip(*top_boxes(outputs, top_k), strict=True)
+    ]
+
+
+class Detector(nn.Module):
+    """A detector and its decoding as one module, pixels [batch, 3, H, W] in and the top boxes out
+    (scores, class ids, boxes; see top_boxes): what `runner.py export` saves, so that a service
+    needs only torch and the preprocessing, not this project's code."""
+
+    def __init__(self, model: nn.Module, top_k: int = 100):
+        super().__init__()
+        self.model = model
+        self.top_k = top_k
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        outputs, _ = self.model(pixels)
+        return top_boxes(outputs, self.top_k)
 
 
 def build_model(config: Config, preprocessor: DetectionPreprocessor, load_weights: bool = True) -> nn.Module:

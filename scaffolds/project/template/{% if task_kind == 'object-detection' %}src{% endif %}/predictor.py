@@ -9,6 +9,8 @@ included.
 
 from __future__ import annotations
 
+import copy
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from PIL import Image
 from config import ProjectError
 from data import build_data
 from folding import fold_batch_norms
-from network import decode
+from network import Detector, decode
 from trainer import load_trained_model
 
 MAX_PIXELS = 4096 * 4096  # larger frames are refused (a 4K camera frame has half as many)
@@ -73,6 +75,29 @@ class Predictor:
             "threshold": self.preprocessor.score_threshold,
             "boxes": boxes,
             "counts": counts,
+        }
+
+    def export(self, path: Path) -> dict[str, object]:
+        """The detector and its decoding (network.Detector) as a torch.export program, on the CPU,
+        any batch size: `torch.export.load(path).module()(pixels)` gives each frame's 100 best
+        (scores, class ids, boxes in input pixels) with torch alone. Returns what a service needs
+        to prepare frames and read the boxes (also saved beside it by training: preprocessor.json)."""
+        detector = Detector(copy.deepcopy(self.model).to("cpu")).eval()  # its batch norms folded
+        pixels = torch.zeros(2, 3, self.preprocessor.input_height, self.preprocessor.input_width)
+        batch = torch.export.Dim("batch", min=1, max=1024)
+        with torch.no_grad():
+            program = torch.export.export(detector, (pixels,), dynamic_shapes={"pixels": {0: batch}})
+        with warnings.catch_warnings():  # torch's note on weights off the CPU: these are on it
+            warnings.filterwarnings("ignore", message="No complete tensor found")
+            torch.export.save(program, path)
+        return {
+            "path": str(path),
+            "bytes": path.stat().st_size,
+            "input": [3, self.preprocessor.input_height, self.preprocessor.input_width],
+            "mean": self.preprocessor.mean,
+            "std": self.preprocessor.std,
+            "labels": self.preprocessor.labels,
+            "score_threshold": self.preprocessor.score_threshold,
         }
 
     def read_input(self, argument: str) -> Image.Image:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import torch
 from PIL import Image
 
 from conftest import run_cli, saved_step
@@ -68,6 +69,46 @@ def test_a_prediction_lists_boxes_best_first_above_the_threshold_with_counts(
 def test_frames_of_any_size_are_read(predictor: Predictor, size: tuple[int, int]) -> None:
     boxes = predictor.detect(Image.new("RGB", size, (120, 120, 120)), min_score=0.0)
     assert all(0 <= box["box"][2] <= size[0] and 0 <= box["box"][3] <= size[1] for box in boxes)
+
+
+def test_the_exported_detector_finds_what_the_predictor_finds_with_torch_alone(
+    predictor: Predictor, data: TaskData, tmp_path: Path
+) -> None:
+    saved = predictor.export(tmp_path / "detector.pt2")
+    assert saved["input"] == [3, predictor.preprocessor.input_height, predictor.preprocessor.input_width]
+    detector = torch.export.load(tmp_path / "detector.pt2").module()
+    images = [frame(data, index, (1280, 720)) for index in range(3)]
+    pixels = torch.stack([predictor.preprocessor.pixels(image)[0] for image in images])
+    with torch.no_grad():
+        scores, labels, boxes = detector(pixels)  # one batch of three frames
+    assert scores.shape == labels.shape == (3, 100) and boxes.shape == (3, 100, 4)
+    for index, image in enumerate(images):
+        expected = predictor.detect(image, min_score=0.05)
+        kept = scores[index] >= 0.05
+        scale = predictor.preprocessor.fit(image.width, image.height)
+        assert [predictor.preprocessor.labels[i] for i in labels[index][kept].tolist()] == [
+            box["label"] for box in expected
+        ]
+        assert scores[index][kept].tolist() == pytest.approx([box["score"] for box in expected], abs=1e-4)
+        # In the frame's pixels and inside it, as the predictor reports them.
+        limits = (image.width, image.height) * 2
+        corners = [
+            min(max(value, 0.0), limit)
+            for box in (boxes[index][kept] / scale).tolist()
+            for value, limit in zip(box, limits, strict=True)
+        ]
+        assert corners == pytest.approx([value for box in expected for value in box["box"]], abs=0.1)
+
+
+def test_runner_export_names_the_input_and_how_to_load_it(trained_run: Path, tmp_path: Path) -> None:
+    result = run_cli("export", "--run", str(trained_run), "--output", str(tmp_path / "d.pt2"))
+    assert result.returncode == 0, result.stderr
+    assert "pixels [batch, 3, 96, 160]" in result.stdout and "torch.export.load(" in result.stdout
+    assert "Warning" not in result.stderr  # torch's note on weights off the CPU is not for this case
+    body = json.loads(
+        run_cli("export", "--run", str(trained_run), "--output", str(tmp_path / "d.pt2"), "--json").stdout
+    )
+    assert body["bytes"] == (tmp_path / "d.pt2").stat().st_size and body["labels"] == ["person", "forklift"]
 
 
 def test_health_names_the_task_and_the_run(server_url: str, trained_run: Path) -> None:
