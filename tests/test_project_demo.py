@@ -100,8 +100,8 @@ def test_the_ner_project_trains_on_its_generated_notes_and_checks_per_type_gates
 
 def test_the_segmentation_project_trains_on_its_scenes_and_checks_its_spec(tmp_path: Path) -> None:
     """The semantic-segmentation spec end to end with its defaults: mIoU and water IoU from the
-    held-out scenes, no scene on both sides of the split, and whole scenes labelled per second
-    through overlapping windows, all measured; GPU memory is not measured on a CPU."""
+    held-out scenes, no scene on both sides of the split, and whole scenes labelled per second,
+    all measured; GPU memory is not measured on a CPU."""
     made = run_ccpt("new", "seg", "--spec", "semantic-segmentation", "--defaults", "--no-git", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     project = tmp_path / "seg"
@@ -114,12 +114,10 @@ def test_the_segmentation_project_trains_on_its_scenes_and_checks_its_spec(tmp_p
     gates = json.loads(run_in_project(project, "src/runner.py", "check", "--json").stdout)
     status = {gate["metric"]: gate["status"] for gate in gates}
     measured = {gate["metric"]: gate["observed"] for gate in gates}
-    # The spec's 20 scenes a second is a GPU figure (127 on an H200). On a 2-core CPU it is met only
-    # while both cores are free: back to back, `check` measured 16 to 29 here, 15 on one thread.
-    # So here the gate must be measured, above a floor a slowdown would break (10); pass or fail
-    # is the machine's.
-    assert status.pop("inference_throughput") in ("pass", "fail") and measured["inference_throughput"] > 10
+    # The spec's 20 scenes a second: a scene in one pass, back to back on this 2-core CPU `check`
+    # measured 33 to 46 a second, 21 on one thread (16 to 29, and 15, through 64-pixel windows).
     assert status == {
+        "inference_throughput": "pass",
         "gpu_memory_gb": "not measured",
         "gpu_hours": "pass",
         "miou": "pass",

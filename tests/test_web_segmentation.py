@@ -47,6 +47,7 @@ TRAIN = [
     "--set", "tile_size=32",
     "--set", "depth=2",
     "--set", "width=8",
+    "--set", "window_size=128",  # a 256-pixel scene is then stitched from windows, as a large image is
 ]  # fmt: skip
 CLASSES = ["other", "building", "road", "vegetation", "water"]
 

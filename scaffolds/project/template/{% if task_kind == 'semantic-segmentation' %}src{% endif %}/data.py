@@ -224,16 +224,19 @@ def balanced_weights(scenes: list[tuple[np.ndarray, np.ndarray]], classes: int) 
     return (weights / max((share * weights).sum(), 1e-12)).round(6).tolist()
 
 
+def tile_starts(length: int, tile: int, stride: int) -> list[int]:
+    """Where tiles `stride` apart start along a side of `length` pixels so that they cover it (the
+    last one flush with its end)."""
+    if length <= tile:
+        return [0]
+    return sorted({*range(0, length - tile, stride), length - tile})
+
+
 def tile_corners(height: int, width: int, tile: int, stride: int) -> list[tuple[int, int]]:
-    """Top-left corners of tiles `stride` apart that cover the whole image (the last row and
-    column of tiles sit flush with its edges)."""
-
-    def starts(length: int) -> list[int]:
-        if length <= tile:
-            return [0]
-        return sorted({*range(0, length - tile, stride), length - tile})
-
-    return [(top, left) for top in starts(height) for left in starts(width)]
+    """Top-left corners of square tiles `stride` apart that cover the whole image."""
+    return [
+        (top, left) for top in tile_starts(height, tile, stride) for left in tile_starts(width, tile, stride)
+    ]
 
 
 class TileDataset(torch.utils.data.Dataset):

