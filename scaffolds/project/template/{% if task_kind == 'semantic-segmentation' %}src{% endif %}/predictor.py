@@ -82,8 +82,10 @@ class Predictor:
             )
         rows, columns = self.window_shape(width, height, window)
         overlap = self.config.window_overlap if overlap is None else overlap
-        if not 0 <= overlap < min(rows, columns) and (height > rows or width > columns):
-            raise ProjectError(f"window_overlap must be in [0, {min(rows, columns)}), got {overlap}")
+        # Only a side cut into several windows has an overlap; it must be shorter than the window.
+        tiled = [side for side, length in ((rows, height), (columns, width)) if length > side]
+        if tiled and not 0 <= overlap < min(tiled):
+            raise ProjectError(f"window_overlap must be in [0, {min(tiled)}), got {overlap}")
         pixels = self.preprocessor(image)
         padded = torch.nn.functional.pad(  # windows must fit: small images are padded, then cropped back
             pixels[None], (0, max(columns - width, 0), 0, max(rows - height, 0)), mode="replicate"

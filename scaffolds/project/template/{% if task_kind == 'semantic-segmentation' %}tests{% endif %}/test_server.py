@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from config import ProjectError
 from conftest import run_cli, saved_step
 from data import TaskData
 from predictor import Predictor, window_weights
@@ -100,6 +101,11 @@ def test_an_image_larger_than_a_window_is_stitched_from_windows_of_at_most_that_
     assert predictor.window_shape(50, 37) == (40, 52)
     image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (300, 600, 3), dtype=np.uint8))
     assert predictor.predict(image)["windows"] == 2 and predictor.segment(image).shape == (300, 600)
+    # A strip tiled along its width only: its 8-pixel rows are one window, whatever the overlap.
+    strip = Image.fromarray(np.random.default_rng(2).integers(0, 255, (6, 600, 3), dtype=np.uint8))
+    assert predictor.segment(strip).shape == (6, 600)
+    with pytest.raises(ProjectError, match="window_overlap must be in"):
+        predictor.segment(image, overlap=600)
 
 
 @pytest.mark.parametrize("size", [(50, 37), (7, 90), (33, 33)])
