@@ -96,10 +96,25 @@ HINTS = {
 }
 
 
+# The unit each number is read in, written after it: "12 ms", not a bare 12 that could be seconds.
+UNIT_SUFFIXES = {
+    "latency_ms": " ms",
+    "latency_p95_ms": " ms",
+    "time_to_first_token_ms": " ms",
+    "model_size_mb": " MB",
+    "gpu_memory_gb": " GB",
+    "parameters_m": " M",
+    "throughput": "/s",
+    "inference_throughput": "/s",
+    "tokens_per_second": " tokens/s",
+    "generation_tokens_per_second": " tokens/s",
+}
+
+
 def readable(metric: str, value: float) -> str:
     """A gate's number for people: times in seconds or minutes when under an hour or two
-    ("2 min", not "0.0333333"), large numbers in full ("41,400"), everything else in the
-    metric's own unit to four digits."""
+    ("2 min", not "0.0333333"), large numbers in full ("41,400"), everything else to four
+    digits, with its unit where it has one ("12.5 ms", "$3.20")."""
     if metric in ("training_hours", "gpu_hours"):
         seconds = float(f"{value * 3600:.4g}")  # "2 minutes" is stored as 0.0333333 h
         if seconds < 120:
@@ -107,9 +122,10 @@ def readable(metric: str, value: float) -> str:
         if seconds < 7200:
             return f"{seconds / 60:.3g} min"
         return f"{value:.3g} h"
-    if abs(value) >= 10_000:
-        return f"{value:,.0f}"  # 41,400 tokens/s, not 4.14e+04
-    return f"{value:.4g}"
+    if metric == "cost_usd":
+        return f"${value:,.2f}"
+    number = f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:.4g}"  # 41,400, not 4.14e+04
+    return number + UNIT_SUFFIXES.get(metric, "")
 
 
 @dataclass

@@ -90,7 +90,7 @@ def test_check_passes_when_every_measured_gate_holds(finished_run: Path, tmp_pat
     size_mb = (finished_run / "model.pt").stat().st_size / 1e6
     assert gates["model_size_mb"]["observed"] == pytest.approx(size_mb)
     assert gates["nonfinite_losses"]["observed"] == 0  # counted over the run's training records
-    assert gates["latency_ms"]["observed_text"] == f"{gates['latency_ms']['observed']:.4g}"
+    assert gates["latency_ms"]["observed_text"] == f"{gates['latency_ms']['observed']:.4g} ms"
 
 
 def test_check_counts_what_the_spec_names_without_a_number(finished_run: Path, tmp_path: Path) -> None:
@@ -135,8 +135,12 @@ def test_check_counts_what_the_spec_names_without_a_number(finished_run: Path, t
 
 
 def test_readable_numbers() -> None:
-    assert readable("tokens_per_second", 41_412.7) == "41,413"
-    assert readable("latency_ms", 0.53124) == "0.5312"
+    assert readable("tokens_per_second", 41_412.7) == "41,413 tokens/s"
+    assert readable("latency_ms", 0.53124) == "0.5312 ms"
+    assert readable("model_size_mb", 2.2) == "2.2 MB"
+    assert readable("inference_throughput", 33.25) == "33.25/s"
+    assert readable("cost_usd", 1234.5) == "$1,234.50"
+    assert readable("accuracy", 0.975) == "0.975"  # a fraction has no unit
     assert readable("training_hours", 2 / 60) == "2 min"
 
 
