@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from config import ProjectError
 from data import build_data
+from image_files import open_image
 from trainer import load_trained_model
 
 
@@ -36,12 +36,7 @@ class Predictor:
 
     def read_input(self, argument: str) -> Image.Image:
         """A command-line argument (an image file's path) as an image."""
-        try:
-            image = Image.open(argument)
-            image.load()
-        except OSError as error:  # a missing file, or one PIL cannot decode
-            raise ProjectError(f"cannot read an image from {argument}: {error}") from None
-        return image
+        return open_image(argument)
 
     def sample_inputs(self, count: int) -> list[Image.Image]:
         """Validation images, for timing predictions."""

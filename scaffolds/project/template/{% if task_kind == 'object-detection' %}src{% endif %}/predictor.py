@@ -20,6 +20,7 @@ from PIL import Image
 from config import ProjectError
 from data import build_data
 from folding import fold_batch_norms
+from image_files import open_image
 from network import Detector, decode
 from trainer import load_trained_model
 
@@ -102,12 +103,7 @@ class Predictor:
 
     def read_input(self, argument: str) -> Image.Image:
         """A command-line argument (an image file's path) as an image."""
-        try:
-            image = Image.open(argument)
-            image.load()
-        except OSError as error:  # a missing file, or one PIL cannot decode
-            raise ProjectError(f"cannot read an image from {argument}: {error}") from None
-        return image
+        return open_image(argument)
 
     def sample_inputs(self, count: int) -> list[Image.Image]:
         """Validation frames scaled to 1280 x 720, for timing predictions as the cameras would

@@ -23,6 +23,7 @@ from PIL import Image
 from config import ProjectError
 from data import build_data, tile_starts
 from folding import fold_batch_norms
+from image_files import open_image
 from trainer import load_trained_model
 
 WINDOW_PIXELS_PER_BATCH = 32 * 64 * 64  # windows go through the model in batches of about this many pixels
@@ -141,12 +142,7 @@ class Predictor:
 
     def read_input(self, argument: str) -> Image.Image:
         """A command-line argument (an image file's path) as an image."""
-        try:
-            image = Image.open(argument)
-            image.load()
-        except OSError as error:  # a missing file, or one PIL cannot decode
-            raise ProjectError(f"cannot read an image from {argument}: {error}") from None
-        return image
+        return open_image(argument)
 
     def sample_inputs(self, count: int) -> list[Image.Image]:
         """Whole validation scenes, for timing predictions and the playground's examples."""

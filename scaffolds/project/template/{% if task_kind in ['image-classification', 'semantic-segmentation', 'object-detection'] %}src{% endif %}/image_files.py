@@ -1,0 +1,33 @@
+"""Opening an image someone hands over (a path on the command line, an upload's bytes) with one
+clear error for whatever is not a safe image, shared by the image tasks' predictor and server."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from PIL import Image
+
+from config import ProjectError
+
+
+class NotAnImage(ProjectError):
+    """A missing file, or bytes PIL cannot decode."""
+
+
+class TooManyPixels(ProjectError):
+    """A small file that would decode to gigabytes: PIL refuses it before decoding, with an error
+    that is not an OSError, so it needs its own branch."""
+
+
+def open_image(source: str | Path | bytes, name: str | None = None) -> Image.Image:
+    """The decoded image at a path, or in bytes; `name` is how errors refer to it."""
+    name = name or str(source)
+    try:
+        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        image.load()
+    except Image.DecompressionBombError as error:
+        raise TooManyPixels(f"{name} has too many pixels to decode safely: {error}") from None
+    except OSError as error:
+        raise NotAnImage(f"cannot read an image from {name}: {error}") from None
+    return image

@@ -1,0 +1,52 @@
+"""Images handed over by path or as bytes: decoded, or refused with one line a user can act on."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import run_cli
+from image_files import NotAnImage, TooManyPixels, open_image
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_an_image_opens_from_a_path_and_from_bytes(tmp_path: Path) -> None:
+    picture = Image.new("RGB", (12, 7), (200, 30, 40))
+    picture.save(tmp_path / "red.png")
+    for source in (tmp_path / "red.png", str(tmp_path / "red.png"), png_bytes(picture)):
+        image = open_image(source)
+        assert image.size == (12, 7) and image.convert("RGB").getpixel((3, 3)) == (200, 30, 40)
+
+
+def test_what_is_not_an_image_is_named_in_the_error(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not pixels")
+    with pytest.raises(NotAnImage, match=r"cannot read an image from .*notes\.txt"):
+        open_image(tmp_path / "notes.txt")
+    with pytest.raises(NotAnImage, match=r"cannot read an image from .*missing\.png"):
+        open_image(tmp_path / "missing.png")
+    with pytest.raises(NotAnImage, match="cannot read an image from the upload"):
+        open_image(b"GIF89a but then nothing", "the upload")
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path: Path) -> None:
+    """A few kB of PNG that would decode to more pixels than PIL allows at all: PIL raises an
+    error that is not an OSError for it, which must still end as one line, not a traceback."""
+    (tmp_path / "bomb.png").write_bytes(png_bytes(Image.new("1", (15000, 15000))))
+    assert (tmp_path / "bomb.png").stat().st_size < 100_000
+    with pytest.raises(TooManyPixels, match=r"bomb\.png has too many pixels"):
+        open_image(tmp_path / "bomb.png")
+
+
+def test_runner_predict_refuses_a_decompression_bomb_in_one_line(trained_run: Path, tmp_path: Path) -> None:
+    (tmp_path / "bomb.png").write_bytes(png_bytes(Image.new("1", (15000, 15000))))
+    result = run_cli("predict", "--run", str(trained_run), str(tmp_path / "bomb.png"))
+    assert result.returncode == 2 and "too many pixels" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
