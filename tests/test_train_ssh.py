@@ -173,6 +173,10 @@ def test_an_unreachable_host_fails_pre_flight_with_one_clear_line(tmp_path: Path
     assert len(error) == 1 and "pre-flight failed: dead: ssh failed:" in error[0]
     assert "Connection refused" in error[0]
     assert "Traceback" not in result.stderr
+    # Above it, the table of what each host offers, and the problem on a line of its own.
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("✗ dead: ssh failed:") for line in lines), result.stderr
+    assert any("node0" in line and "OK" in line for line in lines) and "problems" not in result.stderr
 
 
 def test_dry_run_shows_every_hosts_ssh_command_and_starts_nothing(tmp_path: Path, sshd: LoopbackSshd) -> None:  # noqa: F811

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ccpt.launch.job import JobEvent, JobResult
     from ccpt.launch.launcher import TrainRequest
     from ccpt.launch.plan import JobSpec, LaunchPlan
+    from ccpt.launch.preflight import PreflightReport
 
 
 def train(
@@ -259,27 +260,38 @@ def _show_event(event: JobEvent) -> None:
     from ccpt.launch.launcher import PreflightEvent
 
     if isinstance(event, PreflightEvent) and event.report is not None:
-        columns = ["host", "status", "python", "torch", "cuda", "gpus", "procs", "workdir", "port"]
-        problems = not event.report.ok
-        rows = [
-            [
-                f.host,
-                styled_status("OK" if f.ok else "FAIL"),
-                f.python,
-                f.torch,
-                f.cuda,
-                f.gpus,
-                f.slots,
-                f.workdir,
-                f.port,
-                *(["; ".join(f.problems)] if problems else []),
-            ]
-            for f in event.report.findings
-        ]
-        err_console.print(make_table("pre-flight", columns + (["problems"] if problems else []), rows))
+        _show_preflight(event.report)
         return
     style = {"stopping": "yellow", "forcing": "red"}.get(event.kind, "dim")
     err_console.print(f"[{style}]· {event.message}[/{style}]", highlight=False, markup=True)
+
+
+def _show_preflight(report: PreflightReport) -> None:
+    """What each host offers, in a table without the columns no host could fill (an unreachable
+    host tells nothing), then each problem as a line of its own: a sentence squeezed into a
+    table column reads as a few letters a line."""
+    from rich.markup import escape
+
+    columns = ["host", "status", "python", "torch", "cuda", "gpus", "procs", "workdir", "port"]
+    rows = [
+        [
+            f.host,
+            styled_status("OK" if f.ok else "FAIL"),
+            f.python,
+            f.torch,
+            f.cuda,
+            f.gpus,
+            f.slots,
+            f.workdir,
+            f.port,
+        ]
+        for f in report.findings
+    ]
+    shown = [i for i in range(len(columns)) if i < 2 or any(row[i] != "-" for row in rows)]
+    table = make_table("pre-flight", [columns[i] for i in shown], [[row[i] for i in shown] for row in rows])
+    err_console.print(table)
+    for problem in report.problems:
+        err_console.print(f"[red]✗[/red] {escape(problem)}", highlight=False)
 
 
 def _print_plan(plan: LaunchPlan) -> None:

@@ -139,7 +139,7 @@ def run_remote(request: TrainRequest, console: Console, on_event: EventSink) -> 
         # Process counts are not known yet (auto), but a session's argv does not depend on them.
         unsized = remote_targets(request, addresses, dict.fromkeys(names, 1))
         waiting = build_plan(job, unsized, port, session.options, check_port=True)
-        on_event(JobEvent("stage", f"pre-flight on {len(names)} hosts"))
+        on_event(JobEvent("stage", f"pre-flight on {len(names)} host{'s' if len(names) != 1 else ''}"))
         sessions = open_sessions(
             waiting.nodes, transport, request.fanout, timeout=request.connect_timeout + 50
         )
