@@ -179,7 +179,9 @@ export function uploadTooLarge(file) {
  */
 export function acceptFiles(input, zone, pick, nothingDropped) {
   input.addEventListener("change", () => {
-    if (input.files.length) pick(input.files[0]);
+    const file = input.files[0];
+    input.value = ""; // else choosing the same file again (once fixed, say) would not fire `change`
+    if (file) pick(file);
   });
   for (const name of ["dragenter", "dragover"]) {
     zone.addEventListener(name, (event) => {
