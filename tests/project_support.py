@@ -19,6 +19,7 @@ PROJECT_KINDS = (
     "token-classification",
     "semantic-segmentation",
     "object-detection",
+    "image-captioning",
     "question-answering",
     "causal-lm",
 )

@@ -128,16 +128,17 @@ def test_a_task_kind_given_as_the_spec_names_the_built_in_specs_of_that_kind(tmp
 
 
 def test_a_spec_whose_task_kind_does_not_render_is_refused_naming_the_kinds_that_do(tmp_path: Path) -> None:
-    spec = load_spec("image-classification").to_dict() | {"id": "captions", "task_kind": "image-captioning"}
-    (tmp_path / "captions.yaml").write_text(yaml.safe_dump(spec))
-    result = run_ccpt("new", "proj", "--spec", "captions.yaml", "--defaults", cwd=tmp_path)
+    kind = {"id": "chart-questions", "task_kind": "visual-question-answering"}
+    spec = load_spec("image-classification").to_dict() | kind
+    (tmp_path / "chart-questions.yaml").write_text(yaml.safe_dump(spec))
+    result = run_ccpt("new", "proj", "--spec", "chart-questions.yaml", "--defaults", cwd=tmp_path)
     assert result.returncode == 1
     line = result.stderr.strip()
     kinds = (
-        "causal-lm, image-classification, object-detection, question-answering, semantic-segmentation,"
-        " text-classification, token-classification"
+        "causal-lm, image-captioning, image-classification, object-detection, question-answering,"
+        " semantic-segmentation, text-classification, token-classification"
     )
-    assert "image-captioning" in line and kinds in line
+    assert "visual-question-answering" in line and kinds in line
     assert len(line.splitlines()) == 1
     assert not (tmp_path / "proj").exists()
 

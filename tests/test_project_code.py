@@ -22,6 +22,7 @@ KIND_MARKERS = {
     "question-answering": "def product_manuals(",
     "semantic-segmentation": "def aerial_scene(",
     "object-detection": "def warehouse_frame(",
+    "image-captioning": "def product_photo(",
     "causal-lm": "class GPT(nn.Module):",
 }
 

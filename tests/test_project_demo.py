@@ -13,6 +13,8 @@ from tests.conftest import run_ccpt
 from tests.project_support import only_run, run_in_project, run_records
 from tests.scaffold_support import git_isolated
 
+PRODUCT_WORDS = {"mug", "bottle", "t-shirt", "sneaker", "backpack", "lamp"}  # the built-in photos' products
+
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures(git_isolated.__name__)]
 
 
@@ -176,6 +178,51 @@ def test_the_detection_project_finds_people_and_forklifts_and_checks_its_spec(tm
                 people += 1
                 found += any(iou([4 * value for value in corners], box) >= 0.5 for box in boxes)
     assert people >= 10 and found >= 0.8 * people, (found, people)
+
+
+def test_the_captioning_project_describes_held_out_photos_and_checks_its_spec(tmp_path: Path) -> None:
+    """The image-captioning spec end to end with its defaults: CIDEr-D and BLEU-4 of the captions
+    beam search writes for the held-out photos, the time to caption one and the model's size, all
+    measured; then photos captioned through `runner.py predict`, as a catalogue would send them."""
+    made = run_ccpt("new", "cap", "--spec", "image-captioning", "--defaults", "--no-git", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    project = tmp_path / "cap"
+    train = run_in_project(project, "src/runner.py", "train")
+    assert train.returncode == 0, train.stderr[-3000:]
+    final = run_records(only_run(project))[-1]
+    assert final["kind"] == "final" and final["examples"] == 480
+    assert 0 < final["max_words"] <= 20 and final["distinct_captions"] > 100
+
+    gates = json.loads(run_in_project(project, "src/runner.py", "check", "--json").stdout)
+    status = {(gate["section"], gate["metric"]): gate["status"] for gate in gates}
+    assert status == {
+        ("constraints", "latency_ms"): "pass",
+        ("constraints", "model_size_mb"): "pass",
+        ("rewards", "cider"): "pass",
+        ("rewards", "bleu"): "pass",
+        ("penalties", "latency_ms"): "pass",
+    }, gates
+    measured = {gate["metric"]: gate["observed"] for gate in gates}
+    assert measured["cider"] == final["cider"] and measured["bleu"] == final["bleu"]
+
+    # Held-out photos at a camera's size: each caption names the product and its colour.
+    save_photos = (
+        "import json, sys; sys.path.insert(0, 'src'); from PIL import Image; from config import Config;"
+        " from data import read_photos; _, val = read_photos(Config());"
+        " [Image.fromarray(val[i][0]).resize((640, 640)).save(f'photo{i}.png') for i in range(10)];"
+        " print(json.dumps([val[i][1][0] for i in range(10)]))"
+    )
+    saved = run_in_project(project, "-c", save_photos)
+    assert saved.returncode == 0, saved.stderr
+    photos = [f"photo{i}.png" for i in range(10)]
+    answers = run_in_project(project, "src/runner.py", "predict", "--json", *photos)
+    assert answers.returncode == 0, answers.stderr
+    right = 0
+    for reference, line in zip(json.loads(saved.stdout), answers.stdout.splitlines(), strict=True):
+        caption = json.loads(line)["caption"].split()
+        colour, product = reference.split()[1], next(w for w in reference.split() if w in PRODUCT_WORDS)
+        right += colour in caption and product in caption
+    assert right >= 8, answers.stdout
 
 
 def iou(first: list[float], second: list[float]) -> float:

@@ -460,3 +460,11 @@ def assert_a_file_over_10_mb_is_refused_before_uploading(page: object, folder: P
     assert "huge.png is 10.0 MB; the limit is 10 MB." in page.inner_text("#error")
     assert not [url for url in requests if "/predict" in url]
     assert not page.is_visible("#preview")
+
+
+def to_fixed(value: float, places: int) -> str:
+    """`value` as JavaScript's `value.toFixed(places)` writes it: rounded on the float's exact value,
+    halves away from zero (Python's format rounds halves to even), and -0 as 0."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    return str(Decimal(value + 0.0).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))

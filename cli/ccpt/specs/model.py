@@ -46,6 +46,7 @@ SCAFFOLD_KINDS = frozenset(
         "token-classification",
         "semantic-segmentation",
         "object-detection",
+        "image-captioning",
         "question-answering",
         "causal-lm",
     }

@@ -53,6 +53,8 @@ FINAL_METRICS = (
     "exact_match",
     "miou",
     "map",
+    "bleu",
+    "cider",
     "macro_f1",
     "f1",
     "precision",

@@ -136,27 +136,10 @@ def test_a_720p_frame_posted_gets_boxes_classes_and_scores(
     assert all({"label", "score", "box", "colour"} <= box.keys() for box in body["boxes"])
 
 
-def test_a_file_that_is_not_an_image_gets_415_with_a_reason(server_url: str) -> None:
-    response = httpx.post(f"{server_url}/predict", files={"file": ("notes.txt", b"not a picture")})
-    assert response.status_code == 415 and "not an image" in response.json()["detail"]
-
-
-def test_a_request_without_a_file_gets_422_naming_the_field(server_url: str) -> None:
-    response = httpx.post(f"{server_url}/predict")
-    assert response.status_code == 422 and response.json()["detail"].startswith("file:")
-
-
 def test_a_frame_with_too_many_pixels_gets_413(server_url: str) -> None:
     huge = png_bytes(Image.new("RGB", (4200, 4200)))
     response = httpx.post(f"{server_url}/predict", files={"file": ("huge.png", huge)}, timeout=60)
     assert response.status_code == 413 and "pixels" in response.json()["detail"]
-
-
-def test_a_decompression_bomb_gets_413_not_a_crash(server_url: str) -> None:
-    """A few kB of PNG that would decode to more pixels than PIL allows at all."""
-    bomb = png_bytes(Image.new("1", (15000, 15000)))
-    response = httpx.post(f"{server_url}/predict", files={"file": ("bomb.png", bomb)}, timeout=60)
-    assert response.status_code == 413 and "too many pixels" in response.json()["detail"]
 
 
 def test_runner_predict_draws_boxes_and_prints_them(

@@ -135,23 +135,6 @@ def test_an_uploaded_scene_gets_its_mask_over_http(server_url: str, data: TaskDa
     assert Image.open(io.BytesIO(base64.b64decode(body["mask_png"]))).size == image.size
 
 
-def test_a_file_that_is_not_an_image_gets_415_with_a_reason(server_url: str) -> None:
-    response = httpx.post(f"{server_url}/predict", files={"file": ("notes.txt", b"not a picture")})
-    assert response.status_code == 415 and "not an image" in response.json()["detail"]
-
-
-def test_a_decompression_bomb_gets_413_not_a_crash(server_url: str) -> None:
-    """A few kB of PNG that would decode to more pixels than PIL allows at all."""
-    bomb = png_bytes(Image.new("1", (15000, 15000)))
-    response = httpx.post(f"{server_url}/predict", files={"file": ("bomb.png", bomb)}, timeout=60)
-    assert response.status_code == 413 and "too many pixels" in response.json()["detail"]
-
-
-def test_a_request_without_a_file_gets_422_naming_the_field(server_url: str) -> None:
-    response = httpx.post(f"{server_url}/predict")
-    assert response.status_code == 422 and response.json()["detail"].startswith("file:")
-
-
 def test_an_image_with_too_many_pixels_gets_413(server_url: str) -> None:
     huge = png_bytes(Image.new("RGB", (4200, 4200)))
     response = httpx.post(f"{server_url}/predict", files={"file": ("huge.png", huge)}, timeout=60)

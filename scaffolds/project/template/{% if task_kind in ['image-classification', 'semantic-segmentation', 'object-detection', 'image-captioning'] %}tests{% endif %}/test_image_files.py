@@ -1,10 +1,12 @@
-"""Images handed over by path or as bytes: decoded, or refused with one line a user can act on."""
+"""Images handed over by path or as bytes (the command line, an upload to the server): decoded, or
+refused with one line a user can act on."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -50,3 +52,19 @@ def test_runner_predict_refuses_a_decompression_bomb_in_one_line(trained_run: Pa
     result = run_cli("predict", "--run", str(trained_run), str(tmp_path / "bomb.png"))
     assert result.returncode == 2 and "too many pixels" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_upload_that_is_not_an_image_gets_415_with_a_reason(server_url: str) -> None:
+    response = httpx.post(f"{server_url}/predict", files={"file": ("notes.txt", b"not a picture")})
+    assert response.status_code == 415 and "not an image" in response.json()["detail"]
+
+
+def test_an_uploaded_decompression_bomb_gets_413_not_a_crash(server_url: str) -> None:
+    bomb = png_bytes(Image.new("1", (15000, 15000)))
+    response = httpx.post(f"{server_url}/predict", files={"file": ("bomb.png", bomb)}, timeout=60)
+    assert response.status_code == 413 and "too many pixels" in response.json()["detail"]
+
+
+def test_a_request_without_a_file_gets_422_naming_the_field(server_url: str) -> None:
+    response = httpx.post(f"{server_url}/predict")
+    assert response.status_code == 422 and response.json()["detail"].startswith("file:")
