@@ -47,7 +47,7 @@ class Captioner(nn.Module):
     ):
         super().__init__()
         self.max_words, self.beam_size = max_words, beam_size
-        # Four halvings: a 96-pixel photo becomes a 6 x 6 grid of n_embd-wide features.
+        # Four halvings: a 64-pixel photo becomes a 4 x 4 grid of n_embd-wide features.
         self.encoder = nn.Sequential(
             conv_block(3, width), conv_block(width, 2 * width), conv_block(2 * width, 4 * width),
             conv_block(4 * width, n_embd),
