@@ -14,10 +14,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from data import END, PAD, START, CaptionPreprocessor
 from metrics import EvalMetrics, cider_d, corpus_bleu, generalization_gap, items_in_batch, ngrams
 
-# The special tokens' ids as data.py numbers them.
-PAD, START, END, UNKNOWN = 0, 1, 2, 3
+# data.py's special tokens first, then the words of the test captions.
 VOCABULARY = ["<pad>", "<s>", "</s>", "<unk>", "a", "dog", "runs", "cat", "sleeps", "on", "the", "sofa"]
 VOCABULARY += ["puppy", "grass"]
 
@@ -167,17 +167,9 @@ def test_cider_of_nothing_is_zero() -> None:
 # The counters
 
 
-class FakeWords:
-    """The preprocessor's words(), as data.py writes it: no start or padding, stop at the end."""
-
-    def words(self, ids: list[int]) -> list[str]:
-        words = []
-        for index in ids:
-            if index == END:
-                break
-            if index not in (PAD, START):
-                words.append(VOCABULARY[index])
-        return words
+def preprocessor() -> CaptionPreprocessor:
+    """The project's own, for its words(): no start or padding, stop at the end."""
+    return CaptionPreprocessor(16, VOCABULARY, max_words=20)
 
 
 def ids(words: list[str], length: int, start: bool = True, end: bool = True) -> list[int]:
@@ -223,7 +215,7 @@ def expected_results() -> dict[str, float]:
 
 
 def test_the_counters_score_the_words_of_every_batch() -> None:
-    counters = EvalMetrics(FakeWords(), torch.device("cpu"))
+    counters = EvalMetrics(preprocessor(), torch.device("cpu"))
     for outputs, targets, loss in batches():
         counters.update(outputs, targets, loss)
     assert counters.hypotheses == HYPOTHESES and counters.references == REFERENCES
@@ -236,7 +228,7 @@ def evaluate_shard(rank: int, world_size: int, init_file: str, out_dir: str) -> 
     """One process of a torchrun-like group: its own batch, then all_reduce and compute."""
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     try:
-        counters = EvalMetrics(FakeWords(), torch.device("cpu"))
+        counters = EvalMetrics(preprocessor(), torch.device("cpu"))
         counters.update(*batches()[rank])
         counters.all_reduce()
         (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps(counters.compute()))
