@@ -114,6 +114,14 @@ def test_a_setting_out_of_range_is_refused_in_one_line(
     assert f"is out of range: it takes a number in {allowed}" in result.stderr
 
 
+@pytest.mark.parametrize("kind", ["text-classification", "image-captioning", "causal-lm"])
+def test_a_width_that_heads_cannot_share_is_refused_in_one_line(projects: dict[str, Path], kind: str) -> None:
+    shape = ["--set", "n_embd=128", "--set", "n_head=3"]
+    result = run_in_project(projects[kind], "src/runner.py", "train", *shape)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: n_embd=128 is not a multiple of n_head=3")
+
+
 def test_check_before_any_training_says_what_to_do(projects: dict[str, Path]) -> None:
     result = run_in_project(projects["causal-lm"], "src/runner.py", "check")
     assert result.returncode == 2 and "train one first: python src/runner.py train" in result.stderr

@@ -31,6 +31,9 @@ class Predictor:
         """The best caption, one sentence of at most max_words words, and the other captions beam
         search kept, each with its log-probability: what the server answers and `predict --json`
         prints."""
+        if beams < 0:
+            default = self.config.beam_size
+            raise ProjectError(f"beams must be 1 or more (0: the run's beam_size, {default}), not {beams}")
         if image.width * image.height > MAX_PIXELS:
             raise ProjectError(f"the photo is {image.width}x{image.height}; at most {MAX_PIXELS:,} pixels")
         pixels = self.preprocessor.pixels(image)[None].to(self.device)

@@ -84,3 +84,5 @@ def test_runner_predict_prints_captions(trained_run: Path, data: TaskData, tmp_p
     assert f"photo.png: {body['caption']}" in " ".join(result.stdout.split())
     missing = run_cli("predict", "--run", str(trained_run), str(tmp_path / "none.png"))
     assert missing.returncode == 2 and "cannot read an image" in missing.stderr
+    negative = run_cli(*args, "--beams", "-1")
+    assert negative.returncode == 2 and "beams must be 1 or more" in negative.stderr
