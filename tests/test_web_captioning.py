@@ -22,6 +22,7 @@ from tests.web_support import (
     assert_every_control_is_labelled,
     assert_readable_on_a_phone,
     choose_file,
+    choose_with_space,
     contrast,
     example_png,
     http,
@@ -263,9 +264,7 @@ def test_the_drop_zone_the_examples_and_the_copy_button_work_from_the_keyboard(
             tab_to(page, "file")
             outline = page.evaluate("getComputedStyle(document.getElementById('drop-zone')).outlineStyle")
             assert outline == "solid"  # the zone shows where the focus is
-            with page.expect_file_chooser() as chooser:
-                page.keyboard.press("Space")
-            chooser.value.set_files(files=[{"name": "keys.png", "mimeType": "image/png", "buffer": photo}])
+            choose_with_space(page, "keys.png", photo)
             wait_for_caption(page)
             assert_page_shows(page, predicted(project, "keys.png", photo))
             expected = predicted(project, "example.png", example_png(page, 4))

@@ -23,6 +23,7 @@ from tests.web_support import (
     assert_every_control_is_labelled,
     assert_readable_on_a_phone,
     choose_file,
+    choose_with_space,
     contrast,
     example_png,
     hex_to_rgb,
@@ -378,9 +379,7 @@ def test_the_drop_zone_and_the_examples_work_from_the_keyboard(
         tab_to(page, "file")
         outline = page.evaluate("getComputedStyle(document.getElementById('drop-zone')).outlineStyle")
         assert outline == "solid"  # the zone shows where the focus is
-        with page.expect_file_chooser() as chooser:
-            page.keyboard.press("Space")
-        chooser.value.set_files(files=[{"name": "keys.png", "mimeType": "image/png", "buffer": image}])
+        choose_with_space(page, "keys.png", image)
         wait_for_boxes(page)
         assert_page_shows(page, predicted(project, "keys.png", image))
         expected = predicted(project, "frame.png", example_png(page, 5))

@@ -24,6 +24,7 @@ from tests.web_support import (
     assert_every_control_is_labelled,
     assert_readable_on_a_phone,
     choose_file,
+    choose_with_space,
     drawn_series,
     http,
     multipart,
@@ -102,9 +103,7 @@ def test_changing_the_label_count_ranks_again_and_a_bad_count_is_flagged(
 def test_the_file_dialog_opens_from_the_keyboard(project: ServedProject, browser: object) -> None:
     with open_page(browser, project.url + "/") as (page, _):
         tab_to(page, "file")
-        with page.expect_file_chooser() as chooser:
-            page.keyboard.press("Space")
-        chooser.value.set_files(files=[{"name": "two.png", "mimeType": "image/png", "buffer": digit_png(2)}])
+        choose_with_space(page, "two.png", digit_png(2))
         page.wait_for_selector("#bars li")
 
 

@@ -231,6 +231,24 @@ def tab_to(page: object, element_id: str, presses: int = 20) -> None:
     raise AssertionError(f"#{element_id} cannot be reached with the Tab key")
 
 
+def choose_with_space(page: object, name: str, data: bytes) -> None:
+    """Press Space on the focused file input, as a keyboard user opens the file chooser, and
+    choose the PNG `data` as `name` in it. Chromium at times drops the DevTools event of an opened
+    chooser on a loaded machine (microsoft/playwright#28023), so a press that opens none within
+    10 s is made once more; an input that ignores the key fails both presses."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(2):
+        try:
+            with page.expect_file_chooser(timeout=10_000) as chooser:
+                page.keyboard.press("Space")
+            break
+        except PlaywrightTimeout:
+            if attempt:
+                raise
+    chooser.value.set_files(files=[{"name": name, "mimeType": "image/png", "buffer": data}])
+
+
 def assert_every_control_is_labelled(page: object) -> None:
     unlabelled = page.evaluate(
         """[...document.querySelectorAll('input, textarea, select')]
