@@ -93,6 +93,52 @@ def test_check_passes_when_every_measured_gate_holds(finished_run: Path, tmp_pat
     assert gates["latency_ms"]["observed_text"] == f"{gates['latency_ms']['observed']:.4g} ms"
 
 
+@pytest.mark.parametrize("width", [60, 80, 200])
+def test_check_shows_every_figure_whole_in_any_terminal_width(
+    finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    """Long metric names and targets with units: each gate's metric, target and figure stay whole
+    on one line, and the spec's words are still shown (in 80 columns the table once squeezed their
+    column to nothing and cut figures to "not measur…")."""
+    import runner
+
+    gates = {
+        "constraints": [
+            ("gpu_memory_gb", "<=", 24),
+            ("cost_usd", "<=", 1234.5),
+            ("model_size_mb", "<", 1000),
+        ],
+        "rewards": [("parameters_m", "<", 1000)],
+        "penalties": [("nonfinite_losses", ">", 0), ("train_val_gap", ">", 1)],
+    }
+    spec = {"id": "test", "title": "test", "task_kind": "test"} | {
+        section: [
+            {
+                "text": f"{section} {number} of this spec, in words long enough to wrap in a narrow column",
+                "threshold": {"metric": metric, "op": op, "value": value},
+            }
+            for number, (metric, op, value) in enumerate(entries, start=1)
+        ]
+        for section, entries in gates.items()
+    }
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(spec))
+    monkeypatch.setattr(runner.console, "width", width)
+    shown = check(finished_run, "--spec", str(spec_path)).stdout
+    lines = shown.splitlines()
+    assert max(map(len, lines)) <= width
+    table = "┃ metric" in shown  # a table's header row; the list has none
+    if width != 80:  # 80 columns hold the table for some kinds' figures, not for others
+        assert table == (width == 200)  # 60 cannot hold the five columns whole: two lines a gate
+    # The spec's words, however they wrap: a table's first column, or the list's lines.
+    cells = [line.split("│")[1] for line in lines if line.startswith("│")] if table else lines
+    words = " ".join(" ".join(cells).split())
+    for gate in json.loads(check(finished_run, "--spec", str(spec_path), "--json").stdout):
+        (line,) = [line for line in lines if gate["metric"] in line]
+        assert gate["target_text"] in line and (gate["observed_text"] or "not measured") in line
+        assert gate["text"] in words
+
+
 def test_check_counts_what_the_spec_names_without_a_number(finished_run: Path, tmp_path: Path) -> None:
     """Leaked validation examples, a classifier stuck on one class, a rising validation loss."""
     spec = write_spec(
