@@ -94,13 +94,15 @@ def expected_rows(answer: dict) -> list[list[str]]:
 
 def assert_page_shows(page: object, answer: dict) -> None:
     """The result card shows `answer`: the caption in large type and as the preview's alt text, its
-    word count, and the other captions in the server's order with their log-probabilities."""
+    word count and log-probability, and the other captions in the server's order with theirs."""
     assert answer["caption"].strip() and answer["words"] == len(answer["caption"].split()), answer
     logs = [other["log_probability"] for other in answer["alternatives"]]
     assert logs == sorted(logs, reverse=True), answer  # the server lists them likeliest first
     assert page.inner_text("#caption") == answer["caption"]
     assert page.get_attribute("#preview", "alt") == answer["caption"]
-    assert page.inner_text("#words") == f"{answer['words']} word{'' if answer['words'] == 1 else 's'}."
+    count = f"{answer['words']} word{'' if answer['words'] == 1 else 's'}"
+    likelihood = to_fixed(answer["log_probability"], 2).replace("-", "\u2212")
+    assert page.inner_text("#words") == f"{count}, log-probability {likelihood}."
     assert shown_rows(page) == expected_rows(answer)
     numbers = page.eval_on_selector_all(
         "#alternatives tbody tr",
@@ -310,7 +312,7 @@ def test_server_strings_are_shown_as_text(project: ServedProject, browser: objec
         choose_file(page, "photo.png", "image/png", photo)
         page.wait_for_function("() => document.getElementById('preview').alt === 'mug'")
         assert_page_shows(page, alone)
-        assert page.inner_text("#words") == "1 word."
+        assert page.inner_text("#words").startswith("1 word, log-probability ")
         assert page.inner_text("#no-alternatives") == "None: beam search kept only the caption above."
         assert page.title() == title
 

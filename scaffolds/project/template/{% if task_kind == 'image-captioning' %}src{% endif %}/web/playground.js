@@ -1,7 +1,7 @@
 // The captioning playground: choose, drop or pick a validation photo; POST /predict writes a caption
 // for it. The page shows the caption in large type and makes it the preview's alt text (what a
-// caption is for), says how many words it has, offers to copy it, and lists the other captions beam
-// search kept, likeliest first, with their log-probabilities.
+// caption is for), says how many words it has and its log-probability, offers to copy it, and lists
+// the other captions beam search kept, likeliest first, with theirs.
 // What the server returns goes into the page as text (textContent or an alt attribute) or as a
 // number, never as HTML.
 
@@ -93,7 +93,11 @@ function showResult(result) {
     verdict.className = "verdict";
     verdict.replaceChildren(hiddenText("Caption: "), shown);
     preview.alt = caption; // the photo as a screen reader now reads it: what the caption is for
-    words.textContent = `${wordCount(count)}.`;
+    // How sure the model is of the caption, on the scale the other captions' column uses.
+    const likelihood = Number(result.log_probability);
+    words.textContent = Number.isFinite(likelihood)
+      ? `${wordCount(count)}, log-probability ${logProbability(likelihood)}.`
+      : `${wordCount(count)}.`;
   } else {
     verdict.className = "verdict muted";
     verdict.textContent = "The model wrote no words for this photo.";
