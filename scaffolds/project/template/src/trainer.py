@@ -20,6 +20,7 @@ import contextlib
 import json
 import math
 import os
+import pickle
 import signal
 import time
 from collections.abc import Iterator
@@ -153,6 +154,20 @@ def atomic_save(obj: object, path: Path) -> None:
     os.replace(temporary, path)
 
 
+def read_saved(path: Path, device: torch.device | str) -> dict:
+    """What `atomic_save` wrote to `path`, or one line on why it cannot be read: saving never tears a
+    file, but a copy from another machine can break off, and a file can be another program's."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):
+        raise ProjectError(
+            f"{path} cannot be read: it is cut short, damaged or not a file this project saved; "
+            "copy it again, or train the run again"
+        ) from None
+
+
 class MetricsLog:
     """metrics.jsonl: each record appended and flushed at once, so dashboards can follow a run."""
 
@@ -258,9 +273,34 @@ def load_trained_model(run_dir: Path, device: torch.device) -> tuple[Config, obj
     config = Config.load(run_dir / "config.json")
     preprocessor = load_preprocessor(run_dir)
     model = build_model(config, preprocessor, load_weights=False)
-    saved = torch.load(run_dir / "model.pt", map_location=device, weights_only=True)
-    model.load_state_dict(saved["model"])
+    saved = read_saved(run_dir / "model.pt", device)
+    try:
+        model.load_state_dict(saved["model"])
+    except (KeyError, RuntimeError) as error:  # config.json edited after training, or another run's file
+        # PyTorch's message heads a list ("size mismatch for ...: copying a param with shape ..."):
+        # its first item says what differs.
+        lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+        reason = lines[1] if len(lines) > 1 else lines[0]
+        raise ProjectError(
+            f"{run_dir / 'model.pt'} does not fit the model {run_dir / 'config.json'} describes ({reason})"
+        ) from None
     return config, preprocessor, model.to(device).eval(), saved["step"]
+
+
+class TrainedModel:
+    """A finished run's best model loaded for predictions on `device` ("auto": a GPU when there is
+    one, else the CPU), with the run's config and preprocessing and the step it was saved at.
+
+    Each task's `Predictor` (predictor.py) starts from it, so that `runner.py predict`, the server
+    and `runner.py check` find run_dir, device, config, preprocessor, model and step under the same
+    names whatever the task, and a predictor adds only what its task needs."""
+
+    def __init__(self, run_dir: Path, device: str = "auto") -> None:
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.run_dir = run_dir
+        self.device = torch.device(device)
+        self.config, self.preprocessor, self.model, self.step = load_trained_model(run_dir, self.device)
 
 
 # --- The trainer ---------------------------------------------------------------------------
@@ -461,9 +501,7 @@ class Trainer:
 
     def load_checkpoint(self) -> None:
         """Continue a run: weights, optimizer moments, step and data position, best model so far."""
-        checkpoint = torch.load(
-            self.run_dir / "checkpoint.pt", map_location=self.runtime.device, weights_only=True
-        )
+        checkpoint = read_saved(self.run_dir / "checkpoint.pt", self.runtime.device)
         self.raw_model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.state = TrainState(**checkpoint["state"])
@@ -472,9 +510,7 @@ class Trainer:
         if not self.runtime.distributed:  # each rank has its own RNG; only rank 0's was saved
             torch.set_rng_state(checkpoint["rng"].cpu())
         if (self.run_dir / "model.pt").exists():
-            self.best_weights = torch.load(self.run_dir / "model.pt", map_location="cpu", weights_only=True)[
-                "model"
-            ]
+            self.best_weights = read_saved(self.run_dir / "model.pt", "cpu")["model"]
 
     def finish(self) -> dict[str, float]:
         """Measure the saved model on the validation split and on as many training examples, and

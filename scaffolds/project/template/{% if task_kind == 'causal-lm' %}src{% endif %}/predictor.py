@@ -12,16 +12,13 @@ import torch
 
 from data import TokenWindows, split_contents
 from network import generate
-from trainer import load_trained_model
+from trainer import TrainedModel
 
 
-class Predictor:
-    def __init__(self, run_dir: Path, device: str = "auto"):
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.run_dir = run_dir
-        self.device = torch.device(device)
-        self.config, self.tokenizer, self.model, self.step = load_trained_model(run_dir, self.device)
+class Predictor(TrainedModel):
+    def __init__(self, run_dir: Path, device: str = "auto") -> None:
+        super().__init__(run_dir, device)
+        self.tokenizer = self.preprocessor  # a language model's preprocessing is its tokenizer
         self._val: TokenWindows | None = None  # the validation text as tokens, read on first use
 
     def sample(self, prompt: str, max_new_tokens: int, temperature: float, top_k: int) -> Iterator[int]:

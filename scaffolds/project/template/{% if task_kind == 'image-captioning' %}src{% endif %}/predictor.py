@@ -12,19 +12,15 @@ from config import ProjectError
 from data import build_data
 from folding import fold_batch_norms
 from image_files import open_image
-from trainer import load_trained_model
+from trainer import TrainedModel
 
 MAX_PIXELS = 4096 * 4096  # larger photos are refused before they are resized
 
 
-class Predictor:
-    def __init__(self, run_dir: Path, device: str = "auto"):
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.run_dir = run_dir
-        self.device = torch.device(device)
-        self.config, self.preprocessor, model, self.step = load_trained_model(run_dir, self.device)
-        self.model = fold_batch_norms(model)
+class Predictor(TrainedModel):
+    def __init__(self, run_dir: Path, device: str = "auto") -> None:
+        super().__init__(run_dir, device)
+        self.model = fold_batch_norms(self.model)
 
     @torch.no_grad()
     def predict(self, image: Image.Image, beams: int = 0) -> dict[str, object]:

@@ -3,24 +3,15 @@ the latency that `runner.py check` measures)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from PIL import Image
 
 from data import build_data
 from image_files import open_image
-from trainer import load_trained_model
+from trainer import TrainedModel
 
 
-class Predictor:
-    def __init__(self, run_dir: Path, device: str = "auto"):
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.run_dir = run_dir
-        self.device = torch.device(device)
-        self.config, self.preprocessor, self.model, self.step = load_trained_model(run_dir, self.device)
-
+class Predictor(TrainedModel):
     @torch.no_grad()
     def predict(self, image: Image.Image, top_k: int = 5) -> dict[str, object]:
         """The most likely label and the top-k labels with their probabilities."""

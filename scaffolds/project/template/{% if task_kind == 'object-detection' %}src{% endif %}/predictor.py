@@ -22,20 +22,16 @@ from data import build_data
 from folding import fold_batch_norms
 from image_files import open_image
 from network import Detector, decode
-from trainer import load_trained_model
+from trainer import TrainedModel
 
 MAX_PIXELS = 4096 * 4096  # larger frames are refused (a 4K camera frame has half as many)
 TIMING_SIZE = (1280, 720)  # the frames `sample_inputs` gives: a 720p camera's
 
 
-class Predictor:
-    def __init__(self, run_dir: Path, device: str = "auto"):
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.run_dir = run_dir
-        self.device = torch.device(device)
-        self.config, self.preprocessor, model, self.step = load_trained_model(run_dir, self.device)
-        self.model = fold_batch_norms(model).to(memory_format=torch.channels_last)
+class Predictor(TrainedModel):
+    def __init__(self, run_dir: Path, device: str = "auto") -> None:
+        super().__init__(run_dir, device)
+        self.model = fold_batch_norms(self.model).to(memory_format=torch.channels_last)
 
     @torch.no_grad()
     def detect(self, image: Image.Image, min_score: float | None = None) -> list[dict[str, object]]:

@@ -25,7 +25,7 @@ import torch
 
 from data import Question, read_questions, read_splits
 from metrics import best_spans
-from trainer import load_trained_model
+from trainer import TrainedModel
 
 LISTED = 3  # passages retrieval lists; the reader reads the first
 WORD = re.compile(r"\w+")
@@ -68,13 +68,9 @@ class PassageIndex:
         return sorted((s for s in scores if s[1] > 0), key=lambda s: -s[1])[:count]
 
 
-class Predictor:
-    def __init__(self, run_dir: Path, device: str = "auto"):
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.run_dir = run_dir
-        self.device = torch.device(device)
-        self.config, self.preprocessor, self.model, self.step = load_trained_model(run_dir, self.device)
+class Predictor(TrainedModel):
+    def __init__(self, run_dir: Path, device: str = "auto") -> None:
+        super().__init__(run_dir, device)
         train, val, columns = read_splits(self.config)
         self.questions: list[Question] = read_questions(val, columns)
         passages = {}  # (title, text) of each distinct passage, in the order first seen

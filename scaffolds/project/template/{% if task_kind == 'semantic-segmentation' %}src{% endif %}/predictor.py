@@ -24,7 +24,7 @@ from config import ProjectError
 from data import build_data, tile_starts
 from folding import fold_batch_norms
 from image_files import open_image
-from trainer import load_trained_model
+from trainer import TrainedModel
 
 WINDOW_PIXELS_PER_BATCH = 32 * 64 * 64  # windows go through the model in batches of about this many pixels
 MAX_PIXELS = 4096 * 4096  # larger images are refused: their probabilities alone would take GBs
@@ -39,14 +39,10 @@ def window_weights(height: int, width: int) -> torch.Tensor:
     return torch.outer(ramp(height), ramp(width)).clamp(min=1e-3)
 
 
-class Predictor:
-    def __init__(self, run_dir: Path, device: str = "auto"):
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.run_dir = run_dir
-        self.device = torch.device(device)
-        self.config, self.preprocessor, model, self.step = load_trained_model(run_dir, self.device)
-        self.model = fold_batch_norms(model).to(memory_format=torch.channels_last)
+class Predictor(TrainedModel):
+    def __init__(self, run_dir: Path, device: str = "auto") -> None:
+        super().__init__(run_dir, device)
+        self.model = fold_batch_norms(self.model).to(memory_format=torch.channels_last)
         # Window sides are multiples of this: the U-Net halves them `depth` times (a Hugging Face
         # segmenter's patches and strides divide 32).
         self.unit = 32 if self.config.model_name else 2**self.config.depth

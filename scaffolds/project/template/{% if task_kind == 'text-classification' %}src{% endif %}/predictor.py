@@ -3,22 +3,13 @@ the latency that `runner.py check` measures)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from data import build_data
-from trainer import load_trained_model
+from trainer import TrainedModel
 
 
-class Predictor:
-    def __init__(self, run_dir: Path, device: str = "auto"):
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.run_dir = run_dir
-        self.device = torch.device(device)
-        self.config, self.preprocessor, self.model, self.step = load_trained_model(run_dir, self.device)
-
+class Predictor(TrainedModel):
     @torch.no_grad()
     def predict(self, text: str, top_k: int = 5) -> dict[str, object]:
         """The most likely label and the top-k labels with their probabilities."""

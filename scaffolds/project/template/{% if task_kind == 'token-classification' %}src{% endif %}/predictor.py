@@ -3,23 +3,14 @@ latency that `runner.py check` measures)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from data import IGNORE, build_data, split_words
 from metrics import spans
-from trainer import load_trained_model
+from trainer import TrainedModel
 
 
-class Predictor:
-    def __init__(self, run_dir: Path, device: str = "auto"):
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.run_dir = run_dir
-        self.device = torch.device(device)
-        self.config, self.preprocessor, self.model, self.step = load_trained_model(run_dir, self.device)
-
+class Predictor(TrainedModel):
     @torch.no_grad()
     def tag_words(self, words: list[str]) -> tuple[list[str], list[float]]:
         """Each word's tag and its probability. A text longer than max_length tokens is tagged in
