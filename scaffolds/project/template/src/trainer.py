@@ -260,8 +260,10 @@ def evaluate_model(
             break
         inputs, targets = inputs.to(runtime.device), targets.to(runtime.device)
         with torch.autocast(runtime.device.type, dtype=torch.bfloat16, enabled=runtime.bf16):
-            logits, loss = model(inputs, targets)
-        counters.update(logits, targets, loss)
+            # What the model gives in eval mode for its metrics: logits, or for a captioner the
+            # words it wrote (a caption is scored as a whole, not word by word against a reference).
+            outputs, loss = model(inputs, targets)
+        counters.update(outputs, targets, loss)
     if runtime.distributed:
         counters.all_reduce()
     model.train(was_training)
