@@ -330,6 +330,7 @@ def assert_dashboard_shows_run(
     for metric in eval_metrics:
         assert markers(page, metric) == [[r["step"], r[metric]] for r in evals]
     assert page.inner_text("#run-status") == "finished"
+    assert_saved_model_card(page, project, records)
     page.wait_for_selector("#gates tbody tr")
     # The server measures the gates once per version of the run and keeps them, so asking again
     # gives the very figures the page drew, timed ones included.
@@ -344,6 +345,26 @@ def assert_dashboard_shows_run(
         if gate["metric"] in TIMED_GATES:
             assert gate["status"] == verdict(gate), gate
     assert [untimed(gate_row(gate)) for gate in served["gates"]] == [untimed(gate_row(g)) for g in checked]
+
+
+def assert_saved_model_card(page: object, project: ServedProject, records: list[dict]) -> None:
+    """The summary names the model the run saved (the last evaluation marked best, the one `serve`
+    loads) and its figure on the metric that chose it, as the final record measured it."""
+    status, run = http(f"{project.url}/api/runs/{project.run_dir.name}")
+    assert status == 200
+    monitor = run["monitor"]
+    final = next(r for r in reversed(records) if r["kind"] == "final")
+    chosen = [r for r in records if r["kind"] == "eval" and r.get("best")][-1]
+    cards = page.eval_on_selector_all(
+        "#summary > div",
+        "groups => groups.map(g => [g.querySelector('dt').textContent, g.querySelector('dd').textContent])",
+    )
+    (card,) = [(term, value) for term, value in cards if term.startswith("Saved model (step ")]
+    assert card[0] == f"Saved model (step {chosen['step']})", cards
+    figure = card[1].rsplit(" ", 1)[1]  # "mIoU 0.532"
+    # Three significant digits, or two in exponent form below 0.01 (with a true minus sign).
+    shown = float(figure.replace("\u2212", "-").replace(",", ""))
+    assert shown == pytest.approx(final[monitor], rel=0.05), cards
 
 
 def gate_row(gate: dict) -> list[str]:

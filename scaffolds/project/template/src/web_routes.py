@@ -6,6 +6,7 @@ the read-only routes added here:
 
   GET /api/runs                the runs beside the served one, newest first, with their status
   GET /api/runs/{name}         a run's metrics.jsonl records (?offset=BYTES: only the newer ones)
+                               and the metric that chooses its saved model
   GET /api/check?run=NAME      the task spec's acceptance gates on a finished run, as
                                `runner.py check --json` gives them (the same code measures them)
   GET /api/examples            a few validation inputs to try in the playground
@@ -29,6 +30,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 from config import SPEC_PATH, TASK_KIND, ProjectError
+from metrics import MONITOR
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 # The pages load scripts, styles and images from this server only; uploads are shown as blob: URLs.
@@ -80,7 +82,7 @@ def add_web_routes(app: FastAPI, run_dir: Path) -> None:
         path = runs.find(name)
         records, start, end = read_new_records(path / "metrics.jsonl", offset)
         config = read_config(path)
-        body = {"config": config, "records": records, "start": start, "offset": end}
+        body = {"config": config, "records": records, "start": start, "offset": end, "monitor": MONITOR}
         return finite_json({**runs.summary(path), **body})
 
     @app.get("/api/check")

@@ -11,6 +11,8 @@ import { drawChart, formatNumber } from "./chart.js";
 const POLL_TRAINING_MS = 1500;
 const POLL_IDLE_MS = 5000;
 // Record fields that are bookkeeping, not metrics to plot.
+// The metrics that choose a task's saved model (on the validation split), as people write them.
+const MONITOR_NAMES = { accuracy: "accuracy", eval_loss: "eval loss", f1: "F1", map: "mAP", miou: "mIoU", cider: "CIDEr-D" };
 const NOT_METRICS = new Set(["kind", "step", "epoch", "time", "best", "examples", "tokens", "elapsed_s", "eval_loss"]);
 const THROUGHPUT = { samples_per_s: "samples/s", tokens_per_s: "tokens/s" };
 
@@ -66,7 +68,7 @@ async function refreshRecords() {
   state.status = data.status;
   renderStatus(data);
   if (data.records.length || !charts.childElementCount) renderCharts();
-  renderSummary(data.config);
+  renderSummary(data.config, data.monitor);
   renderConfig(data.config);
   const finalRecord = state.records.findLast((r) => r.kind === "final");
   const checkKey = finalRecord ? `${run}@${finalRecord.time}` : "";
@@ -183,7 +185,7 @@ new ResizeObserver(() => {
   for (const figure of charts.querySelectorAll("figure")) if (figure.spec) drawChart(figure, figure.spec);
 }).observe(charts);
 
-function renderSummary(config) {
+function renderSummary(config, monitor) {
   const records = state.records;
   const last = records.at(-1);
   const train = records.filter((r) => r.kind === "train");
@@ -197,11 +199,13 @@ function renderSummary(config) {
     cards.push(["Step", `${last.step}${planned}`], ["Epoch", epoch]);
   }
   if (lastTrain) cards.push(["Training loss", formatNumber(lastTrain.loss)]);
-  const monitor = ["accuracy", "perplexity", "eval_loss"].find((key) => evals.some((r) => typeof r[key] === "number"));
-  if (monitor) {
-    const values = evals.map((r) => r[monitor]).filter((v) => typeof v === "number");
-    const best = values.reduce((a, b) => (monitor === "accuracy" ? Math.max(a, b) : Math.min(a, b)));
-    cards.push([`Best validation ${monitor.replaceAll("_", " ")}`, formatNumber(best)]);
+  // The model the run saved (model.pt: what `serve` and `check` use) is the one of the last
+  // evaluation marked best on the metric the task monitors; the final record measures it whole.
+  const chosen = evals.findLast((r) => r.best === true);
+  const figure = final?.[monitor] ?? chosen?.[monitor];
+  if (typeof monitor === "string" && typeof figure === "number") {
+    const name = MONITOR_NAMES[monitor] ?? monitor.replaceAll("_", " ");
+    cards.push([`Saved model (step ${chosen?.step ?? final.step})`, `${name} ${formatNumber(figure)}`]);
   }
   for (const [key, unit] of Object.entries(THROUGHPUT)) {
     if (lastTrain && key in lastTrain) cards.push([`Throughput (${unit})`, formatNumber(lastTrain[key])]);
