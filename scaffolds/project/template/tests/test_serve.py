@@ -1,5 +1,5 @@
 """`runner.py serve` as a user starts it: on the port asked for, on any free one with --port 0,
-and with one line of advice when the port is taken or the model cannot be read."""
+with one line of advice when the port is taken or the model cannot be read, and quickly."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from config import ProjectError
+from config import TASK_KIND, ProjectError
 from conftest import ROOT, run_cli
 from predictor import Predictor
 
@@ -80,3 +80,12 @@ def test_weights_that_do_not_fit_the_runs_config_are_one_line(trained_run: Path,
         Predictor(run_dir, device="cpu")
     assert "does not fit the model" in str(refused.value) and name in str(refused.value)
     assert "\n" not in str(refused.value)
+
+
+@pytest.mark.skipif(TASK_KIND == "question-answering", reason="its predictor reads the manuals at start-up")
+def test_predicting_and_serving_start_without_datasets() -> None:
+    """`datasets` (most of a second to import) builds the training data; `predict`, `serve` and
+    `check` load a saved model and need it only when asked for validation examples."""
+    code = "import sys, predictor, server; print('datasets' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "src", capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "False", result.stdout + result.stderr
