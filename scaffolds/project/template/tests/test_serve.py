@@ -84,8 +84,8 @@ def test_weights_that_do_not_fit_the_runs_config_are_one_line(trained_run: Path,
 
 @pytest.mark.skipif(TASK_KIND == "question-answering", reason="its predictor reads the manuals at start-up")
 def test_predicting_and_serving_start_without_datasets() -> None:
-    """`datasets` (most of a second to import) builds the training data; `predict`, `serve` and
-    `check` load a saved model and need it only when asked for validation examples."""
+    """`datasets` (most of a second to import) builds the training data; `predict` and `serve`
+    load a saved model and need it only when asked for validation examples."""
     code = "import sys, predictor, server; print('datasets' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "src", capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == "False", result.stdout + result.stderr
