@@ -10,9 +10,9 @@ import { drawChart, formatNumber } from "./chart.js";
 
 const POLL_TRAINING_MS = 1500;
 const POLL_IDLE_MS = 5000;
-// Record fields that are bookkeeping, not metrics to plot.
 // The metrics that choose a task's saved model (on the validation split), as people write them.
 const MONITOR_NAMES = { accuracy: "accuracy", eval_loss: "eval loss", f1: "F1", map: "mAP", miou: "mIoU", cider: "CIDEr-D" };
+// Record fields that are bookkeeping, not metrics to plot.
 const NOT_METRICS = new Set(["kind", "step", "epoch", "time", "best", "examples", "tokens", "elapsed_s", "eval_loss"]);
 const THROUGHPUT = { samples_per_s: "samples/s", tokens_per_s: "tokens/s" };
 
