@@ -157,15 +157,20 @@ def atomic_save(obj: object, path: Path) -> None:
 def read_saved(path: Path, device: torch.device | str) -> dict:
     """What `atomic_save` wrote to `path`, or one line on why it cannot be read: saving never tears a
     file, but a copy from another machine can break off, and a file can be another program's."""
+    unreadable = ProjectError(
+        f"{path} cannot be read: it is cut short, damaged or not a file this project saved; "
+        "copy it again, or train the run again"
+    )
     try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
+        saved = torch.load(path, map_location=device, weights_only=True)
+    except (FileNotFoundError, torch.OutOfMemoryError):  # the file is fine: say what really failed
         raise
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):
-        raise ProjectError(
-            f"{path} cannot be read: it is cut short, damaged or not a file this project saved; "
-            "copy it again, or train the run again"
-        ) from None
+        raise unreadable from None
+    # A file torch can read that holds something else (a bare tensor, another program's dict).
+    if not isinstance(saved, dict) or "model" not in saved:
+        raise unreadable
+    return saved
 
 
 class MetricsLog:

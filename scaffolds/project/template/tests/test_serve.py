@@ -66,6 +66,19 @@ def test_a_model_cut_short_is_one_line_and_leaves_the_port_free(trained_run: Pat
         again.bind(("127.0.0.1", port))  # no socket of the failed server holds it
 
 
+def test_a_file_torch_reads_but_this_project_did_not_write_is_one_line(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """A model.pt that loads but holds something else, such as a bare tensor another script wrote
+    under that name."""
+    run_dir = tmp_path / trained_run.name
+    shutil.copytree(trained_run, run_dir)
+    torch.save(torch.zeros(3), run_dir / "model.pt")
+    with pytest.raises(ProjectError) as refused:
+        Predictor(run_dir, device="cpu")
+    assert f"{run_dir / 'model.pt'} cannot be read" in str(refused.value)
+
+
 def test_weights_that_do_not_fit_the_runs_config_are_one_line(trained_run: Path, tmp_path: Path) -> None:
     """Another run's model.pt, or a config.json edited after training: the weights' names or shapes
     differ from the model the config describes. Every command that loads the model (predict, serve,
