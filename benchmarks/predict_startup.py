@@ -27,6 +27,7 @@ SPECS = {  # kind -> the built-in spec that renders it, and what `predict` is gi
     "image-classification": ("image-classification", "image"),
     "text-classification": ("text-classification", "Return the sum of the numbers in the list."),
     "token-classification": ("named-entity-recognition", "Started lisinopril 10 mg daily for hypertension."),
+    "question-answering": ("question-answering", "How long is the warranty of the Solace S78 label printer?"),
 }
 
 

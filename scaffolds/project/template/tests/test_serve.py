@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from config import TASK_KIND, ProjectError
+from config import ProjectError
 from conftest import ROOT, run_cli
 from predictor import Predictor
 
@@ -95,7 +95,6 @@ def test_weights_that_do_not_fit_the_runs_config_are_one_line(trained_run: Path,
     assert "\n" not in str(refused.value)
 
 
-@pytest.mark.skipif(TASK_KIND == "question-answering", reason="its predictor reads the manuals at start-up")
 def test_predicting_and_serving_start_without_datasets() -> None:
     """`datasets` (most of a second to import) builds the training data; `predict` and `serve`
     load a saved model and need it only when asked for validation examples."""

@@ -24,17 +24,21 @@ ends in it, or position 0 (the [CLS] token) where it holds no answer: SQuAD 2.0'
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from datasets import Dataset, DatasetDict, Features, Sequence, Value
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from config import Config, ProjectError
 from loading import VALIDATION_SPLITS, find_column, read_dataset
 from text_encoding import SavedTokenizer, cached_wordpiece
+
+if TYPE_CHECKING:  # imported where a dataset is built: `predict` and `serve` start without it
+    from datasets import Dataset, DatasetDict
 
 QUESTION_COLUMNS = ("question", "query")
 CONTEXT_COLUMNS = ("context", "passage", "section")
@@ -43,6 +47,7 @@ TITLE_COLUMNS = ("title", "section_title")
 MAX_QUESTION_SHARE = 0.3  # of a window: longer questions are cut
 MAX_TITLE_SHARE = 0.15  # of a window: longer titles are cut; the rest is the passage's
 WINDOW_OVERLAP_SHARE = 0.25  # of a window's passage tokens, shared with the next window
+PASSAGES_FILE = "passages.json"  # in a run: the passages retrieval searches at serve time
 # Each window's targets: a row of these columns (see QuestionWindows).
 START, END, QUESTION, OFFSET, CONTEXT_START, LENGTH, GOLD_START, GOLD_END = range(8)
 
@@ -363,6 +368,8 @@ def product_manuals(val_fraction: float = 0.2) -> DatasetDict:
     """The built-in questions: DEVICES_PER_MANUAL_SET manuals, split by device. Validation asks
     each question of its own section only, so its scores are SQuAD's; training also asks some of
     the wrong one (wrong_sections)."""
+    from datasets import Dataset, DatasetDict, Features, Sequence, Value
+
     rng = random.Random(GENERATOR_SEED)
     names: list[tuple[str, str, str]] = []
     while len(names) < DEVICES_PER_MANUAL_SET:
@@ -432,6 +439,8 @@ def split_by_passage(source: Dataset, config: Config, context_column: str) -> tu
 
 def read_splits(config: Config) -> tuple[Dataset, Dataset, Columns]:
     """The training and validation questions and their columns."""
+    from datasets import DatasetDict
+
     source: Dataset | DatasetDict = (
         product_manuals(config.val_fraction) if config.dataset == "builtin" else read_dataset(config.dataset)
     )
@@ -451,6 +460,17 @@ def split_contents(config: Config) -> tuple[list[str], list[str]]:
     that training also read counts as leaked."""
     train, val, columns = read_splits(config)
     return list(train[columns.context]), list(val[columns.context])
+
+
+def distinct_passages(train: Dataset, val: Dataset, columns: Columns) -> list[tuple[str, str]]:
+    """(title, text) of each distinct passage of both splits, in the order first seen: what
+    retrieval searches when a question comes without its passage."""
+    passages: dict[tuple[str, str], None] = {}  # a dict, not a set: it keeps the order
+    for split in (train, val):
+        titles = split[columns.title] if columns.title else [""] * len(split)
+        for title, text in zip(titles, split[columns.context], strict=True):
+            passages.setdefault((title or "", text), None)
+    return list(passages)
 
 
 # --- Windows -----------------------------------------------------------------------------------
@@ -499,10 +519,21 @@ class EncodedPassage:
     char_spans: list[tuple[int, int]]  # each passage token's characters in the passage
 
 
+@dataclass
 class ReadingPreprocessor(SavedTokenizer):
     """A question and its passage -> windows of `[CLS] question [SEP] title [SEP] passage part
     [SEP]` padded to max_length, and an answer's characters -> its first and last token in the
-    passage. The labels are the two things the model points at: start and end."""
+    passage. The labels are the two things the model points at: start and end.
+
+    It also carries the data's passages (build_data sets them) and saves them with the run
+    (PASSAGES_FILE), so that serving retrieves from them without reading the data again."""
+
+    passages: list[tuple[str, str]] | None = None  # (title, text); None: not read from the data
+
+    def save(self, run_dir: Path) -> None:
+        super().save(run_dir)
+        if self.passages is not None:
+            (run_dir / PASSAGES_FILE).write_text(json.dumps(self.passages) + "\n")
 
     @property
     def cls_id(self) -> int:
@@ -555,6 +586,14 @@ class ReadingPreprocessor(SavedTokenizer):
 
 def load_preprocessor(run_dir: Path) -> ReadingPreprocessor:
     return ReadingPreprocessor.load(run_dir)
+
+
+def load_passages(run_dir: Path) -> list[tuple[str, str]] | None:
+    """The passages a run saved when it was trained, or None for a run from before runs saved them."""
+    path = run_dir / PASSAGES_FILE
+    if not path.exists():
+        return None
+    return [(title, text) for title, text in json.loads(path.read_text())]
 
 
 class QuestionWindows(torch.utils.data.Dataset):
@@ -618,6 +657,8 @@ def build_data(config: Config, run_dir: Path | None = None) -> TaskData:
             texts = sorted({*train[columns.context], *(train[columns.title] if columns.title else [])})
             tokenizer = wordpiece_for_reading([*texts, *train[columns.question]], config.vocab_size)
         preprocessor = ReadingPreprocessor(tokenizer, ["start", "end"], config.max_length)
+    # Also when resuming: a run from before runs saved their passages gets them when it saves.
+    preprocessor.passages = distinct_passages(train, val, columns)
     return TaskData(
         train=QuestionWindows(read_questions(train, columns), preprocessor),
         val=QuestionWindows(read_questions(val, columns), preprocessor),

@@ -2,11 +2,12 @@
 and the latency that `runner.py check` measures): retrieval, then span extraction.
 
 Given a passage, the reader reads it (in windows if it is long). Given none, a BM25 index over
-every passage of the run's data (for the built-in data: each section of every manual) ranks the
-passages by the question's words, and the reader reads the first. The answer is the span with
-the highest start + end score, given with the title of its passage and its character offsets in
-it; unless the passage's no-answer score is higher, in which case the reader abstains: the
-answer is "". The next passages are listed too, for a person to look at.
+every passage of the run's data (for the built-in data: each section of every manual; training
+saves them with the run) ranks the passages by the question's words, and the reader reads the
+first. The answer is the span with the highest start + end score, given with the title of its
+passage and its character offsets in it; unless the passage's no-answer score is higher, in
+which case the reader abstains: the answer is "". The next passages are listed too, for a
+person to look at.
 
 Reading more than the first passage and taking the answer the reader is surest of sounds
 better, but on the built-in manuals an earlier reader answered fewer questions right end to end
@@ -19,11 +20,12 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from functools import cached_property
 from pathlib import Path
 
 import torch
 
-from data import Question, read_questions, read_splits
+from data import Question, distinct_passages, load_passages, read_questions, read_splits
 from metrics import best_spans
 from trainer import TrainedModel
 
@@ -71,14 +73,19 @@ class PassageIndex:
 class Predictor(TrainedModel):
     def __init__(self, run_dir: Path, device: str = "auto") -> None:
         super().__init__(run_dir, device)
-        train, val, columns = read_splits(self.config)
-        self.questions: list[Question] = read_questions(val, columns)
-        passages = {}  # (title, text) of each distinct passage, in the order first seen
-        for split in (train, val):
-            titles = split[columns.title] if columns.title else [""] * len(split)
-            for title, text in zip(titles, split[columns.context], strict=True):
-                passages.setdefault((title or "", text), None)
-        self.index = PassageIndex(list(passages))
+        passages = load_passages(run_dir)  # saved by training: no need to read the data to serve
+        if passages is None:  # a run from before runs saved their passages: read them from its data
+            train, val, columns = read_splits(self.config)
+            passages = distinct_passages(train, val, columns)
+            self.questions = read_questions(val, columns)  # read now, while the splits are at hand
+        self.index = PassageIndex(passages)
+
+    @cached_property
+    def questions(self) -> list[Question]:
+        """The validation questions, read from the run's data the first time they are asked for:
+        answering needs none of them, only `sample_inputs` does."""
+        _, val, columns = read_splits(self.config)
+        return read_questions(val, columns)
 
     @torch.no_grad()
     def read(self, question: str, passages: list[tuple[str, str]]) -> dict[str, object]:

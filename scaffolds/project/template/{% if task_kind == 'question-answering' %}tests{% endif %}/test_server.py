@@ -4,12 +4,14 @@ from a passage (or an abstention) out, bad input refused."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import httpx
 import pytest
 
 from conftest import run_cli, saved_step
+from data import PASSAGES_FILE
 from predictor import PassageIndex, Predictor
 
 QUESTION = "How long is the warranty of the Solace S78 label printer?"
@@ -77,6 +79,20 @@ def test_retrieval_finds_the_section_of_the_device_asked_about(predictor: Predic
         for i, q in zip(found, answerable, strict=True)
     ]
     assert sum(device) / len(device) >= 0.97
+
+
+def test_a_run_without_saved_passages_reads_them_from_its_data(
+    trained_run: Path, predictor: Predictor, tmp_path: Path
+) -> None:
+    """A run trained before runs saved their passages: the predictor reads the run's data for them,
+    and answers as it does from the saved ones."""
+    run_dir = tmp_path / trained_run.name
+    shutil.copytree(trained_run, run_dir)
+    (run_dir / PASSAGES_FILE).unlink()
+    older = Predictor(run_dir, device="cpu")
+    assert older.index.passages == predictor.index.passages
+    assert older.predict(QUESTION) == predictor.predict(QUESTION)
+    assert older.questions == predictor.questions
 
 
 def test_bm25_prefers_rare_words_and_short_passages() -> None:
