@@ -169,6 +169,10 @@ PHRASINGS = [
     ("constraints", "No 3-gram repeated more than twice in a sample", "max_3gram_repeats", "<=", 2),
     # A metric on one class, or on the worst class, under the names generated projects record.
     ("rewards", "Recall of at least 88% on drug names", "recall_drug", ">=", 0.88),
+    # Accuracy on one kind of chart, the per-type report's figures; "chart questions" is no kind.
+    ("penalties", "Accuracy below 50% on stacked bar charts", "accuracy_stacked_bar", "<", 0.5),
+    ("rewards", "Accuracy of at least 90% on line charts.", "accuracy_line", ">=", 0.9),
+    ("rewards", "Accuracy ≥ 65% on the held-out chart questions", "accuracy", ">=", 0.65),
     ("penalties", "Precision below 80% on any entity type", "worst_class_precision", "<", 0.8),
     ("penalties", "Water IoU below 50%", "iou_water", "<", 0.5),
     ("rewards", "F1 of at least 0.8 for every class", "worst_class_f1", ">=", 0.8),
@@ -310,12 +314,21 @@ def test_a_class_metric_is_a_fraction_where_higher_is_better() -> None:
     assert extract_threshold("Recall of at least 88% on drug names", "rewards") == Threshold(
         "recall_drug", ">=", 0.88, "fraction"
     )
-    for name in ("recall_drug", "f1_condition", "precision_b_drug", "iou_water", "worst_class_f1"):
+    for name in (
+        "recall_drug",
+        "f1_condition",
+        "precision_b_drug",
+        "iou_water",
+        "worst_class_f1",
+        "accuracy_line",
+    ):
         assert metric_unit(name) == "fraction", name
         assert higher_is_better(name), name
-    for name in ("worst_class_iou", "recall_", "accuracy_drug", "worst_class_accuracy"):
+    for name in ("worst_class_iou", "recall_", "accuracy_", "worst_class_accuracy"):
         assert metric_unit(name) is None, name
         assert not higher_is_better(name), name
+    # Accuracy lost on a benchmark is no kind of input: a fraction where lower is better.
+    assert metric_unit("accuracy_drop") == "fraction" and not higher_is_better("accuracy_drop")
     assert higher_is_better("recall") and not higher_is_better("latency_ms")
 
 

@@ -47,6 +47,7 @@ SCAFFOLD_KINDS = frozenset(
         "semantic-segmentation",
         "object-detection",
         "image-captioning",
+        "visual-question-answering",
         "question-answering",
         "causal-lm",
     }
@@ -100,8 +101,11 @@ METRIC_UNITS: dict[str, str] = {
 REPEATED_NGRAMS = re.compile(r"max_(?P<n>[1-9])gram_repeats")
 # A family of its own too: a classification metric on one class, named by the class lower-cased
 # (recall_drug, f1_condition, iou_water), or on the class that scores worst (worst_class_precision,
-# the minimum over the classes). Both are fractions where a larger value is better.
-CLASS_METRICS = re.compile(r"(?:precision|recall|f1|iou)_[a-z0-9_]+|worst_class_(?:precision|recall|f1)")
+# the minimum over the classes), or accuracy on one kind of input (accuracy_stacked_bar: on stacked
+# bar charts; accuracy_drop is no such kind). All are fractions where a larger value is better.
+CLASS_METRICS = re.compile(
+    r"(?:precision|recall|f1|iou)_[a-z0-9_]+|worst_class_(?:precision|recall|f1)|accuracy_(?!drop$)[a-z0-9_]+"
+)
 
 
 def metric_unit(metric: str) -> str | None:

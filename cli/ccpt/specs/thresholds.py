@@ -359,6 +359,10 @@ _ONE_CLASS = re.compile(
     r"|labels?)\b",
     re.IGNORECASE,
 )
+# "Accuracy below 50% on stacked bar charts": accuracy on one kind of chart (accuracy_stacked_bar).
+_ON_CHART_KIND = re.compile(
+    r"\s+(?:on|for) (?:the )?(?P<name>[a-z]+(?:[ -][a-z]+)?) charts?(?=\s*(?:[,;.)]|$))", re.IGNORECASE
+)
 # "Water IoU": the word right before a plain IoU (not mIoU or mean IoU) names its class.
 _CLASS_BEFORE_IOU = re.compile(r"(?<![\w-])(?P<name>[a-z][a-z0-9-]*)[ -]$", re.IGNORECASE)
 _PLAIN_IOU = re.compile(r"iou|intersection[- ]over[- ]union", re.IGNORECASE)
@@ -716,6 +720,9 @@ def _class_qualified(text: str, words: list[_MetricWord], number: re.Match[str],
     """`metric` narrowed to the class the bullet measures it on: "Recall of at least 88% on drug
     names" -> recall_drug, "Precision below 80% on any entity type" -> worst_class_precision,
     "Water IoU below 50%" -> iou_water; `metric` itself when no qualifier sits next to it."""
+    if metric == "accuracy":
+        kind = _ON_CHART_KIND.match(text, number.end())
+        return f"accuracy_{kind['name'].lower().replace(' ', '_').replace('-', '_')}" if kind else metric
     if metric not in _QUALIFIABLE and metric != "miou":
         return metric
     word = _nearest_word(text, words, *number.span(), {metric})
