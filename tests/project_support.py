@@ -20,6 +20,7 @@ PROJECT_KINDS = (
     "semantic-segmentation",
     "object-detection",
     "image-captioning",
+    "visual-question-answering",
     "question-answering",
     "causal-lm",
 )

@@ -23,6 +23,7 @@ KIND_MARKERS = {
     "semantic-segmentation": "def aerial_scene(",
     "object-detection": "def warehouse_frame(",
     "image-captioning": "def product_photo(",
+    "visual-question-answering": "def bar_chart(",
     "causal-lm": "class GPT(nn.Module):",
 }
 
@@ -114,7 +115,9 @@ def test_a_setting_out_of_range_is_refused_in_one_line(
     assert f"is out of range: it takes a number in {allowed}" in result.stderr
 
 
-@pytest.mark.parametrize("kind", ["text-classification", "image-captioning", "causal-lm"])
+@pytest.mark.parametrize(
+    "kind", ["text-classification", "image-captioning", "visual-question-answering", "causal-lm"]
+)
 def test_a_width_that_heads_cannot_share_is_refused_in_one_line(projects: dict[str, Path], kind: str) -> None:
     shape = ["--set", "n_embd=128", "--set", "n_head=3"]
     result = run_in_project(projects[kind], "src/runner.py", "train", *shape)

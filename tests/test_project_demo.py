@@ -225,6 +225,62 @@ def test_the_captioning_project_describes_held_out_photos_and_checks_its_spec(tm
     assert right >= 8, answers.stdout
 
 
+@pytest.mark.timeout(3600)  # the defaults train for longer than the suite's 10 minutes a test
+def test_the_chart_question_project_answers_questions_on_held_out_charts_and_checks_its_spec(
+    tmp_path: Path,
+) -> None:
+    """The visual-question-answering spec end to end with its defaults (4 epochs of its 12,000
+    charts, 1,200 steps): relaxed accuracy on the held-out charts' questions and on their stacked
+    bar charts, and the model's size, all measured; GPU memory is not measured on a CPU. Then
+    held-out charts asked a question through `runner.py predict`, as an analyst would ask it."""
+    made = run_ccpt(
+        "new", "charts", "--spec", "visual-question-answering", "--defaults", "--no-git", cwd=tmp_path
+    )
+    assert made.returncode == 0, made.stderr
+    project = tmp_path / "charts"
+    train = run_in_project(project, "src/runner.py", "train", timeout=3600)
+    assert train.returncode == 0, train.stderr[-3000:]
+    final = run_records(only_run(project))[-1]
+    assert final["kind"] == "final" and final["step"] == 1200 and final["examples"] == 9600
+    groups = ["bar", "stacked_bar", "line", "value", "extreme", "compare", "count"]
+    figures = {name: final[name] for name in ["accuracy", "exact_match", *(f"accuracy_{g}" for g in groups)]}
+    assert figures["accuracy"] >= 0.65 and figures["accuracy_stacked_bar"] >= 0.5, figures
+
+    check = run_in_project(project, "src/runner.py", "check", "--json")
+    assert check.returncode == 0, check.stdout + check.stderr
+    gates = json.loads(check.stdout)
+    status = {(gate["section"], gate["metric"]): gate["status"] for gate in gates}
+    assert status == {
+        ("constraints", "gpu_memory_gb"): "not measured",
+        ("constraints", "parameters_m"): "pass",
+        ("rewards", "accuracy"): "pass",
+        ("penalties", "accuracy_stacked_bar"): "pass",
+    }, gates
+    measured = {gate["metric"]: gate["observed"] for gate in gates}
+    assert measured["accuracy"] == final["accuracy"]
+    assert measured["accuracy_stacked_bar"] == final["accuracy_stacked_bar"]
+
+    # Held-out bar charts, four times the size the reader reads: how many bars each has.
+    save_charts = (
+        "import json, sys; sys.path.insert(0, 'src'); from PIL import Image; from config import Config;"
+        " from data import read_charts; _, val = read_charts(Config());"
+        " bars = [c for c in val if c[1] != 'line'][:10];"
+        " [Image.fromarray(c[0]).resize((256, 256), Image.NEAREST).save(f'chart{i}.png')"
+        " for i, c in enumerate(bars)];"
+        " print(json.dumps([c[2][3].answer for c in bars]))"
+    )
+    saved = run_in_project(project, "-c", save_charts)
+    assert saved.returncode == 0, saved.stderr
+    charts = [f"chart{i}.png" for i in range(10)]
+    question = ["--question", "How many bars are there?"]
+    answers = run_in_project(project, "src/runner.py", "predict", "--json", *question, *charts)
+    assert answers.returncode == 0, answers.stderr
+    lines = [json.loads(line) for line in answers.stdout.splitlines()]
+    assert [line["input"] for line in lines] == charts
+    right = sum(line["answer"] == count for line, count in zip(lines, json.loads(saved.stdout), strict=True))
+    assert right >= 8, answers.stdout
+
+
 def iou(first: list[float], second: list[float]) -> float:
     width = max(min(first[2], second[2]) - max(first[0], second[0]), 0)
     height = max(min(first[3], second[3]) - max(first[1], second[1]), 0)

@@ -67,8 +67,9 @@ FINAL_METRICS = (
     "train_val_gap",
     "predicted_classes",
 )
-# Per-class scores a run records as precision_drug, recall_drug, f1_drug (for the class "drug").
-PER_CLASS_METRICS = re.compile(r"(?:precision|recall|f1|iou|ap)_\w+")
+# Per-class scores a run records as precision_drug, recall_drug, f1_drug (for the class "drug"), and
+# accuracy on one kind of input (accuracy_stacked_bar: on stacked bar charts).
+PER_CLASS_METRICS = re.compile(r"(?:precision|recall|f1|iou|ap|accuracy)_\w+")
 ALIASES = {"f1": "macro_f1"}  # a classifier's F1 is its macro F1 (a tagger records its own f1)
 LATENCY_SAMPLES = 20
 LATENCY_METRICS = {"latency_ms", "latency_p95_ms"}  # the median prediction's time and the slow tail's

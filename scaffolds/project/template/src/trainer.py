@@ -71,6 +71,16 @@ class Runtime:
         return self.device.type == "cuda"
 
 
+Inputs = torch.Tensor | tuple[torch.Tensor, ...]  # a chart and its question are two tensors
+
+
+def to_device(inputs: Inputs, device: torch.device, non_blocking: bool = False) -> Inputs:
+    """A batch's inputs on `device`: one tensor, or each of several (pixels and question ids)."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs.to(device, non_blocking=non_blocking)
+    return tuple(part.to(device, non_blocking=non_blocking) for part in inputs)
+
+
 def setup_runtime(config: Config) -> Runtime:
     """Join torchrun's process group when launched by torchrun (it sets RANK and WORLD_SIZE).
 
@@ -263,7 +273,7 @@ def evaluate_model(
     for index, (inputs, targets) in enumerate(loader):
         if max_batches and index >= max_batches:
             break
-        inputs, targets = inputs.to(runtime.device), targets.to(runtime.device)
+        inputs, targets = to_device(inputs, runtime.device), targets.to(runtime.device)
         with torch.autocast(runtime.device.type, dtype=torch.bfloat16, enabled=runtime.bf16):
             # What the model gives in eval mode for its metrics: logits, or for a captioner the
             # words it wrote (a caption is scored as a whole, not word by word against a reference).
@@ -429,7 +439,7 @@ class Trainer:
         items = 0
         for micro_step in range(accum):
             inputs, targets = next(batches)
-            inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+            inputs, targets = to_device(inputs, device, True), targets.to(device, non_blocking=True)
             last = micro_step == accum - 1
             with self.ddp.no_sync() if self.ddp and not last else contextlib.nullcontext():
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.runtime.bf16):

@@ -287,9 +287,12 @@ def without_non_finite(value: object) -> object:
 
 
 def as_example(item: object) -> object:
-    """A validation input as the playground shows it: text as it is, an image as a PNG data URL."""
+    """A validation input as the playground shows it: text as it is, an image as a PNG data URL, a
+    chart and its question (visual-question-answering) as {"image": data URL, "question": text}."""
     if isinstance(item, str):
         return item
+    if hasattr(item, "question"):  # predictor.ChartQuestion (the other kinds' modules have no such class)
+        return {"image": as_example(item.image), "question": item.question}
     buffer = io.BytesIO()
     item.save(buffer, format="PNG")  # a PIL image
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -11,8 +11,12 @@ from loading import build_loader, count_shared
 def test_training_loader_gives_full_batches_of_inputs_and_targets(config: Config, data: TaskData) -> None:
     loader = build_loader(data.train, config, train=True)
     inputs, targets = next(iter(loader))
-    assert inputs.shape[0] == targets.shape[0] == config.batch_size
-    assert inputs.shape[1:] == data.train[0][0].shape
+    assert targets.shape[0] == config.batch_size
+    # One tensor of inputs, or several (a chart's pixels and its question's words).
+    batched = inputs if isinstance(inputs, list) else [inputs]
+    one = data.train[0][0]
+    for part, example in zip(batched, one if isinstance(one, tuple) else (one,), strict=True):
+        assert part.shape == (config.batch_size, *example.shape)
     assert len(loader) == len(data.train) // config.batch_size
 
 
