@@ -122,7 +122,7 @@ def test_a_penalty_every_allowed_value_triggers_fails() -> None:
 
 
 def test_a_kind_ccpt_new_cannot_render_is_a_warning_and_no_kind_a_failure() -> None:
-    unrendered = dataclasses.replace(good(), task_kind="visual-question-answering")
+    unrendered = dataclasses.replace(good(), task_kind="document-understanding")
     assert verdicts(unrendered)["task kind"][0] == "warn"
     assert verdicts(dataclasses.replace(good(), task_kind=""))["task kind"][0] == "fail"
 
