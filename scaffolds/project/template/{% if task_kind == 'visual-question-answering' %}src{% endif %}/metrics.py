@@ -53,8 +53,8 @@ class EvalMetrics:
         self.total_by_type = torch.zeros(len(chart_types), dtype=torch.long, device=device)
         self.right_by_kind = torch.zeros(len(QUESTION_KINDS), dtype=torch.long, device=device)
         self.total_by_kind = torch.zeros(len(QUESTION_KINDS), dtype=torch.long, device=device)
-        # [relaxed right, exact right, questions]
-        self.counts = torch.zeros(3, dtype=torch.long, device=device)
+        # [relaxed right, exact right, questions, questions whose answer is an answer class]
+        self.counts = torch.zeros(4, dtype=torch.long, device=device)
         self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
 
     def correct(self, predicted: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,10 +68,10 @@ class EvalMetrics:
     @torch.no_grad()
     def update(self, logits: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor) -> None:
         relaxed, exact = self.correct(logits.argmax(dim=-1), targets[:, 0])
-        self.counts += torch.stack(
-            [relaxed.sum(), exact.sum(), relaxed.new_tensor(len(relaxed), dtype=torch.long)]
-        )
-        self.loss_sum += loss.double() * targets.shape[0]
+        known = (targets[:, 0] >= 0).sum()
+        self.counts += torch.stack([relaxed.sum(), exact.sum(), known.new_tensor(len(relaxed)), known])
+        # The model's loss is the mean over the questions whose answer it knows: weigh it by them.
+        self.loss_sum += loss.double() * known
         for right, total, group in (
             (self.right_by_type, self.total_by_type, targets[:, 1]),
             (self.right_by_kind, self.total_by_kind, targets[:, 2]),
@@ -93,10 +93,10 @@ class EvalMetrics:
             dist.all_reduce(tensor)
 
     def compute(self) -> dict[str, float]:
-        relaxed, exact, questions = (int(n) for n in self.counts.tolist())
+        relaxed, exact, questions, known = (int(n) for n in self.counts.tolist())
         total = max(questions, 1)
         results = {
-            "eval_loss": (self.loss_sum / total).item(),
+            "eval_loss": (self.loss_sum / max(known, 1)).item(),
             "accuracy": relaxed / total,
             "exact_match": exact / total,
             "examples": questions,

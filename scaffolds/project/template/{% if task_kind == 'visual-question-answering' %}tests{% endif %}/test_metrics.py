@@ -151,6 +151,14 @@ def test_the_loss_is_averaged_over_questions_not_batches() -> None:
     assert results["eval_loss"] == pytest.approx((3 * 2.0 + 6.0) / 4) and results["examples"] == 4
 
 
+def test_the_loss_counts_only_questions_whose_answer_is_a_class() -> None:
+    """The model's loss of a batch is its mean over the answers it knows (others add nothing)."""
+    metrics = counters()
+    metrics.update(*batch([("100", "100"), ("100", None)]), torch.tensor(2.0))
+    metrics.update(*batch([("yes", "no")]), torch.tensor(5.0))
+    assert metrics.compute()["eval_loss"] == pytest.approx((2.0 + 5.0) / 2)
+
+
 def test_no_questions_score_zero_rather_than_failing() -> None:
     results = counters().compute()
     assert results == {"eval_loss": 0.0, "accuracy": 0.0, "exact_match": 0.0, "examples": 0}
