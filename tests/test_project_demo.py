@@ -229,8 +229,8 @@ def test_the_captioning_project_describes_held_out_photos_and_checks_its_spec(tm
 def test_the_chart_question_project_answers_questions_on_held_out_charts_and_checks_its_spec(
     tmp_path: Path,
 ) -> None:
-    """The visual-question-answering spec end to end with its defaults (4 epochs of its 12,000
-    charts, 1,200 steps): relaxed accuracy on the held-out charts' questions and on their stacked
+    """The visual-question-answering spec end to end with its defaults (8 epochs of its 12,000
+    charts, 2,400 steps): relaxed accuracy on the held-out charts' questions and on their stacked
     bar charts, and the model's size, all measured; GPU memory is not measured on a CPU. Then
     held-out charts asked a question through `runner.py predict`, as an analyst would ask it."""
     made = run_ccpt(
@@ -241,10 +241,13 @@ def test_the_chart_question_project_answers_questions_on_held_out_charts_and_che
     train = run_in_project(project, "src/runner.py", "train", timeout=3600)
     assert train.returncode == 0, train.stderr[-3000:]
     final = run_records(only_run(project))[-1]
-    assert final["kind"] == "final" and final["step"] == 1200 and final["examples"] == 9600
+    assert final["kind"] == "final" and final["step"] == 2400 and final["examples"] == 9600
     groups = ["bar", "stacked_bar", "line", "value", "extreme", "compare", "count"]
     figures = {name: final[name] for name in ["accuracy", "exact_match", *(f"accuracy_{g}" for g in groups)]}
     assert figures["accuracy"] >= 0.65 and figures["accuracy_stacked_bar"] >= 0.5, figures
+    # Comparisons are learned late (chance, 0.5, until about step 1,200); the defaults learned them
+    # to 0.82-0.92 in all ten runs of 2,400 steps measured, 0.90 on this 2-core CPU.
+    assert figures["accuracy_compare"] >= 0.75, figures
 
     check = run_in_project(project, "src/runner.py", "check", "--json")
     assert check.returncode == 0, check.stdout + check.stderr

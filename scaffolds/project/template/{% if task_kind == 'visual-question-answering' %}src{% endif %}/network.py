@@ -1,17 +1,18 @@
 """The chart reader: a small transformer over the question's words and the chart's strips, which
 answers by choosing among the answers seen in training.
 
-A chart is read as strips: each `strip` columns of pixels, top to bottom, is one token, and so is
-each `strip` rows, left to right. A bar, a stacked bar's parts or a line's marker lie along a
-column strip, so one token holds a bar's colour and where it ends against the axis: reading its
-value is nearly a linear map of that token. The question's words are tokens too, and attention
-lets "the blue bar" or "the third point" find the strips they name. The mean of the question's
-tokens after the encoder picks the answer.
+A chart is read as strips: each `strip` columns of pixels, top to bottom, is one token (and with
+`row_strips`, each `strip` rows, left to right, for horizontal bars). A bar, a stacked bar's parts
+or a line's marker lie along a column strip, so one token holds a bar's colour and where it ends
+against the axis: reading its value is nearly a linear map of that token. The question's words
+are tokens too, and attention lets "the blue bar" or "the third point" find the strips they name.
+The mean of the question's tokens after the encoder picks the answer.
 
 On the built-in charts this design learned where a convolutional network steered by the question
-(FiLM) did not: with 2 layers, learning rate 1e-3 and batch 128, 0.68 of the held-out questions
-right after 1,000 steps and 0.88 after 3,000, against 0.43 (the answer most common for each kind
-of question) for FiLM after 8,000 steps.
+(FiLM) did not: with row strips too, 2 layers, learning rate 1e-3 and batch 128, 0.68 of the
+held-out questions right after 1,000 steps and 0.88 after 3,000, against 0.43 (the answer most
+common for each kind of question) for FiLM after 8,000 steps. With column strips alone, no dropout
+and learning rate 1.5e-3 (the defaults), 0.87-0.90 after 2,400 steps in three runs.
 
 It takes ((pixels, question ids), targets) like every task kind's model takes (inputs, targets)
 and returns (answer logits [batch, answers], loss); loss is None without targets, and a question
@@ -36,6 +37,7 @@ class ChartReader(nn.Module):
         image_size: int,
         max_question_words: int,
         strip: int = 2,
+        row_strips: bool = False,
         n_embd: int = 128,
         n_layer: int = 2,
         n_head: int = 4,
@@ -47,8 +49,8 @@ class ChartReader(nn.Module):
         self.strip = strip
         strips = image_size // strip
         self.columns = nn.Linear(3 * image_size * strip, n_embd)
-        self.rows = nn.Linear(3 * image_size * strip, n_embd)
-        self.strip_positions = nn.Parameter(torch.zeros(1, 2 * strips, n_embd))
+        self.rows = nn.Linear(3 * image_size * strip, n_embd) if row_strips else None
+        self.strip_positions = nn.Parameter(torch.zeros(1, (2 if row_strips else 1) * strips, n_embd))
         self.words = nn.Embedding(vocab_size, n_embd, padding_idx=PAD)
         self.word_positions = nn.Parameter(torch.zeros(1, max_question_words, n_embd))
         self.modality = nn.Parameter(torch.zeros(2, n_embd))  # 0: a strip of the chart, 1: a word
@@ -63,19 +65,15 @@ class ChartReader(nn.Module):
             nn.init.normal_(parameter, std=0.02)
 
     def strips(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Pixels [batch, 3, size, size] -> tokens [batch, 2 * size / strip, n_embd]: the column
-        strips left to right, then the row strips top to bottom."""
+        """Pixels [batch, 3, size, size] -> tokens [batch, size / strip, n_embd]: the column strips
+        left to right, then (with row strips, twice as many tokens) the row strips top to bottom."""
         batch, channels, height, width = pixels.shape
         s = self.strip
         columns = pixels.reshape(batch, channels, height, width // s, s).permute(0, 3, 1, 2, 4)
-        rows = pixels.reshape(batch, channels, height // s, s, width).permute(0, 2, 1, 3, 4)
-        tokens = torch.cat(
-            [
-                self.columns(columns.reshape(batch, width // s, -1)),
-                self.rows(rows.reshape(batch, height // s, -1)),
-            ],
-            dim=1,
-        )
+        tokens = self.columns(columns.reshape(batch, width // s, -1))
+        if self.rows is not None:
+            rows = pixels.reshape(batch, channels, height // s, s, width).permute(0, 2, 1, 3, 4)
+            tokens = torch.cat([tokens, self.rows(rows.reshape(batch, height // s, -1))], dim=1)
         return tokens + self.strip_positions + self.modality[0]
 
     def forward(self, inputs: tuple[torch.Tensor, torch.Tensor], targets: torch.Tensor | None = None):
@@ -110,6 +108,7 @@ def build_model(config: Config, preprocessor: ChartPreprocessor, load_weights: b
         preprocessor.image_size,
         preprocessor.max_question_words,
         config.strip,
+        config.row_strips,
         config.n_embd,
         config.n_layer,
         config.n_head,

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from config import Config, ProjectError
-from data import PAD, SPECIAL_WORDS, ChartPreprocessor, TaskData
+from data import PAD, SPECIAL_WORDS, ChartPreprocessor, TaskData, load_preprocessor
 from network import ChartReader, build_model, count_parameters
+from trainer import load_trained_model, read_saved
 
 WORDS = 12
 ANSWERS = 7
@@ -47,9 +51,23 @@ def test_the_reader_gives_one_logit_per_answer_and_a_scalar_loss() -> None:
     assert logits_alone.shape == (5, ANSWERS) and no_loss is None  # no targets, no loss
 
 
-def test_a_chart_is_read_as_column_strips_then_row_strips() -> None:
-    model = tiny_reader(strip=4)
-    assert model.strips(torch.randn(3, 3, SIZE, SIZE)).shape == (3, 2 * SIZE // 4, 32)
+def changed_tokens(model: ChartReader, columns: slice) -> list[bool]:
+    """Which of the model's chart tokens change when the pixels of `columns` change."""
+    chart = torch.randn(1, 3, SIZE, SIZE)
+    marked = chart.clone()
+    marked[..., columns] += 1
+    with torch.no_grad():
+        return ((model.strips(marked) - model.strips(chart)).abs().sum(-1)[0] > 0).tolist()
+
+
+def test_a_chart_is_read_as_column_strips() -> None:
+    """Pixel columns 4 and 5 are the third strip of two: only its token reads them."""
+    assert changed_tokens(tiny_reader(strip=2), slice(4, 6)) == [i == 2 for i in range(SIZE // 2)]
+
+
+def test_with_row_strips_every_row_strip_also_reads_a_column() -> None:
+    tokens = changed_tokens(tiny_reader(strip=4, row_strips=True), slice(4, 8))
+    assert tokens == [i == 1 for i in range(SIZE // 4)] + [True] * (SIZE // 4)
 
 
 def test_padding_after_the_question_changes_nothing() -> None:
@@ -122,3 +140,18 @@ def test_a_pretrained_model_name_is_refused_in_one_line(config: Config, data: Ta
     with pytest.raises(ProjectError, match="model_name is not supported") as refused:
         build_model(replace(config, model_name="google/deplot"), data.preprocessor)
     assert "\n" not in str(refused.value)
+
+
+def test_a_run_saved_before_row_strips_were_a_setting_still_loads(trained_run: Path, tmp_path: Path) -> None:
+    """Such a run's config.json has no row_strips and its model.pt has the row strips' weights:
+    it loads as the model it was trained as."""
+    run_dir = Path(shutil.copytree(trained_run, tmp_path / "older"))
+    settings = json.loads((run_dir / "config.json").read_text())
+    older = build_model(Config(**settings | {"row_strips": True}), load_preprocessor(run_dir))
+    del settings["row_strips"]
+    (run_dir / "config.json").write_text(json.dumps(settings))
+    torch.save(read_saved(run_dir / "model.pt", "cpu") | {"model": older.state_dict()}, run_dir / "model.pt")
+    config, _, model, _ = load_trained_model(run_dir, torch.device("cpu"))
+    assert config.row_strips and model.rows is not None
+    loaded, trained = model.state_dict(), older.state_dict()
+    assert loaded.keys() == trained.keys() and all(torch.equal(loaded[k], trained[k]) for k in loaded)
