@@ -127,10 +127,13 @@ def ask_about_bars(
     extreme = str(rng.choice(["tallest", "shortest"]))
     pick = max if extreme == "tallest" else min
     winner = names[pick(range(len(names)), key=lambda i: values[i])]
+    # A stacked bar's total is its height, so readers ask for the tallest stacked bar as well as for
+    # the largest total: half the charts each way, chosen without drawing from `rng`.
+    by_total = what == "total" and sum(values) % 2 == 0
     extreme_question = (
-        f"Which bar is the {extreme}?"
-        if what == "value"
-        else f"Which bar has the {'largest' if extreme == 'tallest' else 'smallest'} total?"
+        f"Which bar has the {'largest' if extreme == 'tallest' else 'smallest'} total?"
+        if by_total
+        else f"Which bar is the {extreme}?"
     )
     return [
         Question(f"What is the {what} of the {names[index]} bar?", str(values[index]), "value"),

@@ -54,8 +54,8 @@ class Predictor(TrainedModel):
         """Validation charts with one of their questions each, for timing predictions and the
         playground's examples."""
         val = build_data(self.config, self.run_dir).val
-        step = max(
-            1, len(val) // max(count, 1)
-        )  # spread over the split: each chart type and kind of question
-        picks = [(i * step + i) % len(val) for i in range(count)]
+        # Spread over the split, one place further each time: the questions are listed chart by
+        # chart, so the picks go through the kinds of question as well as the charts and their types.
+        step = max(1, len(val) // max(count, 1)) + 1
+        picks = [i * step % len(val) for i in range(count)]
         return [ChartQuestion(val.image(i), val.question(i).text) for i in picks]

@@ -200,8 +200,10 @@ def test_each_answer_is_right_for_what_the_chart_shows(chart_type: str) -> None:
             assert question.answer == expected, (question, values, lowers)
             asked[question.text.split()[3]] += 1  # value, total, lower, upper, ...
     assert len(charts) == CHECKED // 3
-    if chart_type == "stacked bar":  # both kinds of value question are asked
+    if chart_type == "stacked bar":  # both kinds of value question, and both wordings of the extreme
         assert asked["total"] > 10 and asked["lower"] + asked["upper"] > 10
+        by_total = Counter(chart[2][1].text.endswith(" total?") for chart in charts)
+        assert by_total[True] > 10 and by_total[False] > 10, by_total
 
 
 def test_a_bar_reaches_the_height_its_value_question_answers() -> None:
