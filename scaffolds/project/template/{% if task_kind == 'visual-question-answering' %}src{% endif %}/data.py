@@ -12,6 +12,9 @@ Where the charts come from (config.dataset):
   a hub name   any Hugging Face chart or image QA dataset with those columns (ChartQA's are
                image, query and label); needs the network once
 
+Charts with horizontal bars (ChartQA has many) need `--set row_strips=true`: the reader reads
+columns only by default, which is all the built-in charts need.
+
 Answers are classes: the training answers (numbers written as the chart's values are, colour
 names, ordinals, yes and no), the most frequent `answer_vocab_size` of them. Questions are words
 of a vocabulary built from the training questions. A batch is (pixels [batch, 3, size, size],
