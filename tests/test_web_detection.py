@@ -21,19 +21,18 @@ from tests.web_support import (
     ServedProject,
     assert_a_file_over_10_mb_is_refused_before_uploading,
     assert_every_control_is_labelled,
+    assert_readable,
     assert_readable_on_a_phone,
     choose_file,
     choose_with_space,
-    contrast,
+    colours_of,
     example_png,
     hex_to_rgb,
     http,
     multipart,
     open_playground,
-    over,
     png_bytes,
     predicted_upload,
-    rgba,
     screenshot,
     served_project,
     shown_colours,
@@ -465,18 +464,11 @@ def test_the_text_is_readable_in_light_and_dark_mode(
         with page.expect_response("**/predict"):
             page.locator("#examples button").nth(2).click()
         wait_for_boxes(page)
-        for selector in [
+        checked += colours_of(page, [
             "h1", ".lead", "#drop-zone strong", "#file-hint", "#verdict", "#threshold",
             "#box-table th", "#box-table td", "#served-model", "#box-labels .box-label",
-        ]:  # fmt: skip
-            found = shown_colours(page, selector)
-            assert found, selector
-            checked += found
-        for name, text, backgrounds in checked:
-            behind = (1.0, 1.0, 1.0, 1.0)  # the canvas under <html>
-            for background in reversed(backgrounds):
-                behind = over(rgba(background), behind)
-            assert contrast(rgba(text), behind) >= 4.5, (scheme, name, text, backgrounds)
+        ])  # fmt: skip
+        assert_readable(scheme, checked)
         tags = page.eval_on_selector_all(
             "#box-labels .box-label", "tags => tags.map(t => getComputedStyle(t).backgroundColor)"
         )

@@ -17,13 +17,12 @@ from tests.web_support import (
     ServedProject,
     assert_dashboard_shows_run,
     assert_every_control_is_labelled,
+    assert_readable,
     assert_readable_on_a_phone,
-    contrast,
+    colours_of,
     http,
     open_page,
     open_playground,
-    over,
-    rgba,
     screenshot,
     served_project,
     shown_colours,
@@ -423,19 +422,12 @@ def test_the_text_is_readable_in_light_and_dark_mode(
         checked += shown_colours(page, "#verdict")
         ask(page, answerable)
         page.wait_for_selector("#examples button")
-        for selector in [
+        checked += colours_of(page, [
             "h1", ".lead", "label", "summary", ".hint", "#examples button", "#answer", "#margin",
             ".passage-heading .muted", "#passage-title", "#passage", "#passage mark", ".retrieved-title",
             ".retrieved-score", "#served-model",
-        ]:  # fmt: skip
-            found = shown_colours(page, selector)
-            assert found, selector
-            checked += found
-        for name, text, backgrounds in checked:
-            behind = (1.0, 1.0, 1.0, 1.0)  # the canvas under <html>
-            for background in reversed(backgrounds):
-                behind = over(rgba(background), behind)
-            assert contrast(rgba(text), behind) >= 4.5, (scheme, name, text, backgrounds)
+        ])  # fmt: skip
+        assert_readable(scheme, checked)
         screenshot(page, f"qa-playground-{scheme}")
 
 

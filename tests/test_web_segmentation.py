@@ -19,9 +19,11 @@ from tests.web_support import (
     assert_a_file_over_10_mb_is_refused_before_uploading,
     assert_dashboard_shows_run,
     assert_every_control_is_labelled,
+    assert_readable,
     assert_readable_on_a_phone,
     choose_file,
     choose_with_space,
+    colours_of,
     contrast,
     example_png,
     hex_to_rgb,
@@ -29,7 +31,6 @@ from tests.web_support import (
     multipart,
     open_page,
     open_playground,
-    over,
     predicted_upload,
     rgba,
     screenshot,
@@ -382,18 +383,11 @@ def test_the_text_is_readable_in_light_and_dark_mode(
         checked = shown_colours(page, "#error")
         page.locator("#examples button").first.click()
         wait_for_mask(page)
-        for selector in [
+        checked += colours_of(page, [
             "h1", ".lead", "#drop-zone strong", "#file-hint", "#verdict", "#verdict strong", "#windows",
             "label[for=opacity]", "#opacity-value", "#legend th", "#legend td", "#served-model",
-        ]:  # fmt: skip
-            found = shown_colours(page, selector)
-            assert found, selector
-            checked += found
-        for name, text, backgrounds in checked:
-            behind = (1.0, 1.0, 1.0, 1.0)  # the canvas under <html>
-            for background in reversed(backgrounds):
-                behind = over(rgba(background), behind)
-            assert contrast(rgba(text), behind) >= 4.5, (scheme, name, text, backgrounds)
+        ])  # fmt: skip
+        assert_readable(scheme, checked)
         edges = page.eval_on_selector_all(
             "#legend .swatch",
             """swatches => swatches.map(s => [getComputedStyle(s).borderTopColor,

@@ -20,17 +20,16 @@ from tests.web_support import (
     assert_a_file_over_10_mb_is_refused_before_uploading,
     assert_dashboard_shows_run,
     assert_every_control_is_labelled,
+    assert_readable,
     assert_readable_on_a_phone,
     choose_file,
     choose_with_space,
-    contrast,
+    colours_of,
     example_png,
     http,
     open_page,
     open_playground,
-    over,
     png_bytes,
-    rgba,
     screenshot,
     served_project,
     shown_colours,
@@ -425,20 +424,13 @@ def test_the_text_is_readable_in_light_and_dark_mode(
             page.locator("#examples button").nth(2).click()
         wait_for_answer(page)
         assert_page_shows(page, expected)
-        for selector in [
+        checked += colours_of(page, [
             "h1", ".lead", "#drop-zone strong", "#file-hint", "label[for=question]", "#question",
             "#question-hint", "#ask", "#examples-hint", ".chart-example span", "#answer", "#asked",
             "#probability", "#ranked-heading", "#ranked .label", "#ranked .value", "#ranked-hint",
             "#served-model",
-        ]:  # fmt: skip
-            found = shown_colours(page, selector)
-            assert found, selector
-            checked += found
-        for name, text, backgrounds in checked:
-            behind = (1.0, 1.0, 1.0, 1.0)  # the canvas under <html>
-            for background in reversed(backgrounds):
-                behind = over(rgba(background), behind)
-            assert contrast(rgba(text), behind) >= 4.5, (scheme, name, text, backgrounds)
+        ])  # fmt: skip
+        assert_readable(scheme, checked)
         screenshot(page, f"vqa-playground-{scheme}")
 
 

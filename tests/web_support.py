@@ -440,6 +440,26 @@ def shown_colours(page: object, selector: str) -> list[tuple[str, str, list[str]
     )
 
 
+def colours_of(page: object, selectors: list[str]) -> list[tuple[str, str, list[str]]]:
+    """shown_colours of each selector, every one of which must match something on the page."""
+    found: list[tuple[str, str, list[str]]] = []
+    for selector in selectors:
+        shown = shown_colours(page, selector)
+        assert shown, selector
+        found += shown
+    return found
+
+
+def assert_readable(scheme: str, shown: list[tuple[str, str, list[str]]]) -> None:
+    """Each element's text against its backgrounds laid over the white canvas under <html>: at
+    least WCAG AA's 4.5:1."""
+    for name, text, backgrounds in shown:
+        behind = (1.0, 1.0, 1.0, 1.0)
+        for background in reversed(backgrounds):
+            behind = over(rgba(background), behind)
+        assert contrast(rgba(text), behind) >= 4.5, (scheme, name, text, backgrounds)
+
+
 @contextmanager
 def open_playground(context: object, url: str, scheme: str = "light") -> Iterator[object]:
     """The playground in a new tab, watched from its first request: on leaving, no script or
