@@ -11,10 +11,8 @@ from PIL import Image
 from config import ProjectError
 from data import build_data
 from folding import fold_batch_norms
-from image_files import open_image
+from image_files import open_image, refuse_too_many_pixels
 from trainer import TrainedModel
-
-MAX_PIXELS = 4096 * 4096  # larger photos are refused before they are resized
 
 
 class Predictor(TrainedModel):
@@ -30,8 +28,7 @@ class Predictor(TrainedModel):
         if beams < 0:
             default = self.config.beam_size
             raise ProjectError(f"beams must be 1 or more (0: the run's beam_size, {default}), not {beams}")
-        if image.width * image.height > MAX_PIXELS:
-            raise ProjectError(f"the photo is {image.width}x{image.height}; at most {MAX_PIXELS:,} pixels")
+        refuse_too_many_pixels(image, "the photo")
         pixels = self.preprocessor.pixels(image)[None].to(self.device)
         captions, scores = self.model.beam_search(self.model.encode(pixels), beams)
         ranked = [

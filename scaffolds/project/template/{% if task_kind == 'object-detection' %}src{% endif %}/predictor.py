@@ -17,14 +17,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from config import ProjectError
 from data import build_data
 from folding import fold_batch_norms
-from image_files import open_image
+from image_files import open_image, refuse_too_many_pixels
 from network import Detector, decode
 from trainer import TrainedModel
 
-MAX_PIXELS = 4096 * 4096  # larger frames are refused (a 4K camera frame has half as many)
 TIMING_SIZE = (1280, 720)  # the frames `sample_inputs` gives: a 720p camera's
 
 
@@ -37,8 +35,7 @@ class Predictor(TrainedModel):
     def detect(self, image: Image.Image, min_score: float | None = None) -> list[dict[str, object]]:
         """The boxes in the frame scoring at least `min_score` (default: the run's
         score_threshold), best first, in the frame's own pixels."""
-        if image.width * image.height > MAX_PIXELS:
-            raise ProjectError(f"the frame is {image.width}x{image.height}; at most {MAX_PIXELS:,} pixels")
+        refuse_too_many_pixels(image, "the frame")
         threshold = self.preprocessor.score_threshold if min_score is None else min_score
         pixels, scale = self.preprocessor.pixels(image)
         outputs, _ = self.model(pixels[None].to(self.device))

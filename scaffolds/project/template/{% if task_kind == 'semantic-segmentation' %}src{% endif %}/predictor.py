@@ -23,11 +23,10 @@ from PIL import Image
 from config import ProjectError
 from data import build_data, tile_starts
 from folding import fold_batch_norms
-from image_files import open_image
+from image_files import open_image, refuse_too_many_pixels
 from trainer import TrainedModel
 
 WINDOW_PIXELS_PER_BATCH = 32 * 64 * 64  # windows go through the model in batches of about this many pixels
-MAX_PIXELS = 4096 * 4096  # larger images are refused: their probabilities alone would take GBs
 
 
 def window_weights(height: int, width: int) -> torch.Tensor:
@@ -72,11 +71,8 @@ class Predictor(TrainedModel):
     ) -> torch.Tensor:
         """Class probabilities [classes, height, width] of every pixel, in one pass or from
         overlapping windows of at most `window` (default: window_size) pixels a side."""
+        refuse_too_many_pixels(image, "the image")
         width, height = image.size
-        if width * height > MAX_PIXELS:
-            raise ProjectError(
-                f"the image is {width}x{height}; at most {MAX_PIXELS:,} pixels are labelled at once"
-            )
         rows, columns = self.window_shape(width, height, window)
         overlap = self.config.window_overlap if overlap is None else overlap
         # Only a side cut into several windows has an overlap; it must be shorter than the window.

@@ -10,10 +10,9 @@ from PIL import Image
 
 from config import ProjectError
 from data import build_data
-from image_files import TooManyPixels, open_image
+from image_files import open_image, refuse_too_many_pixels
 from trainer import TrainedModel
 
-MAX_PIXELS = 4096 * 4096  # larger charts are refused before they are resized
 MAX_QUESTION_CHARACTERS = 2_000
 
 
@@ -34,8 +33,7 @@ class Predictor(TrainedModel):
             raise ProjectError(
                 f"the question has {len(question):,} characters; at most {MAX_QUESTION_CHARACTERS:,}"
             )
-        if image.width * image.height > MAX_PIXELS:
-            raise TooManyPixels(f"the chart is {image.width}x{image.height}; at most {MAX_PIXELS:,} pixels")
+        refuse_too_many_pixels(image, "the chart")
         pixels = self.preprocessor.pixels(image)[None].to(self.device)
         words = self.preprocessor.encode_question(question)[None].to(self.device)
         probabilities = self.model((pixels, words))[0].float().softmax(-1)[0]

@@ -20,6 +20,17 @@ class TooManyPixels(ProjectError):
     that is not an OSError, so it needs its own branch."""
 
 
+# Larger images are refused before any model work (a 4K camera frame has half as many pixels): a
+# segmentation's probabilities for one would take gigabytes.
+MAX_PIXELS = 4096 * 4096
+
+
+def refuse_too_many_pixels(image: Image.Image, what: str) -> None:
+    """TooManyPixels for a decoded image over MAX_PIXELS; `what` names it ("the chart")."""
+    if image.width * image.height > MAX_PIXELS:
+        raise TooManyPixels(f"{what} is {image.width}x{image.height}; at most {MAX_PIXELS:,} pixels")
+
+
 def open_image(source: str | Path | bytes, name: str | None = None) -> Image.Image:
     """The decoded image at a path, or in bytes; `name` is how errors refer to it."""
     name = name or str(source)
