@@ -21,11 +21,12 @@ PROJECT_KINDS = (
     "object-detection",
     "image-captioning",
     "visual-question-answering",
+    "image-pretraining",
     "question-answering",
     "causal-lm",
 )
 # The built-in spec each kind renders from, where its id is not the kind's name.
-KIND_SPECS = {"token-classification": "named-entity-recognition"}
+KIND_SPECS = {"token-classification": "named-entity-recognition", "image-pretraining": "vision-pretraining"}
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 

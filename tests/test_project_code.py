@@ -24,6 +24,7 @@ KIND_MARKERS = {
     "object-detection": "def warehouse_frame(",
     "image-captioning": "def product_photo(",
     "visual-question-answering": "def bar_chart(",
+    "image-pretraining": "class MaskedAutoencoder(nn.Module):",
     "causal-lm": "class GPT(nn.Module):",
 }
 
@@ -115,9 +116,16 @@ def test_a_setting_out_of_range_is_refused_in_one_line(
     assert f"is out of range: it takes a number in {allowed}" in result.stderr
 
 
-@pytest.mark.parametrize(
-    "kind", ["text-classification", "image-captioning", "visual-question-answering", "causal-lm"]
-)
+WIDTH_KINDS = [
+    "text-classification",
+    "image-captioning",
+    "visual-question-answering",
+    "image-pretraining",
+    "causal-lm",
+]
+
+
+@pytest.mark.parametrize("kind", WIDTH_KINDS)
 def test_a_width_that_heads_cannot_share_is_refused_in_one_line(projects: dict[str, Path], kind: str) -> None:
     shape = ["--set", "n_embd=128", "--set", "n_head=3"]
     result = run_in_project(projects[kind], "src/runner.py", "train", *shape)

@@ -95,11 +95,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def served_project(parent: Path, task_kind: str, train_args: list[str]) -> Iterator[ServedProject]:
-    """Render `task_kind`'s project under `parent`, train it with `train_args`, and serve it."""
+def served_project(
+    parent: Path, task_kind: str, train_args: list[str], spec: str = ""
+) -> Iterator[ServedProject]:
+    """Render `task_kind`'s project under `parent` (from the built-in `spec`, by default the one
+    named as the kind), train it with `train_args`, and serve it."""
     root = parent / task_kind
     home = {"CCPT_HOME": str(parent / "home")}
-    made = run_ccpt("new", str(root), "--spec", task_kind, "--defaults", "--no-git", env=home)
+    made = run_ccpt("new", str(root), "--spec", spec or task_kind, "--defaults", "--no-git", env=home)
     assert made.returncode == 0, made.stderr
     project = ServedProject(root, "", root)
     trained = project.runner("train", "--run-name", "first", *train_args)
@@ -129,7 +132,7 @@ def wait_until_healthy(url: str, server: subprocess.Popen[str], timeout: float =
             with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
                 if response.status == 200:
                     return
-        except (urllib.error.URLError, ConnectionError):
+        except (urllib.error.URLError, ConnectionError, TimeoutError):  # not listening, or still loading
             time.sleep(0.2)
     raise AssertionError(f"the server at {url} did not answer /health within {timeout} s")
 

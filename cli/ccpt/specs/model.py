@@ -48,6 +48,7 @@ SCAFFOLD_KINDS = frozenset(
         "object-detection",
         "image-captioning",
         "visual-question-answering",
+        "image-pretraining",
         "question-answering",
         "causal-lm",
     }
