@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from config import Config
+from config import Config, ProjectError
 from data import ImagePreprocessor
 
 EVAL_MASK_SEED = 0  # evaluation hides the same patches every time, so its losses compare
@@ -202,6 +202,11 @@ class MaskedAutoencoder(nn.Module):
 def build_model(config: Config, preprocessor: ImagePreprocessor, load_weights: bool = True) -> nn.Module:
     """The masked autoencoder for these images. Its weights always start random (`load_weights`
     exists for the interface the other task kinds share)."""
+    if config.model_name:
+        raise ProjectError(
+            f"model_name={config.model_name!r}: pre-training builds its own encoder from the settings"
+            " (patch_size, n_embd, n_layer, n_head); leave model_name empty"
+        )
     return MaskedAutoencoder(
         image_size=preprocessor.image_size,
         patch_size=config.patch_size,

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from config import Config
+from config import Config, ProjectError
 from data import UNLABELLED, ImagePreprocessor, TaskData
 from network import MaskedAutoencoder, build_model, count_parameters, encoder_parameters, sincos_positions
 
@@ -113,3 +113,8 @@ def test_any_patch_size_that_divides_the_image_works(config: Config, size: int, 
     assert model.patches == (size // patch) ** 2
     _, loss = model(torch.randn(2, 3, size, size), torch.tensor([0, 1]))
     loss.backward()
+
+
+def test_a_hugging_face_model_name_is_refused_in_one_line(config: Config, data: TaskData) -> None:
+    with pytest.raises(ProjectError, match="pre-training builds its own encoder"):
+        build_model(replace(config, model_name="facebook/vit-mae-base"), data.preprocessor)
