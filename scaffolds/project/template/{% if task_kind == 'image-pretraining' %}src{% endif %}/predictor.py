@@ -8,8 +8,6 @@ run's model is asked, and kept beside it as probe.pt for the next time.
 
 from __future__ import annotations
 
-import base64
-import io
 from pathlib import Path
 
 import torch
@@ -17,18 +15,12 @@ from PIL import Image
 
 from config import ProjectError
 from data import UNLABELLED, build_data
-from image_files import open_image, refuse_too_many_pixels
+from image_files import open_image, png_base64, refuse_too_many_pixels
 from probe import LinearProbe, fit_probe
 from trainer import TrainedModel
 
 HIDDEN_GREY = 0.5  # hidden patches are shown this grey (0: black, 1: white)
 PROBE_IMAGES = 10_000  # the probe is fitted on at most this many labelled validation images
-
-
-def png_base64(image: Image.Image) -> str:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 class Predictor(TrainedModel):

@@ -12,8 +12,6 @@ borders, and memory stays bounded on images of any size.
 
 from __future__ import annotations
 
-import base64
-import io
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ from PIL import Image
 from config import ProjectError
 from data import build_data, tile_starts
 from folding import fold_batch_norms
-from image_files import open_image, refuse_too_many_pixels
+from image_files import open_image, png_base64, refuse_too_many_pixels
 from trainer import TrainedModel
 
 WINDOW_PIXELS_PER_BATCH = 32 * 64 * 64  # windows go through the model in batches of about this many pixels
@@ -117,8 +115,6 @@ class Predictor(TrainedModel):
         server answers and `predict --json` prints."""
         classes = self.segment(image)
         counts = np.bincount(classes.ravel(), minlength=len(self.preprocessor.labels))
-        buffer = io.BytesIO()
-        self.mask_image(classes).save(buffer, format="PNG")
         return {
             "width": int(classes.shape[1]),
             "height": int(classes.shape[0]),
@@ -129,7 +125,7 @@ class Predictor(TrainedModel):
                     self.preprocessor.labels, self.preprocessor.colours, counts.tolist(), strict=True
                 )
             ],
-            "mask_png": base64.b64encode(buffer.getvalue()).decode("ascii"),
+            "mask_png": png_base64(self.mask_image(classes)),
         }
 
     def read_input(self, argument: str) -> Image.Image:

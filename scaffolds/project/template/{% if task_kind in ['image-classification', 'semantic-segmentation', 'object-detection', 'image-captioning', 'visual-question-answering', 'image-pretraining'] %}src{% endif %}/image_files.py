@@ -3,6 +3,7 @@ clear error for whatever is not a safe image, shared by the image tasks' predict
 
 from __future__ import annotations
 
+import base64
 import io
 from pathlib import Path
 
@@ -29,6 +30,13 @@ def refuse_too_many_pixels(image: Image.Image, what: str) -> None:
     """TooManyPixels for a decoded image over MAX_PIXELS; `what` names it ("the chart")."""
     if image.width * image.height > MAX_PIXELS:
         raise TooManyPixels(f"{what} is {image.width}x{image.height}; at most {MAX_PIXELS:,} pixels")
+
+
+def png_base64(image: Image.Image) -> str:
+    """An image as a PNG file in base64 (how the API returns images inside its JSON)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def open_image(source: str | Path | bytes, name: str | None = None) -> Image.Image:

@@ -3,6 +3,7 @@ refused with one line a user can act on."""
 
 from __future__ import annotations
 
+import base64
 import io
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from PIL import Image
 
 from config import TASK_KIND
 from conftest import run_cli
-from image_files import NotAnImage, TooManyPixels, open_image
+from image_files import NotAnImage, TooManyPixels, open_image, png_base64
 
 # A chart question answering model is asked a question about each image too.
 ASKED = TASK_KIND == "visual-question-answering"
@@ -32,6 +33,13 @@ def test_an_image_opens_from_a_path_and_from_bytes(tmp_path: Path) -> None:
     for source in (tmp_path / "red.png", str(tmp_path / "red.png"), png_bytes(picture)):
         image = open_image(source)
         assert image.size == (12, 7) and image.convert("RGB").getpixel((3, 3)) == (200, 30, 40)
+
+
+def test_an_image_goes_into_json_as_base64_png_and_comes_back_the_same() -> None:
+    picture = Image.new("RGB", (5, 3), (10, 200, 30))
+    encoded = png_base64(picture)
+    back = open_image(base64.b64decode(encoded))
+    assert back.format == "PNG" and back.size == (5, 3) and back.getpixel((4, 2)) == (10, 200, 30)
 
 
 def test_what_is_not_an_image_is_named_in_the_error(tmp_path: Path) -> None:
