@@ -22,11 +22,16 @@ PROJECT_KINDS = (
     "image-captioning",
     "visual-question-answering",
     "image-pretraining",
+    "masked-lm",
     "question-answering",
     "causal-lm",
 )
 # The built-in spec each kind renders from, where its id is not the kind's name.
-KIND_SPECS = {"token-classification": "named-entity-recognition", "image-pretraining": "vision-pretraining"}
+KIND_SPECS = {
+    "token-classification": "named-entity-recognition",
+    "image-pretraining": "vision-pretraining",
+    "masked-lm": "domain-adaptation",
+}
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 

@@ -135,9 +135,9 @@ def test_a_spec_whose_task_kind_does_not_render_is_refused_naming_the_kinds_that
     assert result.returncode == 1
     line = result.stderr.strip()
     kinds = (
-        "causal-lm, image-captioning, image-classification, image-pretraining, object-detection,"
-        " question-answering, semantic-segmentation, text-classification, token-classification,"
-        " visual-question-answering"
+        "causal-lm, image-captioning, image-classification, image-pretraining, masked-lm,"
+        " object-detection, question-answering, semantic-segmentation, text-classification,"
+        " token-classification, visual-question-answering"
     )
     assert "kind document-understanding, which ccpt new cannot render yet" in line and kinds in line
     assert len(line.splitlines()) == 1

@@ -25,6 +25,7 @@ KIND_MARKERS = {
     "image-captioning": "def product_photo(",
     "visual-question-answering": "def bar_chart(",
     "image-pretraining": "class MaskedAutoencoder(nn.Module):",
+    "masked-lm": "class MaskedLanguageModel(nn.Module):",
     "causal-lm": "class GPT(nn.Module):",
 }
 
@@ -121,6 +122,7 @@ WIDTH_KINDS = [
     "image-captioning",
     "visual-question-answering",
     "image-pretraining",
+    "masked-lm",
     "causal-lm",
 ]
 

@@ -49,6 +49,7 @@ SCAFFOLD_KINDS = frozenset(
         "image-captioning",
         "visual-question-answering",
         "image-pretraining",
+        "masked-lm",
         "question-answering",
         "causal-lm",
     }

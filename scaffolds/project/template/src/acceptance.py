@@ -64,6 +64,7 @@ FINAL_METRICS = (
     "worst_class_f1",
     "eval_loss",
     "perplexity",
+    "accuracy_drop",
     "train_val_gap",
     "predicted_classes",
 )

@@ -248,6 +248,11 @@ class ProgressDisplay:
             self.progress.console.print(text, soft_wrap=True)
 
 
+def shown_scores(results: dict[str, float]) -> str:
+    """An evaluation's scores on one line of the training display."""
+    return "  ".join(f"{k} {v:.4f}" for k, v in results.items() if isinstance(v, float))
+
+
 def model_flops_utilisation(model: nn.Module, tokens_per_s: float, runtime: Runtime) -> float | None:
     """Achieved model FLOP/s over the GPUs' peak, when the model can count its FLOPs per token."""
     flops_per_token = getattr(model, "flops_per_token", None)
@@ -333,6 +338,9 @@ class TrainState:
     best_score: float | None = None
     evals_without_improvement: int = 0
     elapsed_s: float = 0.0  # training time of earlier sessions of this run
+    # The validation scores of the model before its first step, for a task whose metrics compare
+    # the trained model with the one it started from (metrics.compare_to_start).
+    start_scores: dict[str, float] | None = None
 
 
 class Trainer:
@@ -387,6 +395,13 @@ class Trainer:
         self.display.update(self.state.step)
         loss_sum, window_items, window_start = 0.0, 0, time.perf_counter()
         with self.display, self.stop_on_signals():
+            if hasattr(metrics, "compare_to_start") and self.state.start_scores is None:
+                self.state.start_scores = self.evaluate(self.val_loader)
+                self.log.write("eval", step=0, epoch=0, best=False, **self.state.start_scores)
+                self.display.note(
+                    "step 0  " + shown_scores(self.state.start_scores) + "  (the starting model)"
+                )
+                window_start = time.perf_counter()
             while self.state.step < self.total_steps:
                 lr = learning_rate(self.state.step, config, self.total_steps)
                 for group in self.optimizer.param_groups:
@@ -479,9 +494,15 @@ class Trainer:
     def evaluate(self, loader: torch.utils.data.DataLoader) -> dict[str, float]:
         return evaluate_model(self.raw_model, loader, self.data, self.runtime, self.config.eval_batches)
 
+    def compared_to_start(self, results: dict[str, float]) -> dict[str, float]:
+        """`results` with the task's comparison against the starting model, where it has one."""
+        if self.state.start_scores is None or not hasattr(metrics, "compare_to_start"):
+            return results
+        return results | metrics.compare_to_start(self.state.start_scores, results)
+
     def evaluate_and_checkpoint(self) -> bool:
         """Evaluate, keep the best weights and a checkpoint; True when early stopping says stop."""
-        results = self.evaluate(self.val_loader)
+        results = self.compared_to_start(self.evaluate(self.val_loader))
         score, best = results[metrics.MONITOR], self.state.best_score
         improved = best is None or (score > best if metrics.HIGHER_IS_BETTER else score < best)
         if improved:
@@ -494,8 +515,9 @@ class Trainer:
         else:
             self.state.evals_without_improvement += 1
         self.log.write("eval", step=self.state.step, epoch=self.state.epoch, best=improved, **results)
-        shown = "  ".join(f"{k} {v:.4f}" for k, v in results.items() if isinstance(v, float))
-        self.display.note(f"step {self.state.step}  {shown}" + ("  (saved)" if improved else ""))
+        self.display.note(
+            f"step {self.state.step}  {shown_scores(results)}" + ("  (saved)" if improved else "")
+        )
         self.save_checkpoint()
         return self.config.patience > 0 and self.state.evals_without_improvement >= self.config.patience
 
@@ -534,7 +556,7 @@ class Trainer:
         log it as the run's final record (what `runner.py check` reads)."""
         if self.best_weights is not None:
             self.raw_model.load_state_dict(self.best_weights)
-        val = self.evaluate(self.val_loader)
+        val = self.compared_to_start(self.evaluate(self.val_loader))
         train = self.evaluate(self.train_eval_loader)
         record: dict[str, float] = {
             **val,

@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 
 from data import UNLABELLED, TaskData
-from probe import cross_validated_predictions
+from probe import probe_scores
 
 MONITOR = "eval_loss"  # the metric that picks the best checkpoint and drives early stopping
 HIGHER_IS_BETTER = False
@@ -69,22 +69,10 @@ class EvalMetrics:
         features, classes = torch.cat(self.features), torch.cat(self.classes)
         if len(classes) < 2 or len(classes.unique()) < 2:  # nothing to tell apart
             return results
-        predicted = cross_validated_predictions(features, classes, len(self.labels))
-        count = len(self.labels)
-        confusion = torch.bincount(classes * count + predicted, minlength=count * count).view(count, count)
-        confusion = confusion.double()
-        hits, actual, chosen = confusion.diagonal(), confusion.sum(dim=1), confusion.sum(dim=0)
-        recall, precision = hits / actual.clamp(min=1), hits / chosen.clamp(min=1)
-        f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
-        present = actual > 0
-        results |= {
-            "accuracy": (hits.sum() / len(classes)).item(),
-            "macro_f1": f1[present].mean().item(),
-            "labelled_examples": len(classes),
-            "predicted_classes": int((chosen > 0).sum().item()),
-        }
-        for label, value, seen in zip(self.labels, recall.tolist(), present.tolist(), strict=True):
-            if seen:
+        scores, recall = probe_scores(features, classes, len(self.labels))
+        results |= scores
+        for label, value in zip(self.labels, recall, strict=True):
+            if value is not None:
                 results[f"accuracy_{metric_name(label)}"] = value
         return results
 

@@ -16,7 +16,7 @@ from PIL import Image
 from config import ProjectError
 from data import UNLABELLED, build_data
 from image_files import open_image, png_base64, refuse_too_many_pixels
-from probe import LinearProbe, fit_probe
+from probe import LinearProbe, fit_probe, load_or_fit
 from trainer import TrainedModel
 
 HIDDEN_GREY = 0.5  # hidden patches are shown this grey (0: black, 1: white)
@@ -26,15 +26,12 @@ PROBE_IMAGES = 10_000  # the probe is fitted on at most this many labelled valid
 class Predictor(TrainedModel):
     def __init__(self, run_dir: Path, device: str = "auto") -> None:
         super().__init__(run_dir, device)
-        self.probe = self.load_or_fit_probe() if self.preprocessor.labels else None
+        path = run_dir / "probe.pt"
+        self.probe = load_or_fit(path, self.step, self.fit_probe) if self.preprocessor.labels else None
 
     @torch.no_grad()
-    def load_or_fit_probe(self) -> LinearProbe | None:
-        """The run's probe.pt if it was fitted to this model, else one fitted now and saved."""
-        path = self.run_dir / "probe.pt"
-        probe = LinearProbe.load(path, self.step)
-        if probe is not None:
-            return probe
+    def fit_probe(self) -> LinearProbe | None:
+        """A probe fitted on the features of the labelled validation images (None without two)."""
         val = build_data(self.config, self.run_dir).val
         labelled = [index for index in range(len(val)) if val.source.label(index) != UNLABELLED][
             :PROBE_IMAGES
@@ -46,9 +43,7 @@ class Predictor(TrainedModel):
             pixels = torch.stack([val[index][0] for index in labelled[start : start + 256]]).to(self.device)
             features.append(self.model.features(pixels).float().cpu())
         labels = torch.tensor([val.source.label(index) for index in labelled])
-        probe = fit_probe(torch.cat(features), labels, len(self.preprocessor.labels))
-        probe.save(path, self.step)
-        return probe
+        return fit_probe(torch.cat(features), labels, len(self.preprocessor.labels))
 
     @torch.no_grad()
     def predict(

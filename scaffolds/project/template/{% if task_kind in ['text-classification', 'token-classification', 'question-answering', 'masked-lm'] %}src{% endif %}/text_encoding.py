@@ -101,9 +101,13 @@ class SavedTokenizer:
 
 def crop_padding(input_ids: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Drop trailing columns that hold only padding; returns the ids and the mask of real tokens.
-    The first position always counts, so an empty text is one padding token rather than nothing."""
+    The first position always counts, so an empty text is one padding token rather than nothing.
+    Under torch.compile every column is kept: a width read from the data would break the graph
+    there (and print a warning into the training log), and a fixed width compiles once."""
     mask = input_ids != pad_id
     mask[:, 0] = True
+    if torch.compiler.is_compiling():
+        return input_ids, mask
     width = int(mask.sum(dim=1).max())
     return input_ids[:, :width], mask[:, :width]
 

@@ -1,4 +1,4 @@
-"""The linear probe: how much of what an image shows its frozen features make linearly readable.
+"""The linear probe: how much of what an input shows its frozen features make linearly readable.
 
 A probe is a multinomial logistic regression over the features, standardised first (MAE's probe
 puts a batch norm without learned scale there: the same thing, fitted once), with a little L2
@@ -11,6 +11,8 @@ split: the images are dealt into folds, and each fold is predicted by a probe fi
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,3 +86,34 @@ def cross_validated_predictions(
         probe = fit_probe(features[kept], labels[kept], classes)
         predictions[held_out] = probe.logits(features[held_out]).argmax(dim=-1).cpu()
     return predictions
+
+
+def probe_scores(features: torch.Tensor, labels: torch.Tensor, classes: int) -> tuple[dict[str, float], list]:
+    """How well cross-validated probes name `labels` from `features`: top-1 accuracy, macro F1 over
+    the classes present, how many examples and how many classes were predicted; and per class the
+    share of its examples named right (None for a class with no example)."""
+    predicted = cross_validated_predictions(features, labels, classes)
+    pairs = labels * classes + predicted
+    confusion = torch.bincount(pairs, minlength=classes * classes).view(classes, classes).double()
+    hits, actual, chosen = confusion.diagonal(), confusion.sum(dim=1), confusion.sum(dim=0)
+    seen = actual > 0
+    recall, precision = hits / actual.clamp(min=1), hits / chosen.clamp(min=1)
+    f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
+    scores = {
+        "accuracy": (hits.sum() / len(labels)).item(),
+        "macro_f1": f1[seen].mean().item(),
+        "labelled_examples": len(labels),
+        "predicted_classes": int((chosen > 0).sum().item()),
+    }
+    per_class = recall.where(seen, torch.nan).tolist()
+    return scores, [None if math.isnan(value) else value for value in per_class]
+
+
+def load_or_fit(path: Path, step: int, fit: Callable[[], LinearProbe | None]) -> LinearProbe | None:
+    """The probe saved at `path` for the model of `step`, else `fit()`'s, saved there for next time."""
+    probe = LinearProbe.load(path, step)
+    if probe is None:
+        probe = fit()
+        if probe is not None:
+            probe.save(path, step)
+    return probe
