@@ -46,8 +46,9 @@ class Predictor(TrainedModel):
 
     @torch.no_grad()
     def predict(self, text: str, top_k: int = 5) -> dict[str, object]:
-        """Each [MASK]'s top-k tokens with their probabilities, the text with the likeliest ones
-        filled in, and (when the run has clause labels) the probe's top-k labels for it."""
+        """Each [MASK]'s top-k tokens with their probabilities, the text as written with the likeliest
+        ones in place of the masks, and (when the run has clause labels) the probe's top-k labels for
+        it (read from the features of the text the tokenizer gave, the likeliest tokens filled in)."""
         if not text.strip():
             raise ProjectError("the text is empty; give a text with [MASK] where a word is to be filled in")
         tokenizer = self.preprocessor.tokenizer
@@ -73,7 +74,7 @@ class Predictor(TrainedModel):
             )
         result: dict[str, object] = {
             "text": text,
-            "filled": tokenizer.decode(filled, skip_special_tokens=True),
+            "filled": fill_in(text, [mask["top"][0]["token"] for mask in masks]),
             "masks": masks,
             "unfilled": text.count(MASK) - len(masks),  # masks past max_length tokens
         }
@@ -105,6 +106,16 @@ class Predictor(TrainedModel):
 
     def token_count(self, word: str) -> int:
         return len(self.preprocessor.tokenizer.tokenize(word))
+
+
+def fill_in(text: str, tokens: list[str]) -> str:
+    """`text` as written, its [MASK]s replaced by `tokens` in order (a word piece's "##", which says
+    it continues the word before, dropped); [MASK]s past the tokens given stay."""
+    pieces = text.split(MASK)
+    parts = [pieces[0]]
+    for index, after in enumerate(pieces[1:]):
+        parts += [tokens[index].removeprefix("##") if index < len(tokens) else MASK, after]
+    return "".join(parts)
 
 
 def mask_a_word(text: str, index: int, token_count: Callable[[str], int], max_tokens: int = 60) -> str:

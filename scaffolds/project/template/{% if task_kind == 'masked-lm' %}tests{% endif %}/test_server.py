@@ -11,7 +11,7 @@ import numpy as np
 
 from conftest import run_cli, saved_step
 from data import CLAUSES
-from predictor import Predictor, mask_a_word
+from predictor import Predictor, fill_in, mask_a_word
 
 TEXT = "The courts of [MASK] shall have exclusive jurisdiction over any dispute arising out of this [MASK]."
 
@@ -36,8 +36,8 @@ def test_each_mask_gets_its_likeliest_tokens_and_the_text_its_kind(server_url: s
         probabilities = [entry["probability"] for entry in mask["top"]]
         assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True)
         assert all(entry["token"] for entry in mask["top"])
-    assert "[MASK]" not in body["filled"].upper() and body["filled"].startswith("the courts of")
-    assert body["masks"][0]["top"][0]["token"] in body["filled"]
+    first, second = (mask["top"][0]["token"].removeprefix("##") for mask in body["masks"])
+    assert body["filled"] == TEXT.replace("[MASK]", first, 1).replace("[MASK]", second, 1)
     assert body["label"] == body["top"][0]["label"] and body["label"] in CLAUSES
 
 
@@ -66,6 +66,11 @@ def test_the_probe_is_fitted_once_and_kept_beside_the_model(trained_run: Path) -
     assert np.array_equal(again.probe.weight.numpy(), first.probe.weight.numpy())
 
 
+def test_the_filled_text_keeps_the_writers_own_and_only_the_tokens_given() -> None:
+    assert fill_in("Pay in [MASK] days to [MASK].", ["thirty", "##s"]) == "Pay in thirty days to s."
+    assert fill_in("A [MASK] and a [MASK].", ["cat"]) == "A cat and a [MASK]."
+
+
 def test_sample_texts_mask_one_word_each_where_the_model_reads(trained_run: Path) -> None:
     predictor = Predictor(trained_run, device="cpu")
     for sample in predictor.sample_inputs(12):
@@ -80,7 +85,7 @@ def test_runner_predict_prints_the_filled_text_and_each_masks_tokens(trained_run
     result = run_cli("predict", "--run", str(trained_run), TEXT, "--top-k", "2")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("the courts of") and "[MASK] 1:" in lines[1] and "[MASK] 2:" in lines[2]
+    assert lines[0].startswith("The courts of ") and "[MASK] 1:" in lines[1] and "[MASK] 2:" in lines[2]
     as_json = json.loads(run_cli("predict", "--run", str(trained_run), TEXT, "--json").stdout)
     assert len(as_json["masks"]) == 2 and len(as_json["masks"][0]["top"]) == 5
     bare = run_cli("predict", "--run", str(trained_run), "No mask here.")

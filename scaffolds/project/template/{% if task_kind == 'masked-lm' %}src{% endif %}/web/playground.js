@@ -45,8 +45,7 @@ function plural(count, word) {
  * The text as written, as text nodes, with each [MASK] the model filled in replaced by a <mark>
  * holding its likeliest token and the [MASK]'s number. The server fills the masks in the order
  * they come; those past the tokens the model reads stay [MASK] (marked as not filled). The server's
- * own `filled` is the text as the tokenizer writes it back (lower-cased, respaced): this keeps the
- * writer's own text around the tokens.
+ * `filled` is the same text as one string: built here, each token can be marked.
  */
 function markedText(written, masks) {
   const pieces = written.split(MASK);
