@@ -97,6 +97,9 @@ HINTS = {
     " (--set grad_clip=0.5)",
     "max_ngram_repeats": "train longer or on more text; when serving, a higher temperature or top_k breaks"
     " loops",
+    "perplexity": "train longer (without --max-steps, the settings' whole schedule) or at a higher --lr",
+    "accuracy_drop": "replay more of the general text while adapting (--set general_mix=1), or adapt for"
+    " fewer steps or at a lower --lr",
 }
 
 
