@@ -34,8 +34,8 @@ from tests.web_support import (
 pytestmark = pytest.mark.slow
 
 MASK = "[MASK]"
-# The project's own test settings: an encoder of one small layer adapted from random weights (no
-# original pre-training to wait for), about ten seconds on a CPU. The page is under test, not the model.
+# Small settings: an encoder of one small layer adapted from random weights (no original
+# pre-training to wait for), about ten seconds on a CPU. The page is under test, not the model.
 TINY = [
     "batch_size=16", "max_length=64", "vocab_size=1000", "n_embd=32", "n_layer=1", "original_steps=0",
     "eval_batches=4", "warmup_steps=5", "lr=1e-2", "eval_every=20", "log_every=5", "device=cpu",
