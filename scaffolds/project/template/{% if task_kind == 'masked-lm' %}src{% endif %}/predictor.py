@@ -51,6 +51,8 @@ class Predictor(TrainedModel):
         it (read from the features of the text the tokenizer gave, the likeliest tokens filled in)."""
         if not text.strip():
             raise ProjectError("the text is empty; give a text with [MASK] where a word is to be filled in")
+        if top_k < 1:
+            raise ProjectError(f"top_k must be 1 or more, got {top_k}")
         tokenizer = self.preprocessor.tokenizer
         input_ids = self.preprocessor.encode([text.replace(MASK, tokenizer.mask_token)])
         input_ids = input_ids[:, : int((input_ids != self.preprocessor.pad_id).sum())].to(self.device)

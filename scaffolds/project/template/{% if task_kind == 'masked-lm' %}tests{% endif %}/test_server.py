@@ -92,3 +92,5 @@ def test_runner_predict_prints_the_filled_text_and_each_masks_tokens(trained_run
     assert bare.returncode == 0 and "write [MASK] where a word goes" in bare.stdout
     empty = run_cli("predict", "--run", str(trained_run), " ")
     assert empty.returncode == 2 and "the text is empty" in empty.stderr
+    none = run_cli("predict", "--run", str(trained_run), TEXT, "--top-k", "0")
+    assert none.returncode == 2 and none.stderr == "error: top_k must be 1 or more, got 0\n"
