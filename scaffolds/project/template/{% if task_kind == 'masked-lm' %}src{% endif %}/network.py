@@ -9,6 +9,8 @@ features (the mean of the last layer over its real tokens), which the clause pro
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,6 +38,26 @@ def unmasked(input_ids: torch.Tensor, token_targets: torch.Tensor) -> torch.Tens
     serving). `token_targets` may be cut to the batch's real columns."""
     width = token_targets.shape[1]
     return torch.where(token_targets != IGNORED, token_targets, input_ids[:, :width])
+
+
+def scored_masks(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    targets: torch.Tensor,
+    width: int,
+    logits_at: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> tuple[dict[str, torch.Tensor] | None, torch.Tensor]:
+    """Either model's (outputs, loss) for a batch whose `width` first columns it read:
+    `logits_at(rows, columns)` gives the logits of those tokens. The loss is the mean cross-entropy
+    over the masked tokens; in evaluation the outputs add each text's counts and features."""
+    token_targets = unpack_targets(targets)[0][:, :width]
+    rows, columns = (token_targets != IGNORED).nonzero(as_tuple=True)
+    logits, chosen = logits_at(rows, columns), token_targets[rows, columns]
+    loss = F.cross_entropy(logits.float(), chosen)
+    if model.training:
+        return None, loss
+    outputs = masked_token_outputs(logits, chosen, rows, input_ids.shape[0])
+    return outputs | {"features": model.features(unmasked(input_ids, token_targets))}, loss
 
 
 def mean_over_tokens(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -100,16 +122,10 @@ class MaskedLanguageModel(nn.Module):
         hidden, _ = self.encode(input_ids)
         if targets is None:
             return self.token_logits(hidden), None
-        token_targets = unpack_targets(targets)[0][:, : hidden.shape[1]]
-        rows, columns = (token_targets != IGNORED).nonzero(as_tuple=True)
         # Only the masked tokens go through the head: 15% of the vocabulary-wide work.
-        logits = self.token_logits(hidden[rows, columns])
-        chosen = token_targets[rows, columns]
-        loss = F.cross_entropy(logits.float(), chosen)
-        if self.training:
-            return None, loss
-        outputs = masked_token_outputs(logits, chosen, rows, input_ids.shape[0])
-        return outputs | {"features": self.features(unmasked(input_ids, token_targets))}, loss
+        return scored_masks(
+            self, input_ids, targets, hidden.shape[1], lambda r, c: self.token_logits(hidden[r, c])
+        )
 
 
 class HFMaskedLM(nn.Module):
@@ -130,17 +146,10 @@ class HFMaskedLM(nn.Module):
         return mean_over_tokens(hidden, mask)
 
     def forward(self, input_ids: torch.Tensor, targets: torch.Tensor | None = None):
-        input_ids, _, logits, _ = self.run(input_ids)
+        _, _, logits, _ = self.run(input_ids)
         if targets is None:
             return logits, None
-        token_targets = unpack_targets(targets)[0][:, : input_ids.shape[1]]
-        rows, columns = (token_targets != IGNORED).nonzero(as_tuple=True)
-        chosen = token_targets[rows, columns]
-        loss = F.cross_entropy(logits[rows, columns].float(), chosen)
-        if self.training:
-            return None, loss
-        outputs = masked_token_outputs(logits[rows, columns], chosen, rows, input_ids.shape[0])
-        return outputs | {"features": self.features(unmasked(input_ids, token_targets))}, loss
+        return scored_masks(self, input_ids, targets, logits.shape[1], lambda r, c: logits[r, c])
 
 
 def build_model(config: Config, preprocessor: MaskingTokenizer, load_weights: bool = True) -> nn.Module:

@@ -23,7 +23,7 @@ from torch import nn
 
 import network
 from config import ROOT, Config, ProjectError
-from data import MaskedTexts, MaskingTokenizer, general_split
+from data import GENERAL, UNLABELLED, MaskedTexts, MaskingTokenizer, general_split
 
 CACHE_DIR = ROOT / ".cache" / "encoders"
 SHAPING_SETTINGS = (
@@ -63,7 +63,14 @@ def original_weights(
         return torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
     weights = pretrain(
         model,
-        MaskedTexts(texts, [0] * len(texts), [1] * len(texts), preprocessor, config.mask_ratio, train=True),
+        MaskedTexts(
+            texts,
+            [UNLABELLED] * len(texts),
+            [GENERAL] * len(texts),
+            preprocessor,
+            config.mask_ratio,
+            train=True,
+        ),
         config,
     )
     try:
