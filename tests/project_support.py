@@ -23,6 +23,7 @@ PROJECT_KINDS = (
     "visual-question-answering",
     "image-pretraining",
     "masked-lm",
+    "document-understanding",
     "question-answering",
     "causal-lm",
 )

@@ -26,6 +26,7 @@ KIND_MARKERS = {
     "visual-question-answering": "def bar_chart(",
     "image-pretraining": "class MaskedAutoencoder(nn.Module):",
     "masked-lm": "class MaskedLanguageModel(nn.Module):",
+    "document-understanding": "class LayoutTagger(nn.Module):",
     "causal-lm": "class GPT(nn.Module):",
 }
 
@@ -123,6 +124,7 @@ WIDTH_KINDS = [
     "visual-question-answering",
     "image-pretraining",
     "masked-lm",
+    "document-understanding",
     "causal-lm",
 ]
 

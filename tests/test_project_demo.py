@@ -415,6 +415,60 @@ print(json.dumps(found))
     assert restored >= 12 and kinds >= 22, answers.stdout
 
 
+def test_the_invoice_project_extracts_fields_from_every_page_and_flags_bad_totals(tmp_path: Path) -> None:
+    """The document-understanding spec end to end with its defaults: the layout tagger trains on the
+    built-in invoices and meets the spec's field F1 and totals exact match on the held-out vendors'
+    invoices; `check` times a page well under the 2 s the spec allows. Then validation invoices go
+    through `runner.py predict` as OCR'd JSON files: a multi-page one gets line items from every
+    page, and one whose totals do not add up is flagged."""
+    spec = ["--spec", "document-understanding", "--defaults", "--no-git"]
+    made = run_ccpt("new", "invoices", *spec, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    project = tmp_path / "invoices"
+    train = run_in_project(project, "src/runner.py", "train", timeout=1800)
+    assert train.returncode == 0, train.stderr[-3000:]
+    final = run_records(only_run(project))[-1]
+    assert final["kind"] == "final" and final["f1"] >= 0.9 and final["exact_match"] >= 0.95, final
+    assert final["multipage_item_recall"] >= 0.95 and final["unflagged_mismatches"] <= 0.05, final
+
+    check = run_in_project(project, "src/runner.py", "check", "--json")
+    assert check.returncode == 0, check.stdout + check.stderr
+    gates = {(gate["section"], gate["metric"]): gate for gate in json.loads(check.stdout)}
+    assert {key: gate["status"] for key, gate in gates.items()} == {
+        ("constraints", "latency_ms"): "pass",
+        ("rewards", "f1"): "pass",
+        ("rewards", "exact_match"): "pass",
+    }, gates
+    assert gates[("constraints", "latency_ms")]["observed"] < 500
+
+    chosen = """
+import json, sys
+sys.path.insert(0, "src")
+from data import builtin_invoices, builtin_split
+from extraction import extract
+
+val = builtin_split(builtin_invoices())[1]
+def fields(invoice):
+    return extract(invoice.pages, [page.tags for page in invoice.pages])
+long = next(i for i in val if len(i.pages) == 3)
+bad = next(i for i in val if fields(i)["flags"] and len(i.pages) == 1)
+for name, invoice in (("long", long), ("bad", bad)):
+    pages = [{"words": p.words, "boxes": [list(b) for b in p.boxes]} for p in invoice.pages]
+    with open(name + ".json", "w") as out:
+        json.dump({"pages": pages}, out)
+print(json.dumps({"long": fields(long), "bad": fields(bad)}))
+"""
+    written = run_in_project(project, "-c", chosen)
+    assert written.returncode == 0, written.stderr
+    truth = json.loads(written.stdout)
+    answers = run_in_project(project, "src/runner.py", "predict", "--json", "long.json", "bad.json")
+    assert answers.returncode == 0, answers.stderr
+    long, bad = (json.loads(line) for line in answers.stdout.splitlines())
+    assert {item["page"] for item in long["line_items"]} == {1, 2, 3}
+    assert long["line_items"] == truth["long"]["line_items"] and long["total"] == truth["long"]["total"]
+    assert bad["flags"] and bad["total"] == truth["bad"]["total"], bad
+
+
 def iou(first: list[float], second: list[float]) -> float:
     width = max(min(first[2], second[2]) - max(first[0], second[0]), 0)
     height = max(min(first[3], second[3]) - max(first[1], second[1]), 0)

@@ -154,7 +154,7 @@ def test_show_renders_a_spec_and_its_yaml() -> None:
     assert "→ latency_p95_ms > 80" in shown.stdout  # "at the 95th percentile"
     as_yaml = yaml.safe_load(run_ccpt("spec", "show", "object-detection", "--yaml").stdout)
     assert as_yaml["id"] == "object-detection"
-    assert "not rendered by `ccpt new` yet" in run_ccpt("spec", "show", "document-understanding").stdout
+    assert "(rendered by `ccpt new`)" in run_ccpt("spec", "show", "document-understanding").stdout
 
 
 def test_show_wraps_the_prompt_and_hangs_list_items_in_a_narrow_terminal() -> None:

@@ -50,6 +50,7 @@ SCAFFOLD_KINDS = frozenset(
         "visual-question-answering",
         "image-pretraining",
         "masked-lm",
+        "document-understanding",
         "question-answering",
         "causal-lm",
     }

@@ -288,11 +288,15 @@ def without_non_finite(value: object) -> object:
 
 def as_example(item: object) -> object:
     """A validation input as the playground shows it: text as it is, an image as a PNG data URL, a
-    chart and its question (visual-question-answering) as {"image": data URL, "question": text}."""
+    chart and its question (visual-question-answering) as {"image": data URL, "question": text}, an
+    invoice (document-understanding) as {"name", "pages": [{"words", "boxes"}]}."""
     if isinstance(item, str):
         return item
     if hasattr(item, "question"):  # predictor.ChartQuestion (the other kinds' modules have no such class)
         return {"image": as_example(item.image), "question": item.question}
+    if hasattr(item, "pages"):  # data.Invoice: its pages' words and boxes, as POST /predict takes them
+        pages = [{"words": page.words, "boxes": [list(box) for box in page.boxes]} for page in item.pages]
+        return {"name": item.name, "pages": pages}
     buffer = io.BytesIO()
     item.save(buffer, format="PNG")  # a PIL image
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -1,0 +1,255 @@
+"""Tagged words -> an invoice's fields: what the predictor returns and what metrics score.
+
+The same reading serves the model's tags and the true ones, so a field is scored by comparing the
+fields read off each, after normalisation:
+  vendor, invoice_number   spaces collapsed, case and surrounding punctuation ignored
+  date                     ISO (2026-03-14) from 2026-03-14, 14/03/2026, 14.03.2026, 14 Mar 2026,
+                           March 14, 2026; a date in another form is kept as written
+  subtotal, tax, total     a decimal with two places ("$1,357.9" -> "1357.90")
+  line items               one per row of the item table: description, quantity, unit price,
+                           amount (numbers normalised as above), from every page in order
+
+An invoice is flagged when its totals do not add up: the line items' amounts do not sum to the
+subtotal (or, without a subtotal, to the total less tax), or the subtotal and tax do not make the
+total. Such an invoice must not be booked without a look: the spec's penalty.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from data import Page, side_by_side
+
+HEADER_FIELDS = ("vendor", "invoice_number", "date", "subtotal", "tax", "total")
+AMOUNT_FIELDS = ("subtotal", "tax", "total")
+ITEM_FIELDS = ("description", "quantity", "unit_price", "amount")
+MONTHS = "january february march april may june july august september october november december"
+MONTH_NUMBERS = {
+    name: number for number, month in enumerate(MONTHS.split(), 1) for name in (month, month[:3])
+}
+ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+NUMERIC_DATE = re.compile(r"(\d{1,2})[/.](\d{1,2})[/.](\d{4})")  # day first, as in most of the world
+DAY_MONTH_YEAR = re.compile(r"(\d{1,2}) ([a-z]+)\.? (\d{4})")
+MONTH_DAY_YEAR = re.compile(r"([a-z]+)\.? (\d{1,2}),? (\d{4})")
+NOT_A_NUMBER = re.compile(r"[^\d.\-]")
+
+
+def normal_amount(text: str) -> str | None:
+    """ "$1,357.9" -> "1357.90"; None where the text holds no number."""
+    cleaned = NOT_A_NUMBER.sub("", text)
+    try:
+        return str(Decimal(cleaned).quantize(Decimal("0.01")))
+    except InvalidOperation:
+        return None
+
+
+def normal_quantity(text: str) -> str | None:
+    """ "2.50" -> "2.5", "3" -> "3"; None where the text holds no number."""
+    cleaned = NOT_A_NUMBER.sub("", text)
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:
+        return None
+    return f"{value.normalize():f}"
+
+
+def normal_date(text: str) -> str:
+    """The date in ISO form where its form is one of the module's; else the text as written."""
+    lowered = " ".join(text.lower().split())
+    for pattern, order in (
+        (ISO_DATE, "ymd"),
+        (NUMERIC_DATE, "dmy"),
+        (DAY_MONTH_YEAR, "dmy"),
+        (MONTH_DAY_YEAR, "mdy"),
+    ):
+        match = pattern.fullmatch(lowered)
+        if not match:
+            continue
+        parts = dict(zip(order, match.groups(), strict=True))
+        month = MONTH_NUMBERS.get(parts["m"]) if not parts["m"].isdigit() else int(parts["m"])
+        if month and 1 <= month <= 12 and 1 <= int(parts["d"]) <= 31:
+            return f"{int(parts['y']):04d}-{month:02d}-{int(parts['d']):02d}"
+    return text.strip()
+
+
+def normal_text(text: str) -> str:
+    return " ".join(text.split()).strip(" .,:;#").casefold()
+
+
+@dataclass
+class Span:
+    """A run of words tagged as one field: its text, page, box around the words and mean score."""
+
+    kind: str
+    text: str
+    page: int
+    box: tuple[int, int, int, int]
+    score: float
+
+    @property
+    def middle(self) -> float:
+        return (self.box[1] + self.box[3]) / 2
+
+    def as_dict(self) -> dict[str, object]:
+        return {"text": self.text, "page": self.page, "box": list(self.box), "score": round(self.score, 4)}
+
+
+def spans_of(page: Page, tags: list[str], scores: list[float], page_number: int) -> list[Span]:
+    """The field spans of one page: a B-X and the I-X after it; an I-X after anything else opens one."""
+    found: list[Span] = []
+    current: list[int] = []
+    kind = ""
+
+    def close() -> None:
+        if current:
+            boxes = [page.boxes[i] for i in current]
+            box = (
+                min(b[0] for b in boxes),
+                min(b[1] for b in boxes),
+                max(b[2] for b in boxes),
+                max(b[3] for b in boxes),
+            )
+            text = " ".join(page.words[i] for i in current)
+            found.append(Span(kind, text, page_number, box, sum(scores[i] for i in current) / len(current)))
+
+    for position, tag in enumerate(tags):
+        edge, tag_kind = tag[:2], tag[2:]
+        if edge == "I-" and tag_kind == kind and current:
+            current.append(position)
+            continue
+        close()
+        current, kind = ([position], tag_kind) if edge in ("B-", "I-") else ([], "")
+    close()
+    return found
+
+
+def line_items(spans: list[Span]) -> list[dict[str, object]]:
+    """The item spans grouped into rows (spans on one page side by side with the row's first are
+    one item), in order down the pages. A row without a description continues nothing and is kept."""
+    items: list[dict[str, object]] = []
+    rows: list[list[Span]] = []
+    for span in sorted(
+        (s for s in spans if s.kind.startswith("ITEM_")), key=lambda s: (s.page, s.middle, s.box[0])
+    ):
+        row = rows[-1] if rows else None
+        if row and row[0].page == span.page and side_by_side(row[0].box, span.box):
+            row.append(span)
+        else:
+            rows.append([span])
+    for row in rows:
+        cells: dict[str, Span] = {}
+        for span in row:
+            cells.setdefault(span.kind[len("ITEM_") :].lower(), span)  # the first of each kind in a row
+        item: dict[str, object] = {
+            "description": " ".join(cells["description"].text.split()) if "description" in cells else None,
+            "quantity": normal_quantity(cells["quantity"].text) if "quantity" in cells else None,
+            "unit_price": normal_amount(cells["unit_price"].text) if "unit_price" in cells else None,
+            "amount": normal_amount(cells["amount"].text) if "amount" in cells else None,
+            "page": row[0].page,
+        }
+        items.append(item)
+    return items
+
+
+def flags_for(fields: dict[str, object], items: list[dict[str, object]]) -> list[str]:
+    """Why the invoice's totals cannot be booked as they are (empty: they add up)."""
+
+    def number(value: object) -> Decimal | None:
+        return Decimal(value) if isinstance(value, str) else None
+
+    subtotal, tax, total = (number(fields[name]) for name in AMOUNT_FIELDS)
+    flags = []
+    if total is None:
+        flags.append("no_total")
+    if not items:
+        flags.append("no_line_items")
+    amounts = [number(item["amount"]) for item in items]
+    if items and None in amounts:
+        flags.append("line_item_without_amount")
+    elif items:
+        summed = sum(amounts, Decimal(0))  # type: ignore[arg-type]
+        expected = subtotal if subtotal is not None else (total - (tax or 0) if total is not None else None)
+        if expected is not None and summed != expected:
+            flags.append("line_items_do_not_sum_to_subtotal")
+    if subtotal is not None and total is not None and subtotal + (tax or 0) != total:
+        flags.append("subtotal_and_tax_do_not_make_total")
+    return flags
+
+
+def extract(
+    pages: list[Page], tags: list[list[str]], scores: list[list[float]] | None = None
+) -> dict[str, object]:
+    """The invoice's fields from its pages' word tags (and each tag's probability).
+
+    A header field takes the span of its kind the model is surest of (the first, on equal scores);
+    amounts and dates are normalised; `fields` gives, for each header field found, where it was."""
+    scores = scores or [[1.0] * len(page_tags) for page_tags in tags]
+    spans = [
+        span
+        for number, (page, page_tags, page_scores) in enumerate(zip(pages, tags, scores, strict=True), 1)
+        for span in spans_of(page, page_tags, page_scores, number)
+    ]
+    result: dict[str, object] = {}
+    where: dict[str, object] = {}
+    for name in HEADER_FIELDS:
+        candidates = [span for span in spans if span.kind == name.upper()]
+        best = max(candidates, key=lambda span: span.score, default=None)  # max keeps the first of equals
+        if best is None:
+            result[name] = None
+            continue
+        if name in AMOUNT_FIELDS:
+            result[name] = normal_amount(best.text)
+        elif name == "date":
+            result[name] = normal_date(best.text)
+        else:
+            result[name] = " ".join(best.text.split())
+        where[name] = best.as_dict()
+    items = line_items(spans)
+    result["line_items"] = items
+    result["flags"] = flags_for(result, items)
+    result["pages"] = len(pages)
+    result["fields"] = where
+    return result
+
+
+def comparable(extraction: dict[str, object]) -> dict[str, object]:
+    """The values field-level scoring compares: header fields normalised, and the line items as a
+    list of (description, quantity, unit price, amount) rows."""
+    values: dict[str, object] = {}
+    for name in HEADER_FIELDS:
+        value = extraction[name]
+        values[name] = (
+            normal_text(value) if isinstance(value, str) and name in ("vendor", "invoice_number") else value
+        )
+    values["line_items"] = [
+        tuple(
+            normal_text(v) if isinstance(v, str) and key == "description" else v
+            for key, v in item.items()
+            if key != "page"
+        )
+        for item in extraction["line_items"]  # type: ignore[union-attr]
+    ]
+    return values
+
+
+def field_counts(predicted: dict[str, object], true: dict[str, object]) -> dict[str, tuple[int, int, int]]:
+    """Per field: (right, predicted, true). A header field predicted with a wrong value counts as
+    predicted and not right; line items count one each, matched as a multiset of whole rows."""
+    counts: dict[str, tuple[int, int, int]] = {}
+    for name in HEADER_FIELDS:
+        guess, truth = predicted[name], true[name]
+        counts[name] = (
+            int(guess is not None and guess == truth),
+            int(guess is not None),
+            int(truth is not None),
+        )
+    guessed, real = list(predicted["line_items"]), list(true["line_items"])  # type: ignore[call-overload]
+    right = 0
+    for row in guessed:
+        if row in real:
+            real.remove(row)
+            right += 1
+    counts["line_items"] = (right, len(guessed), len(true["line_items"]))  # type: ignore[arg-type]
+    return counts
