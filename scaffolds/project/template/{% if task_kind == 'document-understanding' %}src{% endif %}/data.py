@@ -1,17 +1,19 @@
 """Invoices in, (words, boxes, word tags) pages out: the sources, the split and the encoding.
 
-An invoice is a list of pages, as an OCR engine reads a scan: each page's words in reading order,
-each with its box (x0, y0, x1, y1) on a 0-1000 grid over the page's width and height, LayoutLM's
-convention. A word's tag says which field it belongs to (BIO over FIELD_TYPES); the fields
-themselves (vendor, date, totals, line items) are read off the tags by extraction.py.
+An invoice is a list of pages, as an OCR engine reads a scan: each page's words in reading order
+(in_reading_order), each with the box around its ink (x0, y0, x1, y1) on a 0-1000 grid over the
+page's width and height, LayoutLM's convention. A word's tag says which field it belongs to (BIO
+over FIELD_TYPES); the fields themselves (vendor, date, totals, line items) are read off the tags
+by extraction.py.
 
 Where the invoices come from (config.dataset):
   builtin   2,000 invoices generated here, the same on every machine: three header layouts,
             varied labels ("Total due", "Amount due" ...), five date formats, a customer's name
-            beside the vendor's, a due date beside the invoice date, one to thirty line items
-            running over up to three pages, and one invoice in ten whose totals do not add up.
-            Every fifth vendor name appears only in validation invoices, so the score says whether
-            the model finds a vendor by where it stands rather than by its name
+            beside the vendor's, a due date beside the invoice date, 3% of the other words misread
+            as OCR misreads them ("Tota1"), one to thirty line items running over up to three
+            pages, and one invoice in ten whose totals do not add up. A fifth of the vendors'
+            names (those of every fifth first word) appear only in validation invoices, so the
+            score says whether the model finds a vendor by where it stands, not by its name
   a file    .json (a list of invoices) or .jsonl (one per line), each {"pages": [{"words": [...],
             "boxes": [[x0, y0, x1, y1], ...], "tags": [...]}]}; boxes in pixels of the page
             with "width" and "height" beside them, else on the 0-1000 grid

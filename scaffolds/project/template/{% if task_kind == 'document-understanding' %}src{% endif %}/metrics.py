@@ -12,6 +12,8 @@ model's tags and from the true ones, and the two compared field by field after n
                           not flag (the spec's penalty), and false_flags the share of invoices that
                           add up but were flagged
   accuracy                word tags right, of all words
+A page of more than max_length words is scored on its first max_length (the predictor reads the
+rest in further windows; the built-in pages have at most 122).
 Names match the task spec's metric names, so `runner.py check` can compare them directly.
 """
 
@@ -106,11 +108,11 @@ class EvalMetrics:
         counts = {name: [0, 0, 0] for name in FIELDS}
         totals_right = invoices = mismatches = unflagged = fine = false_flags = 0
         multipage = [0, 0]  # line items found, line items there are, on invoices of 2+ pages
-        tag_ids_used: set[str] = set()
+        tags_used: set[str] = set()
         for invoice_pages, tags, confidence in self.invoices_seen():
             predicted = extract(invoice_pages, tags, confidence)
             true = extract(invoice_pages, [page.tags or [] for page in invoice_pages])
-            tag_ids_used.update(tag for page_tags in tags for tag in page_tags)
+            tags_used.update(tag for page_tags in tags for tag in page_tags)
             for name, (right, guessed, real) in field_counts(comparable(predicted), comparable(true)).items():
                 counts[name][0] += right
                 counts[name][1] += guessed
@@ -136,7 +138,7 @@ class EvalMetrics:
         results["false_flags"] = false_flags / fine if fine else 0.0
         results["examples"] = invoices
         results["pages"] = pages
-        results["predicted_classes"] = len(tag_ids_used)
+        results["predicted_classes"] = len(tags_used)
         return results
 
 
