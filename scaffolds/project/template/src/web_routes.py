@@ -294,9 +294,8 @@ def as_example(item: object) -> object:
         return item
     if hasattr(item, "question"):  # predictor.ChartQuestion (the other kinds' modules have no such class)
         return {"image": as_example(item.image), "question": item.question}
-    if hasattr(item, "pages"):  # data.Invoice: its pages' words and boxes, as POST /predict takes them
-        pages = [{"words": page.words, "boxes": [list(box) for box in page.boxes]} for page in item.pages]
-        return {"name": item.name, "pages": pages}
+    if hasattr(item, "as_json"):  # an input that says how it is sent (data.Invoice)
+        return item.as_json()
     buffer = io.BytesIO()
     item.save(buffer, format="PNG")  # a PIL image
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

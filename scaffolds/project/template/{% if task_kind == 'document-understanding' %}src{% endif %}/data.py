@@ -72,6 +72,12 @@ class Invoice:
     def text(self) -> str:
         return "\n".join(" ".join(page.words) for page in self.pages)
 
+    def as_json(self) -> dict[str, object]:
+        """The invoice as POST /predict and `runner.py predict` take it: its pages' words and boxes
+        (on the grid), without their tags."""
+        pages = [{"words": page.words, "boxes": [list(box) for box in page.boxes]} for page in self.pages]
+        return {"name": self.name, "pages": pages}
+
 
 def side_by_side(first: Box, second: Box) -> bool:
     """Whether two boxes are on one line: at least half of the shorter lies beside the other (a
@@ -553,6 +559,7 @@ class LayoutPreprocessor:
     def __post_init__(self) -> None:
         self.word_ids = {word: i for i, word in enumerate(self.words)}
         self.shape_ids = {shape: i for i, shape in enumerate(self.shapes)}
+        self.tag_ids = {tag: i for i, tag in enumerate(self.labels)}
 
     @classmethod
     def fit(cls, pages: list[Page], vocab_size: int, max_length: int) -> LayoutPreprocessor:
@@ -562,10 +569,6 @@ class LayoutPreprocessor:
         words = [form for form, count in forms.most_common(max(vocab_size - 2, 0)) if count > 1]
         kept_shapes = [shape for shape, count in shapes.most_common() if count > 1]
         return cls(["[PAD]", "[UNK]", *words], ["[PAD]", "[UNK]", *kept_shapes], list(TAGS), max_length)
-
-    @property
-    def pad_id(self) -> int:
-        return PAD
 
     @property
     def vocab_size(self) -> int:
@@ -585,10 +588,9 @@ class LayoutPreprocessor:
         return word_ids, shape_ids, boxes
 
     def encode_tags(self, page: Page) -> torch.Tensor:
-        ids = {tag: i for i, tag in enumerate(self.labels)}
         tags = torch.full((self.max_length,), IGNORE, dtype=torch.long)
         known = (page.tags or [])[: self.max_length]
-        tags[: len(known)] = torch.tensor([ids[tag] for tag in known], dtype=torch.long)
+        tags[: len(known)] = torch.tensor([self.tag_ids[tag] for tag in known], dtype=torch.long)
         return tags
 
     def save(self, run_dir: Path) -> None:
@@ -620,22 +622,12 @@ class InvoicePages(torch.utils.data.Dataset):
     def __init__(self, invoices: list[Invoice], preprocessor: LayoutPreprocessor, first_number: int = 0):
         self.invoices = invoices
         self.pages = [page for invoice in invoices for page in invoice.pages]
-        self.invoice_of_page = [n for n, invoice in enumerate(invoices) for _ in invoice.pages]
+        # A split is never empty (read_splits refuses a file that leaves one side without invoices).
         encoded = [preprocessor.encode(page) for page in self.pages]
-        self.word_ids = (
-            torch.stack([e[0] for e in encoded]) if encoded else torch.zeros(0, 1, dtype=torch.long)
-        )
-        self.shape_ids = (
-            torch.stack([e[1] for e in encoded]) if encoded else torch.zeros(0, 1, dtype=torch.long)
-        )
-        self.boxes = (
-            torch.stack([e[2] for e in encoded]) if encoded else torch.zeros(0, 1, 4, dtype=torch.long)
-        )
-        tags = [preprocessor.encode_tags(page) for page in self.pages]
+        self.word_ids, self.shape_ids, self.boxes = (torch.stack(part) for part in zip(*encoded, strict=True))
+        tags = torch.stack([preprocessor.encode_tags(page) for page in self.pages])
         index = torch.arange(first_number, first_number + len(self.pages))[:, None]
-        self.targets = (
-            torch.cat([torch.stack(tags), index], dim=1) if tags else torch.zeros(0, 2, dtype=torch.long)
-        )
+        self.targets = torch.cat([tags, index], dim=1)
 
     def __len__(self) -> int:
         return len(self.pages)
@@ -676,9 +668,8 @@ def write_examples(folder: Path, count: int, scans: bool = False) -> list[Path]:
     written = []
     for invoice in builtin_split(builtin_invoices())[1][:count]:
         stem = "invoice-" + re.sub(r"[^\w-]", "", invoice.name)
-        pages = [{"words": page.words, "boxes": [list(box) for box in page.boxes]} for page in invoice.pages]
         path = folder / f"{stem}.json"
-        path.write_text(json.dumps({"name": invoice.name, "pages": pages}) + "\n")
+        path.write_text(json.dumps(invoice.as_json()) + "\n")
         written.append(path)
         if scans:
             from scans import save_scan

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from config import ProjectError
-from data import GRID, Invoice, Page, build_data, in_reading_order, invoice_from_json
+from data import GRID, Invoice, Page, in_reading_order, invoice_from_json, read_splits
 from extraction import extract
 from trainer import TrainedModel
 
@@ -144,5 +144,5 @@ class Predictor(TrainedModel):
 
     def sample_inputs(self, count: int) -> list[Invoice]:
         """Validation invoices, for timing predictions and the playground's examples."""
-        invoices = build_data(self.config, self.run_dir).val.invoices
+        invoices = read_splits(self.config)[1]  # the invoices only: nothing to fit or encode
         return [invoices[i % len(invoices)] for i in range(count)]

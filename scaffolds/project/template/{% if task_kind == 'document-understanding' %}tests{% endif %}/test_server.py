@@ -41,8 +41,7 @@ TSV = "\n".join(
 
 
 def example(index: int = 0) -> dict:
-    invoice = builtin_split(builtin_invoices())[1][index]
-    return {"pages": [{"words": p.words, "boxes": [list(b) for b in p.boxes]} for p in invoice.pages]}
+    return builtin_split(builtin_invoices())[1][index].as_json()
 
 
 def test_health_names_the_task_and_the_run(server_url: str, trained_run: Path) -> None:
