@@ -11,7 +11,8 @@ fields read off each, after normalisation:
 
 An invoice is flagged when its totals do not add up: the line items' amounts do not sum to the
 subtotal (or, without a subtotal, to the total less tax), or the subtotal and tax do not make the
-total. Such an invoice must not be booked without a look: the spec's penalty.
+total. Such an invoice must not be booked without a look: the spec's penalty. The answer carries
+each check's two figures, so that whoever reads a flag sees by how much the totals disagree.
 """
 
 from __future__ import annotations
@@ -153,29 +154,89 @@ def line_items(spans: list[Span]) -> list[dict[str, object]]:
     return items
 
 
-def flags_for(fields: dict[str, object], items: list[dict[str, object]]) -> list[str]:
-    """Why the invoice's totals cannot be booked as they are (empty: they add up)."""
+def checks_for(fields: dict[str, object], items: list[dict[str, object]]) -> list[dict[str, object]]:
+    """The sums the totals are checked by, each with the figure worked out from the invoice
+    (`computed`), the figure it states (`stated`, and which one: `stated_as`) and whether they
+    agree. A check whose figures were not all read is not made; its flag says what is missing.
+
+      line_items_sum      the line items' amounts against the subtotal (without a subtotal, the
+                          total less tax)
+      subtotal_and_tax    the subtotal plus tax (0 if none was read) against the total
+    """
 
     def number(value: object) -> Decimal | None:
         return Decimal(value) if isinstance(value, str) else None
 
     subtotal, tax, total = (number(fields[name]) for name in AMOUNT_FIELDS)
+    amounts = [number(item["amount"]) for item in items]
+    checks: list[dict[str, object]] = []
+
+    def check(name: str, computed: Decimal, stated: Decimal, stated_as: str) -> None:
+        checks.append(
+            {
+                "check": name,
+                "computed": str(computed),
+                "stated": str(stated),
+                "stated_as": stated_as,
+                "agrees": computed == stated,
+            }
+        )
+
+    if items and None not in amounts:
+        summed = sum(amounts, Decimal("0.00"))  # type: ignore[arg-type]
+        if subtotal is not None:
+            check("line_items_sum", summed, subtotal, "subtotal")
+        elif total is not None:
+            check("line_items_sum", summed, total - (tax or 0), "total less tax")
+    if subtotal is not None and total is not None:
+        check("subtotal_and_tax", subtotal + (tax or 0), total, "total")
+    return checks
+
+
+DISAGREEMENT_FLAGS = {
+    "line_items_sum": "line_items_do_not_sum_to_subtotal",
+    "subtotal_and_tax": "subtotal_and_tax_do_not_make_total",
+}
+
+
+def flags_for(
+    fields: dict[str, object], items: list[dict[str, object]], checks: list[dict[str, object]]
+) -> list[str]:
+    """Why the invoice's totals cannot be booked as they are (empty: they add up): a figure that
+    was not read, or a check whose figures disagree."""
     flags = []
-    if total is None:
+    if fields["total"] is None:
         flags.append("no_total")
     if not items:
         flags.append("no_line_items")
-    amounts = [number(item["amount"]) for item in items]
-    if items and None in amounts:
+    elif any(item["amount"] is None for item in items):
         flags.append("line_item_without_amount")
-    elif items:
-        summed = sum(amounts, Decimal(0))  # type: ignore[arg-type]
-        expected = subtotal if subtotal is not None else (total - (tax or 0) if total is not None else None)
-        if expected is not None and summed != expected:
-            flags.append("line_items_do_not_sum_to_subtotal")
-    if subtotal is not None and total is not None and subtotal + (tax or 0) != total:
-        flags.append("subtotal_and_tax_do_not_make_total")
+    flags += [DISAGREEMENT_FLAGS[c["check"]] for c in checks if not c["agrees"]]  # type: ignore[index]
     return flags
+
+
+def flag_lines(extraction: dict[str, object]) -> list[str]:
+    """Each flag, with the two figures behind it where a check disagreed: what `predict` prints."""
+    disagreeing = {
+        DISAGREEMENT_FLAGS[check["check"]]: check
+        for check in extraction["checks"]  # type: ignore[attr-defined]
+        if not check["agrees"]
+    }
+    lines = []
+    for flag in extraction["flags"]:  # type: ignore[attr-defined]
+        check = disagreeing.get(flag)
+        if check is None:
+            lines.append(flag)
+            continue
+        computed, stated = check["computed"], check["stated"]
+        if check["check"] == "line_items_sum":
+            figures = f"the line items sum to {computed}; the {check['stated_as']} is {stated}"
+        elif extraction["tax"] is None:
+            figures = f"the subtotal is {computed} and no tax was read; the total is {stated}"
+        else:
+            figures = f"the subtotal plus tax is {computed}; the total is {stated}"
+        lines.append(f"{flag} ({figures})")
+    return lines
 
 
 def extract(
@@ -208,7 +269,8 @@ def extract(
         where[name] = best.as_dict()
     items = line_items(spans)
     result["line_items"] = items
-    result["flags"] = flags_for(result, items)
+    result["checks"] = checks_for(result, items)
+    result["flags"] = flags_for(result, items, result["checks"])  # type: ignore[arg-type]
     result["pages"] = len(pages)
     result["fields"] = where
     return result

@@ -28,7 +28,7 @@ from data import (
     word_shape,
     write_examples,
 )
-from extraction import extract, normal_amount, normal_date, normal_quantity
+from extraction import checks_for, extract, flag_lines, flags_for, normal_amount, normal_date, normal_quantity
 
 SUM_FLAGS = {"line_items_do_not_sum_to_subtotal", "subtotal_and_tax_do_not_make_total"}
 
@@ -41,6 +41,8 @@ def test_the_builtin_invoices_are_the_same_every_time_and_mostly_add_up() -> Non
         fields = extract(invoice.pages, [page.tags or [] for page in invoice.pages])
         assert fields["vendor"] == invoice.group and fields["total"] is not None and fields["line_items"]
         assert set(fields["flags"]) <= SUM_FLAGS  # nothing missing: only the drawn typos are flagged
+        assert len(fields["checks"]) == 2  # every one prints a subtotal and a total
+        assert len(fields["flags"]) == sum(not check["agrees"] for check in fields["checks"])
         flagged += bool(fields["flags"])
     assert abs(flagged / len(invoices) - MISMATCH_SHARE) < 0.03
 
@@ -66,6 +68,41 @@ def test_vendors_stay_on_one_side_and_held_out_names_only_validate() -> None:
     assert not train_vendors & val_vendors
     assert not any(held_out(vendor) for vendor in train_vendors)
     assert any(held_out(vendor) for vendor in val_vendors) and not all(held_out(v) for v in val_vendors)
+
+
+def check(name: str, computed: str, stated: str, stated_as: str, agrees: bool) -> dict[str, object]:
+    return {"check": name, "computed": computed, "stated": stated, "stated_as": stated_as, "agrees": agrees}
+
+
+def test_each_flag_on_the_totals_comes_with_the_two_figures_that_disagree() -> None:
+    items = [{"amount": "10.00"}, {"amount": "20.00"}]
+    fields = {"subtotal": "31.00", "tax": "3.10", "total": "34.10"}
+    checks = checks_for(fields, items)
+    assert checks == [
+        check("line_items_sum", "30.00", "31.00", "subtotal", agrees=False),
+        check("subtotal_and_tax", "34.10", "34.10", "total", agrees=True),
+    ]
+    flags = flags_for(fields, items, checks)
+    assert flags == ["line_items_do_not_sum_to_subtotal"]
+    assert flag_lines({**fields, "checks": checks, "flags": flags}) == [
+        "line_items_do_not_sum_to_subtotal (the line items sum to 30.00; the subtotal is 31.00)"
+    ]
+    untaxed = {"subtotal": "30.00", "tax": None, "total": "33.00"}
+    checks = checks_for(untaxed, items)
+    assert flag_lines({**untaxed, "checks": checks, "flags": flags_for(untaxed, items, checks)}) == [
+        "subtotal_and_tax_do_not_make_total (the subtotal is 30.00 and no tax was read; the total is 33.00)"
+    ]
+    # Without a subtotal the items are held against the total less tax, and a missing tax counts as 0.
+    no_subtotal = {"subtotal": None, "tax": None, "total": "30.00"}
+    checks = checks_for(no_subtotal, items)
+    assert checks == [check("line_items_sum", "30.00", "30.00", "total less tax", agrees=True)]
+    assert flags_for(no_subtotal, items, checks) == []
+    # A check missing a figure is not made; its flag says which figure is missing.
+    unpriced = [{"amount": "10.00"}, {"amount": None}]
+    checks = checks_for({"subtotal": None, "tax": None, "total": None}, unpriced)
+    assert checks == []
+    assert flags_for({"total": None}, unpriced, checks) == ["no_total", "line_item_without_amount"]
+    assert flags_for({"total": "1.00"}, [], []) == ["no_line_items"]
 
 
 @pytest.mark.parametrize(

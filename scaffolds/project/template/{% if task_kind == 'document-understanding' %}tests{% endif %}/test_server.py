@@ -23,6 +23,7 @@ FIELDS = {
     "total",
     "line_items",
     "flags",
+    "checks",
     "pages",
     "fields",
 }

@@ -134,23 +134,26 @@ function sumOf(amounts) {
 
 // --- The flags ---------------------------------------------------------------------------------
 
+/** The check behind a flag about adding up, with its two figures (the server's `checks`). */
+const CHECK_OF_FLAG = {
+  line_items_do_not_sum_to_subtotal: "line_items_sum",
+  subtotal_and_tax_do_not_make_total: "subtotal_and_tax",
+};
+
 /** A flag in words, with the figures that do not agree where it is about adding up. */
 function flagText(flag, result) {
-  const items = result.line_items || [];
-  const subtotal = cents(result.subtotal);
-  const tax = cents(result.tax) ?? 0n;
-  const total = cents(result.total);
+  const check = (result.checks || []).find((c) => c.check === CHECK_OF_FLAG[flag] && !c.agrees);
   if (flag === "line_items_do_not_sum_to_subtotal") {
-    const summed = decimal(sumOf(items.map((item) => item.amount)));
-    if (subtotal !== null) return `The line items add up to ${summed}, not to the subtotal ${result.subtotal}.`;
-    if (total !== null) return `The line items add up to ${summed}, not to the total less tax, ${decimal(total - tax)}.`;
-    return "The line items do not add up to the subtotal.";
+    if (!check) return "The line items do not add up to the subtotal.";
+    const against = check.stated_as === "subtotal" ? "the subtotal" : `the ${check.stated_as},`;
+    return `The line items add up to ${check.computed}, not to ${against} ${check.stated}.`;
   }
   if (flag === "subtotal_and_tax_do_not_make_total") {
-    if (subtotal !== null && total !== null) {
-      return `The subtotal ${result.subtotal} and tax ${result.tax ?? "0.00"} make ${decimal(subtotal + tax)}, not the total ${result.total}.`;
+    if (!check) return "The subtotal and tax do not make the total.";
+    if (result.tax === null || result.tax === undefined) {
+      return `The subtotal ${check.computed}, with no tax read, is not the total ${check.stated}.`;
     }
-    return "The subtotal and tax do not make the total.";
+    return `The subtotal ${result.subtotal} and tax ${result.tax} make ${check.computed}, not the total ${check.stated}.`;
   }
   const words = {
     no_total: "No total was found, so the totals cannot be checked.",
