@@ -160,6 +160,8 @@ def assert_page_shows(page: object, answer: dict) -> None:
         f"Read {found} of 6 fields and {len(items)} line item{'' if len(items) == 1 else 's'}"
         f" from {pages} page{'' if pages == 1 else 's'}."
     )
+    if answer["currency"]:
+        verdict += f" Amounts in {answer['currency']}."
     assert page.inner_text("#verdict") == verdict + ("" if answer["flags"] else " The totals add up.")
     shown_flags = page.eval_on_selector_all("#flag-list li", "items => items.map(i => i.dataset.flag)")
     assert shown_flags == answer["flags"]

@@ -6,6 +6,7 @@ fields read off each, after normalisation:
   date                     ISO (2026-03-14) from 2026-03-14, 14/03/2026, 14.03.2026, 14 Mar 2026,
                            March 14, 2026; a date in another form is kept as written
   subtotal, tax, total     a decimal with two places ("$1,357.9" -> "1357.90")
+  currency                 the mark or code written with the total (else subtotal, tax): "£", "EUR"
   line items               one per row of the item table: description, quantity, unit price,
                            amount (numbers normalised as above), from every page in order
 
@@ -35,6 +36,7 @@ NUMERIC_DATE = re.compile(r"(\d{1,2})[/.](\d{1,2})[/.](\d{4})")  # day first, as
 DAY_MONTH_YEAR = re.compile(r"(\d{1,2}) ([a-z]+)\.? (\d{4})")
 MONTH_DAY_YEAR = re.compile(r"([a-z]+)\.? (\d{1,2}),? (\d{4})")
 NOT_A_NUMBER = re.compile(r"[^\d.\-]")
+CURRENCY_MARK = re.compile(r"[$£€¥₹]|\b(?:USD|EUR|GBP|JPY|CHF|CAD|AUD|INR|CNY|SEK|NOK|DKK|PLN)\b")
 
 
 def normal_amount(text: str) -> str | None:
@@ -73,6 +75,16 @@ def normal_date(text: str) -> str:
         if month and 1 <= month <= 12 and 1 <= int(parts["d"]) <= 31:
             return f"{int(parts['y']):04d}-{month:02d}-{int(parts['d']):02d}"
     return text.strip()
+
+
+def currency_of(written: list[str]) -> str | None:
+    """The first currency mark ($, £, €, ¥, ₹) or ISO code in the amounts as written; None if
+    they carry none. A "$" stays a "$": which dollar it is, the page does not say."""
+    for text in written:
+        found = CURRENCY_MARK.search(text)
+        if found:
+            return found.group()
+    return None
 
 
 def normal_text(text: str) -> str:
@@ -267,6 +279,8 @@ def extract(
         else:
             result[name] = " ".join(best.text.split())
         where[name] = best.as_dict()
+    written = [where[name]["text"] for name in ("total", "subtotal", "tax") if name in where]
+    result["currency"] = currency_of(written)  # type: ignore[arg-type]
     items = line_items(spans)
     result["line_items"] = items
     result["checks"] = checks_for(result, items)

@@ -28,7 +28,16 @@ from data import (
     word_shape,
     write_examples,
 )
-from extraction import checks_for, extract, flag_lines, flags_for, normal_amount, normal_date, normal_quantity
+from extraction import (
+    checks_for,
+    currency_of,
+    extract,
+    flag_lines,
+    flags_for,
+    normal_amount,
+    normal_date,
+    normal_quantity,
+)
 
 SUM_FLAGS = {"line_items_do_not_sum_to_subtotal", "subtotal_and_tax_do_not_make_total"}
 
@@ -126,6 +135,15 @@ def test_amounts_and_quantities_are_normalised() -> None:
     assert normal_amount("€77110.30") == "77110.30"
     assert normal_amount("n/a") is None
     assert normal_quantity("2.50") == "2.5" and normal_quantity("10") == "10"
+
+
+def test_the_currency_is_the_mark_or_code_written_with_the_total() -> None:
+    assert currency_of(["£8,634.72", "$7,195.60"]) == "£"
+    assert currency_of(["8,634.72", "EUR 7,195.60"]) == "EUR"
+    assert currency_of(["8,634.72", "7,195.60"]) is None
+    assert currency_of(["USDA 12.00"]) is None  # a code only as a whole word
+    drawn = Counter(extract(i.pages, [p.tags or [] for p in i.pages])["currency"] for i in builtin_invoices())
+    assert set(drawn) == {"$", "£", "€", None} and min(drawn.values()) > 300
 
 
 def test_word_forms_and_shapes() -> None:

@@ -21,6 +21,7 @@ FIELDS = {
     "subtotal",
     "tax",
     "total",
+    "currency",
     "line_items",
     "flags",
     "checks",

@@ -321,7 +321,8 @@ function showExtraction(invoice, result) {
   const items = Array.isArray(result.line_items) ? result.line_items : [];
   const pages = Array.isArray(result.words) ? result.words : [];
   const adds = (result.flags || []).length === 0 ? " The totals add up." : "";
-  verdict.textContent = `Read ${found} of ${HEADER_FIELDS.length} fields and ${plural(items.length, "line item")} from ${plural(result.pages, "page")}.${adds}`;
+  const currency = result.currency ? ` Amounts in ${result.currency}.` : "";
+  verdict.textContent = `Read ${found} of ${HEADER_FIELDS.length} fields and ${plural(items.length, "line item")} from ${plural(result.pages, "page")}.${currency}${adds}`;
   verdict.classList.remove("muted");
   showFlags(result);
   fieldTable.tBodies[0].replaceChildren(...fieldRows(result));
