@@ -19,6 +19,9 @@ random tokens, bf16 autocast, timed with CUDA events after warm-up. Variants are
   benchmarks/gelu_epilogue.py);
 - the step: clipscale (the gradient clipping folded into the fused AdamW kernel through its
   `grad_scale` input: the norm is still computed, but the gradients are not rewritten);
+- inductor's fusion settings, each switched on: aggrfuse (aggressive_fusion: fuse kernels that
+  share no reads too), combo (combo_kernels: independent small kernels launched as one), benchfuse
+  (benchmark_fusion: a fusion kept only if it times faster), reorder (loop_ordering_after_fusion);
 - compilation: coord (inductor's coordinate-descent tuning), maxauto (mode
   max-autotune-no-cudagraphs), gemmauto (only the matmuls autotuned, Triton templates against
   cuBLAS, so a winning template can take the next pointwise work into its epilogue; with tma,
@@ -40,6 +43,12 @@ import time
 from pathlib import Path
 
 PEAK_FLOPS = 989e12
+INDUCTOR_SETTINGS = {
+    "aggrfuse": "aggressive_fusion",
+    "combo": "combo_kernels",
+    "benchfuse": "benchmark_fusion",
+    "reorder": "loop_ordering_after_fusion",
+}
 
 
 KERNEL_KINDS = (  # first match wins; names as PyTorch 2.11's profiler reports them on Hopper
@@ -166,6 +175,11 @@ def measure(project: Path, variant: str, steps: int, warmup: int, profile: bool 
 
     if "coord" in levers:
         torch._inductor.config.coordinate_descent_tuning = True
+    switched = {}  # each setting switched on, with its default in this torch
+    for lever, setting in INDUCTOR_SETTINGS.items():
+        if lever in levers:
+            switched[setting] = getattr(torch._inductor.config, setting)
+            setattr(torch._inductor.config, setting, True)
     if "gemmauto" in levers:
         torch._inductor.config.max_autotune_gemm = True
     if "tma" in levers:  # Hopper's persistent TMA matmul templates join the autotuning
@@ -236,6 +250,7 @@ def measure(project: Path, variant: str, steps: int, warmup: int, profile: bool 
         "step_ms": seconds / steps * 1000,
         "peak_mem_gib": peak_mem_gib,
         "warmup_s": warmup_s,
+        "switched": switched,
     }
 
 
@@ -284,6 +299,8 @@ def main() -> None:
             f" {r['peak_mem_gib']:>9.1f} {r['warmup_s']:>9.1f}",
             flush=True,
         )
+        for setting, default in r["switched"].items():
+            print(f"    {setting}: default {default}, set True", flush=True)
         for line in r["kernels"]:
             print(f"    {line}", flush=True)
 
