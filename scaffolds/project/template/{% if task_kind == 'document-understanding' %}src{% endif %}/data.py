@@ -587,9 +587,10 @@ class LayoutPreprocessor:
             boxes[: len(words)] = torch.tensor(page.boxes[start : start + len(words)])
         return word_ids, shape_ids, boxes
 
-    def encode_tags(self, page: Page) -> torch.Tensor:
+    def encode_tags(self, page: Page, start: int = 0) -> torch.Tensor:
+        """The tag ids of the words `encode(page, start)` encodes; IGNORE after them."""
         tags = torch.full((self.max_length,), IGNORE, dtype=torch.long)
-        known = (page.tags or [])[: self.max_length]
+        known = (page.tags or [])[start : start + self.max_length]
         tags[: len(known)] = torch.tensor([self.tag_ids[tag] for tag in known], dtype=torch.long)
         return tags
 
@@ -613,24 +614,32 @@ def load_preprocessor(run_dir: Path) -> LayoutPreprocessor:
 
 
 class InvoicePages(torch.utils.data.Dataset):
-    """A split's pages encoded once, up front, as ((word ids, shape ids, boxes), targets) pairs.
-    A page's targets are its words' tag ids (IGNORE on padding) and then, in the last column, the
-    page's number: metrics put each invoice's pages back together by it. Validation pages are
-    numbered from 0 and training pages after them (`first_number`), so a page's number says which
-    split it is from."""
+    """A split's pages encoded once, up front, as ((word ids, shape ids, boxes), targets) rows.
+
+    A page of more than max_length words takes one row per window of max_length words, as the
+    predictor reads it, so no word goes untrained or unscored. A row's targets are its words' tag
+    ids (IGNORE on padding) and then, in the last column, the row's number: metrics put each
+    invoice's pages back together by it (`rows_of_page`). Validation rows are numbered from 0 and
+    training rows after them (`first_number`), so a row's number says which split it is from."""
 
     def __init__(self, invoices: list[Invoice], preprocessor: LayoutPreprocessor, first_number: int = 0):
         self.invoices = invoices
         self.pages = [page for invoice in invoices for page in invoice.pages]
+        windows: list[tuple[Page, int]] = []  # (page, its first word in the row)
+        self.rows_of_page: list[list[int]] = []
+        for page in self.pages:
+            starts = range(0, max(len(page.words), 1), preprocessor.max_length)
+            self.rows_of_page.append(list(range(len(windows), len(windows) + len(starts))))
+            windows += [(page, start) for start in starts]
         # A split is never empty (read_splits refuses a file that leaves one side without invoices).
-        encoded = [preprocessor.encode(page) for page in self.pages]
+        encoded = [preprocessor.encode(page, start) for page, start in windows]
         self.word_ids, self.shape_ids, self.boxes = (torch.stack(part) for part in zip(*encoded, strict=True))
-        tags = torch.stack([preprocessor.encode_tags(page) for page in self.pages])
-        index = torch.arange(first_number, first_number + len(self.pages))[:, None]
+        tags = torch.stack([preprocessor.encode_tags(page, start) for page, start in windows])
+        index = torch.arange(first_number, first_number + len(windows))[:, None]
         self.targets = torch.cat([tags, index], dim=1)
 
     def __len__(self) -> int:
-        return len(self.pages)
+        return len(self.targets)
 
     def __getitem__(self, index: int) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
         return (self.word_ids[index], self.shape_ids[index], self.boxes[index]), self.targets[index]

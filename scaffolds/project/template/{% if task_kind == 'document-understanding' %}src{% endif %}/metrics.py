@@ -12,8 +12,8 @@ model's tags and from the true ones, and the two compared field by field after n
                           not flag (the spec's penalty), and false_flags the share of invoices that
                           add up but were flagged
   accuracy                word tags right, of all words
-A page of more than max_length words is scored on its first max_length (the predictor reads the
-rest in further windows; the built-in pages have at most 122).
+A page of more than max_length words is read in windows of max_length words, one row each, as the
+predictor reads it (the built-in pages have at most 122 words, so one row each).
 Names match the task spec's metric names, so `runner.py check` can compare them directly.
 """
 
@@ -46,15 +46,15 @@ def scores(right: int, predicted: int, true: int) -> dict[str, float]:
 
 class EvalMetrics:
     def __init__(self, data: TaskData, device: torch.device):
-        # Validation pages are numbered from 0; training pages (the train-val gap's sample) follow.
+        # Validation rows are numbered from 0; training rows (the train-val gap's sample) follow.
         self.splits = (data.val, data.train)
-        pages, width = len(data.val) + len(data.train), data.preprocessor.max_length
+        rows, width = len(data.val) + len(data.train), data.preprocessor.max_length
         self.labels = data.preprocessor.labels
-        self.tags = torch.full((pages, width), -1, dtype=torch.long, device=device)  # -1: not seen
-        self.confidence = torch.zeros(pages, width, device=device)
+        self.tags = torch.full((rows, width), -1, dtype=torch.long, device=device)  # -1: not seen
+        self.confidence = torch.zeros(rows, width, device=device)
         self.words = torch.zeros(2, dtype=torch.long, device=device)  # tagged right, tagged
         self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        self.pages = torch.zeros((), dtype=torch.long, device=device)
+        self.rows = torch.zeros((), dtype=torch.long, device=device)
 
     @torch.no_grad()
     def update(self, logits: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor) -> None:
@@ -64,10 +64,10 @@ class EvalMetrics:
         scored = tags != IGNORE
         self.words += torch.stack([(predictions == tags)[scored].sum(), scored.sum()])
         self.loss_sum += loss.double() * targets.shape[0]
-        self.pages += targets.shape[0]
+        self.rows += targets.shape[0]
         width = predictions.shape[1]
-        # A row per page (training pages after the validation ones: see data.InvoicePages); words
-        # that carry no tag (padding) are -2, pages never seen keep -1.
+        # A row per window of a page (training rows after the validation ones: see
+        # data.InvoicePages); words that carry no tag (padding) are -2, rows never seen keep -1.
         self.tags[index, :width] = torch.where(scored, predictions, torch.full_like(predictions, -2))
         self.confidence[index, :width] = confidence
 
@@ -75,41 +75,42 @@ class EvalMetrics:
         """Each process saw a different shard: every page's tags end up on every process."""
         for tensor in (self.tags, self.confidence):
             dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-        for tensor in (self.words, self.loss_sum, self.pages):
+        for tensor in (self.words, self.loss_sum, self.rows):
             dist.all_reduce(tensor)
 
     def invoices_seen(self) -> list[tuple[list, list[list[str]], list[list[float]]]]:
-        """(pages, predicted tags, confidences) of each invoice all of whose pages were evaluated."""
+        """(pages, predicted tags, confidences) of each invoice all of whose rows were evaluated."""
         found = []
         for split_number, split in enumerate(self.splits):
             offset = 0 if split_number == 0 else len(self.splits[0])
-            start = 0
+            first_page = 0
             for invoice in split.invoices:
-                rows = range(offset + start, offset + start + len(invoice.pages))
-                start += len(invoice.pages)
-                if any(int(self.tags[row, 0]) == -1 for row in rows):
+                page_rows = [
+                    [offset + row for row in split.rows_of_page[number]]
+                    for number in range(first_page, first_page + len(invoice.pages))
+                ]
+                first_page += len(invoice.pages)
+                if any(int(self.tags[row, 0]) == -1 for rows in page_rows for row in rows):
                     continue
                 tags, confidence = [], []
-                for row, page in zip(rows, invoice.pages, strict=True):
-                    ids = self.tags[row, : len(page.words)].tolist()
-                    tags.append(
-                        [self.labels[i] if i >= 0 else "O" for i in ids]
-                        + ["O"] * (len(page.words) - len(ids))
-                    )
-                    values = self.confidence[row, : len(page.words)].tolist()
-                    confidence.append(values + [1.0] * (len(page.words) - len(values)))
+                for rows, page in zip(page_rows, invoice.pages, strict=True):
+                    count = len(page.words)
+                    ids = self.tags[rows].flatten()[:count].tolist()
+                    tags.append([self.labels[i] if i >= 0 else "O" for i in ids])
+                    confidence.append(self.confidence[rows].flatten()[:count].tolist())
                 found.append((invoice.pages, tags, confidence))
         return found
 
     def compute(self) -> dict[str, float]:
-        pages = int(self.pages.item())
-        results: dict[str, float] = {"eval_loss": (self.loss_sum / max(pages, 1)).item()}
+        results: dict[str, float] = {"eval_loss": (self.loss_sum / max(int(self.rows.item()), 1)).item()}
         results["accuracy"] = self.words[0].item() / max(self.words[1].item(), 1)
         counts = {name: [0, 0, 0] for name in FIELDS}
         totals_right = invoices = mismatches = unflagged = fine = false_flags = 0
         multipage = [0, 0]  # line items found, line items there are, on invoices of 2+ pages
         tags_used: set[str] = set()
+        pages = 0
         for invoice_pages, tags, confidence in self.invoices_seen():
+            pages += len(invoice_pages)
             predicted = extract(invoice_pages, tags, confidence)
             true = extract(invoice_pages, [page.tags or [] for page in invoice_pages])
             tags_used.update(tag for page_tags in tags for tag in page_tags)

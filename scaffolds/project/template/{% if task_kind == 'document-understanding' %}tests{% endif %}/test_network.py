@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from config import Config, ProjectError
-from data import IGNORE, TaskData, build_data
+from data import IGNORE, InvoicePages, Page, TaskData, build_data
 from metrics import EvalMetrics
 from network import LayoutTagger, build_model, count_parameters
 
@@ -100,6 +100,25 @@ def test_a_missed_total_costs_exact_match_and_is_flagged(data: TaskData) -> None
     assert results["exact_match"] == 0.0 and results["f1_total"] == 0.0 and results["f1_vendor"] == 1.0
     assert results["false_flags"] == 1.0  # every invoice now lacks its total, which is flagged
     assert results["f1"] < 1.0
+
+
+def test_a_page_longer_than_max_length_is_trained_and_scored_in_windows(data: TaskData) -> None:
+    """A dense page (its totals after word max_length) takes two rows: every word is a target once,
+    and the totals on the second row are read back when the invoice is scored."""
+    invoice = next(invoice for invoice in data.val.invoices if len(invoice.pages) == 1)
+    page, filler = invoice.pages[0], data.preprocessor.max_length
+    dense = Page(
+        ["Ref"] * filler + page.words, [(50, 5, 60, 8)] * filler + page.boxes, ["O"] * filler + page.tags
+    )
+    preprocessor = data.preprocessor
+    val = InvoicePages([replace(invoice, pages=[dense])], preprocessor)
+    assert val.rows_of_page == [[0, 1]] and len(val) == 2 and len(dense.words) > preprocessor.max_length
+    assert int((val.targets[:, :-1] != IGNORE).sum()) == len(dense.words)
+    windows = TaskData(InvoicePages([invoice], preprocessor, first_number=len(val)), val, preprocessor)
+    classes = len(preprocessor.labels)
+    results = evaluate_with(windows, lambda targets: perfect_logits(targets, classes))
+    assert results["examples"] == 1 and results["pages"] == 1
+    assert results["exact_match"] == results["f1"] == results["f1_total"] == 1.0
 
 
 def test_pages_not_evaluated_leave_their_invoice_out(data: TaskData) -> None:
