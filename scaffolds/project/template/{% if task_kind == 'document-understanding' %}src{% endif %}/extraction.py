@@ -8,7 +8,8 @@ fields read off each, after normalisation:
   subtotal, tax, total     a decimal with two places ("$1,357.9" -> "1357.90")
   currency                 the mark or code written with the total (else subtotal, tax): "£", "EUR"
   line items               one per row of the item table: description, quantity, unit price,
-                           amount (numbers normalised as above), from every page in order
+                           amount (numbers normalised as above), from every page in order, each
+                           with its page and the box around its row
 
 An invoice is flagged when its totals do not add up: the line items' amounts do not sum to the
 subtotal (or, without a subtotal, to the total less tax), or the subtotal and tax do not make the
@@ -109,6 +110,16 @@ class Span:
         return {"text": self.text, "page": self.page, "box": list(self.box), "score": round(self.score, 4)}
 
 
+def union_box(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    """The smallest box around `boxes`."""
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
+
 def spans_of(page: Page, tags: list[str], scores: list[float], page_number: int) -> list[Span]:
     """The field spans of one page: a B-X and the I-X after it; an I-X after anything else opens one."""
     found: list[Span] = []
@@ -117,13 +128,7 @@ def spans_of(page: Page, tags: list[str], scores: list[float], page_number: int)
 
     def close() -> None:
         if current:
-            boxes = [page.boxes[i] for i in current]
-            box = (
-                min(b[0] for b in boxes),
-                min(b[1] for b in boxes),
-                max(b[2] for b in boxes),
-                max(b[3] for b in boxes),
-            )
+            box = union_box([page.boxes[i] for i in current])
             text = " ".join(page.words[i] for i in current)
             found.append(Span(kind, text, page_number, box, sum(scores[i] for i in current) / len(current)))
 
@@ -161,6 +166,7 @@ def line_items(spans: list[Span]) -> list[dict[str, object]]:
             "unit_price": normal_amount(cells["unit_price"].text) if "unit_price" in cells else None,
             "amount": normal_amount(cells["amount"].text) if "amount" in cells else None,
             "page": row[0].page,
+            "box": list(union_box([span.box for span in row])),
         }
         items.append(item)
     return items
@@ -303,7 +309,7 @@ def comparable(extraction: dict[str, object]) -> dict[str, object]:
         tuple(
             normal_text(v) if isinstance(v, str) and key == "description" else v
             for key, v in item.items()
-            if key != "page"
+            if key in ITEM_FIELDS
         )
         for item in extraction["line_items"]  # type: ignore[union-attr]
     ]

@@ -3,6 +3,7 @@ fields they were drawn from; files are read and refused as the docstrings say; p
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from pathlib import Path
@@ -68,6 +69,12 @@ def test_multipage_invoices_keep_every_pages_line_items_in_order() -> None:
     for item in items:
         price, quantity, amount = (item[key] for key in ("unit_price", "quantity", "amount"))
         assert round(float(price) * float(quantity), 2) == pytest.approx(float(amount))
+    # Each row's box spans its cells, description to amount, and the rows of a page go down it.
+    for earlier, item in itertools.pairwise(items):
+        x0, y0, x1, y1 = item["box"]
+        assert 0 <= x0 < x1 <= GRID and 0 <= y0 < y1 <= GRID and x1 - x0 > GRID / 2
+        if earlier["page"] == item["page"]:
+            assert earlier["box"][1] + earlier["box"][3] < y0 + y1
 
 
 def test_vendors_stay_on_one_side_and_held_out_names_only_validate() -> None:
