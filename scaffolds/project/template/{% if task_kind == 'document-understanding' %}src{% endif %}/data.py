@@ -574,6 +574,11 @@ class LayoutPreprocessor:
     def vocab_size(self) -> int:
         return len(self.words)
 
+    def window_starts(self, page: Page) -> range:
+        """Where each window of max_length words begins: a longer page is read (and trained on,
+        and scored) in several. An empty page has one, empty, window."""
+        return range(0, max(len(page.words), 1), self.max_length)
+
     def encode(self, page: Page, start: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Word ids, shape ids and boxes ([max_length, 4]) of the page's words from `start` on."""
         words = page.words[start : start + self.max_length]
@@ -628,7 +633,7 @@ class InvoicePages(torch.utils.data.Dataset):
         windows: list[tuple[Page, int]] = []  # (page, its first word in the row)
         self.rows_of_page: list[list[int]] = []
         for page in self.pages:
-            starts = range(0, max(len(page.words), 1), preprocessor.max_length)
+            starts = preprocessor.window_starts(page)
             self.rows_of_page.append(list(range(len(windows), len(windows) + len(starts))))
             windows += [(page, start) for start in starts]
         # A split is never empty (read_splits refuses a file that leaves one side without invoices).

@@ -172,10 +172,17 @@ def line_items(spans: list[Span]) -> list[dict[str, object]]:
     return items
 
 
+DISAGREEMENT_FLAGS = {  # each check, and the flag it raises when its figures disagree
+    "line_items_sum": "line_items_do_not_sum_to_subtotal",
+    "subtotal_and_tax": "subtotal_and_tax_do_not_make_total",
+}
+
+
 def checks_for(fields: dict[str, object], items: list[dict[str, object]]) -> list[dict[str, object]]:
     """The sums the totals are checked by, each with the figure worked out from the invoice
-    (`computed`), the figure it states (`stated`, and which one: `stated_as`) and whether they
-    agree. A check whose figures were not all read is not made; its flag says what is missing.
+    (`computed`), the figure it states (`stated`, and which one: `stated_as`), whether they agree,
+    and the flag it raises when they do not (`flag`). A check whose figures were not all read is
+    not made; another flag says what is missing.
 
       line_items_sum      the line items' amounts against the subtotal (without a subtotal, the
                           total less tax)
@@ -193,6 +200,7 @@ def checks_for(fields: dict[str, object], items: list[dict[str, object]]) -> lis
         checks.append(
             {
                 "check": name,
+                "flag": DISAGREEMENT_FLAGS[name],
                 "computed": str(computed),
                 "stated": str(stated),
                 "stated_as": stated_as,
@@ -211,12 +219,6 @@ def checks_for(fields: dict[str, object], items: list[dict[str, object]]) -> lis
     return checks
 
 
-DISAGREEMENT_FLAGS = {
-    "line_items_sum": "line_items_do_not_sum_to_subtotal",
-    "subtotal_and_tax": "subtotal_and_tax_do_not_make_total",
-}
-
-
 def flags_for(
     fields: dict[str, object], items: list[dict[str, object]], checks: list[dict[str, object]]
 ) -> list[str]:
@@ -229,17 +231,13 @@ def flags_for(
         flags.append("no_line_items")
     elif any(item["amount"] is None for item in items):
         flags.append("line_item_without_amount")
-    flags += [DISAGREEMENT_FLAGS[c["check"]] for c in checks if not c["agrees"]]  # type: ignore[index]
+    flags += [check["flag"] for check in checks if not check["agrees"]]  # type: ignore[misc]
     return flags
 
 
 def flag_lines(extraction: dict[str, object]) -> list[str]:
     """Each flag, with the two figures behind it where a check disagreed: what `predict` prints."""
-    disagreeing = {
-        DISAGREEMENT_FLAGS[check["check"]]: check
-        for check in extraction["checks"]  # type: ignore[attr-defined]
-        if not check["agrees"]
-    }
+    disagreeing = {check["flag"]: check for check in extraction["checks"] if not check["agrees"]}  # type: ignore[attr-defined]
     lines = []
     for flag in extraction["flags"]:  # type: ignore[attr-defined]
         check = disagreeing.get(flag)

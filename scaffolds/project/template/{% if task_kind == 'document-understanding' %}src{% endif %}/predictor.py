@@ -100,12 +100,14 @@ class Predictor(TrainedModel):
         consecutive windows, so every word gets a tag."""
         tags: list[str] = []
         confidence: list[float] = []
-        while len(tags) < len(page.words):
-            encoded = self.preprocessor.encode(page, start=len(tags))
+        if not page.words:  # a blank page: nothing to tag
+            return tags, confidence
+        for start in self.preprocessor.window_starts(page):
+            encoded = self.preprocessor.encode(page, start)
             inputs = tuple(part[None].to(self.device) for part in encoded)
             logits, _ = self.model(inputs)
             best = logits.float().softmax(dim=-1)[0].max(dim=-1)
-            count = min(len(page.words) - len(tags), best.indices.shape[0])
+            count = min(len(page.words) - start, best.indices.shape[0])
             tags += [self.preprocessor.labels[i] for i in best.indices[:count].tolist()]
             confidence += best.values[:count].tolist()
         return tags, confidence

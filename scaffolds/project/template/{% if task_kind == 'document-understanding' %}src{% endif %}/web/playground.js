@@ -134,15 +134,10 @@ function sumOf(amounts) {
 
 // --- The flags ---------------------------------------------------------------------------------
 
-/** The check behind a flag about adding up, with its two figures (the server's `checks`). */
-const CHECK_OF_FLAG = {
-  line_items_do_not_sum_to_subtotal: "line_items_sum",
-  subtotal_and_tax_do_not_make_total: "subtotal_and_tax",
-};
-
 /** A flag in words, with the figures that do not agree where it is about adding up. */
 function flagText(flag, result) {
-  const check = (result.checks || []).find((c) => c.check === CHECK_OF_FLAG[flag] && !c.agrees);
+  // The check that raised it, with its two figures (the server's `checks`), where one did.
+  const check = (result.checks || []).find((c) => c.flag === flag && !c.agrees);
   if (flag === "line_items_do_not_sum_to_subtotal") {
     if (!check) return "The line items do not add up to the subtotal.";
     const against = check.stated_as === "subtotal" ? "the subtotal" : `the ${check.stated_as},`;
