@@ -16,7 +16,8 @@ random tokens, bf16 autocast, timed with CUDA events after warm-up. Variants are
   over row blocks of the one fused weight, so the backward pass needs no concatenation of their
   gradients);
 - the MLP: ltgelu (GELU in cuBLASLt's matmul epilogues, forward and backward:
-  benchmarks/gelu_epilogue.py);
+  benchmarks/gelu_epilogue.py), quackmlp (GELU in the epilogues of QuACK's CuTe-DSL GEMMs:
+  benchmarks/quack_mlp.py; CCPT_QUACK_TUNED=1 autotunes their configurations);
 - the step: clipscale (the gradient clipping folded into the fused AdamW kernel through its
   `grad_scale` input: the norm is still computed, but the gradients are not rewritten);
 - inductor's fusion settings, each switched on: aggrfuse (aggressive_fusion: fuse kernels that
@@ -197,6 +198,11 @@ def measure(project: Path, variant: str, steps: int, warmup: int, profile: bool 
 
         choose_algorithms_from_environment()
         network.MLP.forward = mlp_forward
+    if "quackmlp" in levers:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from quack_mlp import mlp_forward as quack_mlp_forward
+
+        network.MLP.forward = quack_mlp_forward
     parameters = list(model.parameters())
     optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4, betas=(0.9, 0.95), fused=True)
     step_model = model

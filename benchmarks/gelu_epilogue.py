@@ -210,12 +210,13 @@ def relative_error(value, reference) -> float:
     return ((value.double() - reference).norm() / reference.norm()).item()
 
 
-def check(rows: int = 4096, width: int = 768) -> dict[str, float]:
-    """Output and the three gradients against float64 PyTorch on fresh random inputs."""
+def check(rows: int = 4096, width: int = 768, gelu_mlp=None) -> dict[str, float]:
+    """Output and the three gradients of `gelu_mlp(x, fc_weight, proj_weight)` (this file's MLP
+    unless given) against float64 PyTorch on fresh random inputs."""
     import torch
     import torch.nn.functional as F
 
-    gelu_mlp = operators()
+    gelu_mlp = gelu_mlp or operators()
     x = torch.randn(2, rows // 2, width, device="cuda", requires_grad=True)
     fc = (torch.randn(4 * width, width, device="cuda") * width**-0.5).requires_grad_()
     proj = (torch.randn(width, 4 * width, device="cuda") * (4 * width) ** -0.5).requires_grad_()
