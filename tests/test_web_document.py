@@ -140,6 +140,9 @@ def drawn_pages(page: object) -> list[dict]:
              marks: [...svg.querySelectorAll('g.word rect.mark')].map(r => [r.closest('g').dataset.tag,
                r.getAttribute('class'), getComputedStyle(r).fill]),
              caption: svg.closest('figure').querySelector('figcaption').textContent,
+             items: [...svg.querySelectorAll('rect.item-row')].map(r => [Number(r.dataset.item),
+               Number(r.getAttribute('x')), Number(r.getAttribute('width')),
+               r.querySelector('title').textContent]),
            }))""",
     )
 
@@ -191,6 +194,17 @@ def assert_page_shows(page: object, answer: dict) -> None:
         assert [mark[0] for mark in shown["marks"]] == [w["tag"] for w in fielded]
         assert [mark[1] for mark in shown["marks"]] == [
             f"mark field-{kind_of(w['tag']).lower().replace('_', '-')}" for w in fielded
+        ]
+        # Each line item read on this page is outlined around its row, numbered as the table is.
+        assert shown["items"] == [
+            [
+                index,
+                item["box"][0] - 4,
+                item["box"][2] - item["box"][0] + 8,
+                f"Line item {index}: " + ", ".join(t for t in (item["description"], item["amount"]) if t),
+            ]
+            for index, item in enumerate(items, 1)
+            if item["page"] == number
         ]
         plural = "" if len(words) == 1 else "s"
         assert (
@@ -261,6 +275,18 @@ def test_a_multi_page_validation_invoice_is_drawn_and_read(
         assert_page_shows(page, expected)
         shown_pages = {row[4] for row in cells(page, "#line-items tbody tr")}
         assert shown_pages == {str(n) for n in range(1, expected["pages"] + 1)}
+        # Pointing at a row of the table, or reaching it by keyboard, marks its outline on its page.
+        last = len(expected["line_items"])
+        active = "() => [...document.querySelectorAll('.active')].map(e => [e.tagName, e.dataset.item])"
+        page.hover(f"#line-items tbody tr:nth-child({last})")
+        assert sorted(page.evaluate(active)) == [["TR", str(last)], ["rect", str(last)]]
+        page.hover("h1")
+        assert page.evaluate(active) == []
+        page.focus("#line-items tbody tr:nth-child(1)")
+        marked = page.eval_on_selector_all(
+            "#pages rect.item-row.active", "rs => rs.map(r => r.closest('svg').dataset.page)"
+        )
+        assert marked == [str(expected["line_items"][0]["page"])]
         # A page drawn is a square of the grid (the examples give no page size), with a white sheet.
         drawn = drawn_pages(page)
         assert {d["viewBox"] for d in drawn} == {"0 0 1000 1000"}

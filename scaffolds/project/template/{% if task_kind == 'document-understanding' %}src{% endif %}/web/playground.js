@@ -202,9 +202,12 @@ function fieldRows(result) {
 }
 
 function itemRows(items) {
-  return items.map((item) => {
+  return items.map((item, index) => {
     const row = document.createElement("tr");
     row.dataset.page = String(item.page);
+    row.dataset.item = String(index + 1);
+    row.tabIndex = 0; // reachable by keyboard, to show where the row is on its page
+    pointsAtItem(row, index + 1);
     row.append(
       cell("td", item.description, "item-description"),
       cell("td", item.quantity, "number"),
@@ -214,6 +217,18 @@ function itemRows(items) {
     );
     return row;
   });
+}
+
+/** Line item `number` marked on its page and in the table, or unmarked (`on` false). */
+function markItem(number, on) {
+  for (const element of document.querySelectorAll(`[data-item="${number}"]`)) element.classList.toggle("active", on);
+}
+
+/** Pointing at `element` (or focusing it) marks line item `number` wherever it is shown. */
+function pointsAtItem(element, number) {
+  for (const [event, on] of [["mouseenter", true], ["mouseleave", false], ["focus", true], ["blur", false]]) {
+    element.addEventListener(event, () => markItem(number, on));
+  }
 }
 
 /** The sum of the amounts read, under the items: what the subtotal must be. */
@@ -247,9 +262,10 @@ function aspectOf(page) {
 
 /**
  * One page as an SVG: a white sheet, each word written at its box (scaled from the grid, its text
- * stretched to the box's width), the words of a field on a mark in the field's colour.
+ * stretched to the box's width), the words of a field on a mark in the field's colour, and a
+ * dashed outline around each line item's row (`items`: all the invoice's, numbered as the table).
  */
-function drawPage(words, number, count, aspect) {
+function drawPage(words, number, count, aspect, items) {
   const height = GRID * aspect;
   const scaleY = height / GRID;
   const figure = document.createElement("figure");
@@ -283,6 +299,20 @@ function drawPage(words, number, count, aspect) {
     group.append(text);
     svg.append(group);
   }
+  items.forEach((item, index) => {
+    if (item.page !== number || !Array.isArray(item.box)) return;
+    const [x0, y0, x1, y1] = item.box;
+    // Wide enough to clear the fields' marks, low enough not to cross the next row's outline.
+    const outline = svgElement("rect", {
+      class: "item-row", x: x0 - 4, y: y0 * scaleY - 1.5, width: x1 - x0 + 8, height: (y1 - y0) * scaleY + 3, rx: 2,
+    });
+    outline.dataset.item = String(index + 1);
+    const title = svgElement("title");
+    title.textContent = `Line item ${index + 1}: ${[item.description, item.amount].filter(Boolean).join(", ")}`;
+    outline.append(title);
+    pointsAtItem(outline, index + 1);
+    svg.append(outline);
+  });
   figure.append(svg, caption);
   return figure;
 }
@@ -328,7 +358,7 @@ function showExtraction(invoice, result) {
   legend.replaceChildren(...legendItems(pages));
   legend.hidden = legend.childElementCount === 0;
   pagesBox.replaceChildren(
-    ...pages.map((words, index) => drawPage(words, index + 1, pages.length, aspectOf(invoice.pages[index]))),
+    ...pages.map((words, index) => drawPage(words, index + 1, pages.length, aspectOf(invoice.pages[index]), items)),
   );
   extraction.hidden = false;
 }
