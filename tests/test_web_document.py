@@ -277,7 +277,10 @@ def test_a_multi_page_validation_invoice_is_drawn_and_read(
         assert shown_pages == {str(n) for n in range(1, expected["pages"] + 1)}
         # Pointing at a row of the table, or reaching it by keyboard, marks its outline on its page.
         last = len(expected["line_items"])
-        active = "() => [...document.querySelectorAll('.active')].map(e => [e.tagName, e.dataset.item])"
+        active = (
+            "() => [...document.querySelectorAll('#line-items .active, #pages .active')]"
+            ".map(e => [e.tagName, e.dataset.item])"
+        )
         page.hover(f"#line-items tbody tr:nth-child({last})")
         assert sorted(page.evaluate(active)) == [["TR", str(last)], ["rect", str(last)]]
         page.hover("h1")

@@ -221,7 +221,8 @@ function itemRows(items) {
 
 /** Line item `number` marked on its page and in the table, or unmarked (`on` false). */
 function markItem(number, on) {
-  for (const element of document.querySelectorAll(`[data-item="${number}"]`)) element.classList.toggle("active", on);
+  const shown = `#line-items [data-item="${number}"], #pages [data-item="${number}"]`;
+  for (const element of document.querySelectorAll(shown)) element.classList.toggle("active", on);
 }
 
 /** Pointing at `element` (or focusing it) marks line item `number` wherever it is shown. */
