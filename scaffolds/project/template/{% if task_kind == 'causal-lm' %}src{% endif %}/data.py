@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from config import Config, ProjectError
+from config import Config, ProjectError, base_run
 from loading import read_dataset, train_val_split
 
 DOCUMENT_SEPARATOR = "\n\n\n"  # between documents when there is no end-of-text token
@@ -190,8 +190,11 @@ def split_contents(config: Config) -> tuple[list[str], list[str]]:
 
 
 def build_data(config: Config, run_dir: Path | None = None) -> TaskData:
-    """Read the documents, make (or load) the tokenizer, and cut both splits into windows."""
+    """Read the documents, make (or load) the tokenizer, and cut both splits into windows. A run
+    fine-tuned from another (`init_from`) keeps that run's tokenizer: its weights read those ids."""
     train_docs, val_docs = split_contents(config)
+    if run_dir is None and config.init_from:
+        run_dir = base_run(config)
     tokenizer = load_preprocessor(run_dir) if run_dir is not None else make_tokenizer(config, train_docs)
     return TaskData(
         train=TokenWindows(tokenizer.encode_corpus(train_docs), config.block_size),

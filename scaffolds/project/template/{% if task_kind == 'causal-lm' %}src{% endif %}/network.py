@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import kernels
-from config import Config
+from config import Config, base_run
 from data import Tokenizer
 
 
@@ -188,11 +188,40 @@ class HFCausalLM(nn.Module):
         return logits.detach(), loss  # as GPT's: gradients flow through the loss alone
 
 
+class LoRALinear(nn.Module):
+    """A frozen linear layer beside a trainable low-rank update of it (LoRA, Hu et al. 2021):
+    x W^T + (alpha / rank) x A^T B^T. B starts at zero, so the model starts as the one it adapts,
+    and only rank x (in + out) numbers per layer train instead of in x out."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float):
+        super().__init__()
+        self.base = base.requires_grad_(False)
+        self.lora_a = nn.Parameter(torch.empty(rank, base.in_features))
+        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank))
+        nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))  # as nn.Linear initialises its weight
+        self.scale = alpha / rank
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + F.linear(F.linear(x, self.lora_a), self.lora_b) * self.scale
+
+
+def add_lora(model: GPT, rank: int, alpha: float) -> GPT:
+    """Freeze `model` and put LoRA adapters beside every attention and MLP matmul of its blocks."""
+    model.requires_grad_(False)
+    for block in model.blocks:
+        for module in (block.attention, block.mlp):
+            for name in ("qkv", "fc", "proj"):
+                if isinstance(getattr(module, name, None), nn.Linear):
+                    setattr(module, name, LoRALinear(getattr(module, name), rank, alpha))
+    return model
+
+
 def build_model(config: Config, tokenizer: Tokenizer, load_weights: bool = True) -> nn.Module:
     """The model for this tokenizer. `load_weights=False` builds the architecture only (for loading
-    a trained checkpoint over it)."""
+    a trained checkpoint over it); otherwise a fine-tuning run starts from its `init_from` run's
+    weights (and with lora_rank, adapters beside them)."""
     if not config.model_name:
-        return GPT(
+        model = GPT(
             GPTConfig(
                 vocab_size=tokenizer.vocab_size,
                 block_size=config.block_size,
@@ -202,6 +231,10 @@ def build_model(config: Config, tokenizer: Tokenizer, load_weights: bool = True)
                 dropout=config.dropout,
             )
         )
+        if load_weights and config.init_from:
+            saved = torch.load(base_run(config) / "model.pt", map_location="cpu", weights_only=True)
+            model.load_state_dict(saved["model"])
+        return add_lora(model, config.lora_rank, config.lora_alpha) if config.lora_rank else model
 
     from transformers import AutoConfig, AutoModelForCausalLM
 

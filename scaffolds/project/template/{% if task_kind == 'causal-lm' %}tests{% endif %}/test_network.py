@@ -1,8 +1,10 @@
 """The GPT: shapes, the loss, the bf16 residual stream, causality, tied and padded embeddings,
-GPT-2 size, FLOPs, generation with and without its key-value cache; a local HF model."""
+GPT-2 size, FLOPs, generation with and without its key-value cache, LoRA adapters and fine-tuning
+from an earlier run; a local HF model."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,12 +13,14 @@ import torch
 import torch.nn.functional as F
 
 from config import PRESETS, Config
+from conftest import TINY, read_records, run_cli, set_flags
 from data import PretrainedTokenizer, TaskData, build_data, stdlib_sources, train_bpe
 from network import (
     GPT,
     GPTConfig,
     HFCausalLM,
     LayerCache,
+    add_lora,
     build_model,
     count_parameters,
     cross_entropy,
@@ -27,6 +31,21 @@ from network import (
 def tiny_gpt(vocab_size: int = 256) -> GPT:
     torch.manual_seed(0)
     return GPT(GPTConfig(vocab_size=vocab_size, block_size=32, n_layer=2, n_head=2, n_embd=32))
+
+
+def test_a_lora_model_starts_as_the_model_it_adapts_and_trains_only_its_adapters() -> None:
+    base = tiny_gpt()
+    tokens, targets = torch.randint(0, 256, (2, 16)), torch.randint(0, 256, (2, 16))
+    before, _ = base(tokens)
+    tuned = add_lora(copy.deepcopy(base), rank=4, alpha=8.0)
+    after, loss = tuned(tokens, targets)
+    assert torch.equal(before, after)  # each adapter's B starts at zero
+    loss.backward()
+    trained = {name for name, parameter in tuned.named_parameters() if parameter.grad is not None}
+    adapters = {name for name, _ in tuned.named_parameters() if name.endswith(("lora_a", "lora_b"))}
+    assert trained == adapters and len(adapters) == 2 * 4 * 2  # A and B beside 4 matmuls in 2 blocks
+    # rank x (in + out) per matmul: qkv 4 x (32 + 96), proj 4 x 64, fc 4 x (32 + 128), proj 4 x 160.
+    assert count_parameters(tuned, trainable_only=True) == 2 * 4 * (128 + 64 + 160 + 160)
 
 
 def test_logits_cover_the_padded_vocabulary_and_loss_is_near_uniform_at_start() -> None:
@@ -167,3 +186,30 @@ def test_a_hugging_face_model_and_tokenizer_load_from_a_folder(config: Config, l
     inputs, targets = data.train[0]
     logits, loss = model(inputs[None], targets[None])
     assert logits.shape[:2] == (1, 32) and torch.isfinite(loss)
+
+
+def test_fine_tuning_with_lora_starts_from_a_run_keeps_it_frozen_and_trains_a_small_share(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    tuning = {**TINY, "runs_dir": str(runs), "init_from": str(trained_run), "lora_rank": "2", "n_embd": "64"}
+    result = run_cli("train", "--max-steps", "10", "--run-name", "tuned", *set_flags(tuning))
+    assert result.returncode == 0, result.stdout + result.stderr
+    tuned = runs / "tuned"
+    # The shape and tokenizer are the base run's (n_embd=64 asked for, the base's 128 kept).
+    config, base = Config.load(tuned / "config.json"), Config.load(trained_run / "config.json")
+    assert (config.n_layer, config.n_embd, config.block_size) == (base.n_layer, base.n_embd, base.block_size)
+    assert (tuned / "preprocessor.json").read_text() == (trained_run / "preprocessor.json").read_text()
+    final = read_records(tuned)[-1]
+    assert final["kind"] == "final" and final["trainable_parameters"] < 0.05 * final["parameters"]
+    weights = torch.load(tuned / "model.pt", weights_only=True)["model"]
+    base_weights = torch.load(trained_run / "model.pt", weights_only=True)["model"]
+    assert torch.equal(weights["blocks.0.mlp.fc.base.weight"], base_weights["blocks.0.mlp.fc.weight"])
+    assert weights["blocks.0.mlp.fc.lora_b"].abs().sum() > 0  # the adapters did train
+    sampled = run_cli("predict", "--run", str(tuned), "--json", "--max-new-tokens", "4", "def ")
+    assert sampled.returncode == 0, sampled.stderr
+
+    # A LoRA run without a run to adapt, or from one that is not there, is one line each.
+    for flags in ({"lora_rank": "2"}, {"init_from": "no-such-run"}):
+        refused = run_cli("train", "--max-steps", "1", *set_flags({**TINY, "runs_dir": str(runs), **flags}))
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
