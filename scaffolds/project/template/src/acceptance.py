@@ -8,7 +8,8 @@ training and evaluation records (NaN or infinite losses, streaks of a rising val
 training throughput), from model.pt on disk (size), by timing predictions as the server makes
 them (latency_ms, the median, and latency_p95_ms, the 95th percentile; inference_throughput,
 whole predictions per second; for a text generator also time to first token), by sampling
-continuations (tokens per second, the most repeated word n-gram of one: max_4gram_repeats), or
+continuations (tokens per second, the most repeated word n-gram of one: max_4gram_repeats), for
+a text generator fine-tuned from another run by comparing the two (win_rate, accuracy_drop), or
 by reading the run's data again (split_overlap: validation examples that share what identifies
 them with a training example, an exact copy, or for tiles their scene). Each gate is then
   pass          a reward or constraint that holds, or a penalty whose condition does not hold
@@ -79,6 +80,7 @@ REPEATED_NGRAMS = re.compile(r"max_(?P<n>[1-9])gram_repeats")  # max_4gram_repea
 CONTINUATIONS = 8
 CONTINUATION_TOKENS = 256
 GENERATION_METRICS = ("time_to_first_token_ms", "generation_tokens_per_second")
+BASE_METRICS = {"win_rate", "accuracy_drop"}  # a fine-tuned run against the run it started from
 _OVERFITTING = (
     "more dropout or weight decay (--set dropout=..., --set weight_decay=...), stopping early"
     " (--set patience=3), or more training data"
@@ -253,17 +255,18 @@ def measure(run_dir: Path, wanted: set[str]) -> dict[str, float]:
             values[alias] = values[name]
     if "split_overlap" in wanted:
         values["split_overlap"] = measure_split_overlap(run_dir)
-    values.update(measure_predictions(run_dir, wanted))
+    values.update(measure_predictions(run_dir, wanted - values.keys()))  # what the records lack
     return {name: value for name, value in values.items() if name in wanted}
 
 
 def measure_predictions(run_dir: Path, wanted: set[str]) -> dict[str, float]:
     """The metrics in `wanted` that come from running the trained model (loaded once for all of
     them): latency, inference throughput (whole predictions per second, one at a time as the
-    server makes them), and for a text generator time to first token, generation speed and
-    repeats."""
+    server makes them), and for a text generator time to first token, generation speed, repeats
+    and, fine-tuned from another run, how it compares with that run."""
     ngram_sizes = {int(match["n"]) for match in map(REPEATED_NGRAMS.fullmatch, wanted) if match}
-    if not ({*LATENCY_METRICS, "inference_throughput", *GENERATION_METRICS} & wanted or ngram_sizes):
+    from_the_model = {*LATENCY_METRICS, "inference_throughput", *GENERATION_METRICS, *BASE_METRICS}
+    if not (from_the_model & wanted or ngram_sizes):
         return {}
     from predictor import Predictor
 
@@ -285,6 +288,8 @@ def measure_predictions(run_dir: Path, wanted: set[str]) -> dict[str, float]:
         values["inference_throughput"] = 1000 / (whole_ms or median_prediction_ms(predictor, per_token=False))
     if not generator:  # a classifier: it generates no text
         return values
+    if BASE_METRICS & wanted:
+        values |= {name: value for name, value in predictor.against_base().items() if name in wanted}
     if "time_to_first_token_ms" in wanted:
         values["time_to_first_token_ms"] = median_prediction_ms(predictor, max_new_tokens=1)
     if "generation_tokens_per_second" in wanted or ngram_sizes:

@@ -1,6 +1,6 @@
 """A trained run's model continuing one prompt at a time (for `runner.py predict`, the server, and
 what `runner.py check` measures on generated text: time per token and to the first token,
-tokens per second, repeated n-grams)."""
+tokens per second, repeated n-grams; and for a fine-tuned run, how it compares with its base)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
+from config import base_run
 from data import TokenWindows, split_contents
 from network import generate
 from trainer import TrainedModel
+
+COMPARED_WINDOWS = 64  # validation windows a fine-tuned run and its base are compared on
 
 
 class Predictor(TrainedModel):
@@ -78,3 +83,47 @@ class Predictor(TrainedModel):
         val = self._val
         step = max(1, len(val) // count)
         return [self.tokenizer.decode(val[(i * step) % len(val)][0][:32].tolist()) for i in range(count)]
+
+    def against_base(self) -> dict[str, float]:
+        """For a run fine-tuned from another (`init_from`), against the model it started from:
+          win_rate       the share of this run's validation windows whose next tokens it predicts
+                         better (lower loss) than the base does; a tie counts half
+          accuracy_drop  the next-token accuracy it lost on the base run's own validation text,
+                         that is, how much of what the base knew it forgot
+        Nothing for a run trained from scratch."""
+        if not self.config.init_from:
+            return {}
+        base = TrainedModel(base_run(self.config), str(self.device))
+        own = windows_of(split_contents(self.config)[1], self.tokenizer, self.config.block_size)
+        general = windows_of(split_contents(base.config)[1], self.tokenizer, self.config.block_size)
+        tuned_loss, _ = scored_windows(self.model, own, self.device)
+        base_loss, _ = scored_windows(base.model, own, self.device)
+        wins = (tuned_loss < base_loss).float() + 0.5 * (tuned_loss == base_loss).float()
+        _, tuned_right = scored_windows(self.model, general, self.device)
+        _, base_right = scored_windows(base.model, general, self.device)
+        return {"win_rate": wins.mean().item(), "accuracy_drop": (base_right - tuned_right).mean().item()}
+
+
+def windows_of(
+    documents: list[str], tokenizer: Any, block_size: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """COMPARED_WINDOWS (inputs, next tokens) windows spread evenly over `documents`."""
+    windows = TokenWindows(tokenizer.encode_corpus(documents), block_size)
+    step = max(1, len(windows) // COMPARED_WINDOWS)
+    return [windows[index] for index in range(0, len(windows), step)][:COMPARED_WINDOWS]
+
+
+@torch.no_grad()
+def scored_windows(
+    model: nn.Module, windows: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each window's mean next-token loss, and each of its next tokens predicted right (0 or 1)."""
+    inputs = torch.stack([window[0] for window in windows]).to(device)
+    targets = torch.stack([window[1] for window in windows]).to(device)
+    losses, right = [], []
+    for batch_inputs, batch_targets in zip(inputs.split(16), targets.split(16), strict=True):
+        logits = model(batch_inputs)[0].float()
+        per_token = F.cross_entropy(logits.transpose(1, 2), batch_targets, reduction="none")
+        losses.append(per_token.mean(dim=1))
+        right.append((logits.argmax(dim=-1) == batch_targets).float().flatten())
+    return torch.cat(losses), torch.cat(right)

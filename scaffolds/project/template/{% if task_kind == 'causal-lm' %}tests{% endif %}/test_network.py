@@ -5,12 +5,15 @@ from an earlier run; a local HF model."""
 from __future__ import annotations
 
 import copy
+import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
 from config import PRESETS, Config
 from conftest import TINY, read_records, run_cli, set_flags
@@ -26,6 +29,7 @@ from network import (
     cross_entropy,
     generate,
 )
+from predictor import Predictor
 
 
 def tiny_gpt(vocab_size: int = 256) -> GPT:
@@ -208,6 +212,22 @@ def test_fine_tuning_with_lora_starts_from_a_run_keeps_it_frozen_and_trains_a_sm
     assert weights["blocks.0.mlp.fc.lora_b"].abs().sum() > 0  # the adapters did train
     sampled = run_cli("predict", "--run", str(tuned), "--json", "--max-new-tokens", "4", "def ")
     assert sampled.returncode == 0, sampled.stderr
+    # Against the base: the windows where the tuned model predicts better, and accuracy it lost.
+    compared = Predictor(tuned, "cpu").against_base()
+    assert 0 <= compared["win_rate"] <= 1 and -1 <= compared["accuracy_drop"] <= 1, compared
+    assert Predictor(trained_run, "cpu").against_base() == {}  # trained from scratch: no base
+    # A model compared with itself ties on every window and loses no accuracy.
+    twin = tmp_path / "twin"
+    shutil.copytree(trained_run, twin)
+    settings = json.loads((twin / "config.json").read_text()) | {"init_from": str(trained_run)}
+    (twin / "config.json").write_text(json.dumps(settings))
+    assert Predictor(twin, "cpu").against_base() == {"win_rate": 0.5, "accuracy_drop": 0.0}
+    spec = tmp_path / "spec.yaml"
+    rewards = [{"text": "beats its base", "threshold": {"metric": "win_rate", "op": ">=", "value": 0.0}}]
+    penalties = [{"text": "forgets", "threshold": {"metric": "accuracy_drop", "op": ">", "value": 1.0}}]
+    spec.write_text(yaml.safe_dump({"id": "t", "title": "t", "rewards": rewards, "penalties": penalties}))
+    gates = json.loads(run_cli("check", "--run", str(tuned), "--spec", str(spec), "--json").stdout)
+    assert {gate["metric"]: gate["observed"] for gate in gates} == pytest.approx(compared)
 
     # A LoRA run without a run to adapt, or from one that is not there, is one line each.
     for flags in ({"lora_rank": "2"}, {"init_from": "no-such-run"}):
