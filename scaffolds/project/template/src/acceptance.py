@@ -28,7 +28,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -85,6 +85,7 @@ _OVERFITTING = (
     "more dropout or weight decay (--set dropout=..., --set weight_decay=...), stopping early"
     " (--set patience=3), or more training data"
 )
+SETTINGS = {setting.name for setting in fields(Config)}
 # What to try when a gate on an anti-pattern fails (printed under the table by `runner.py check`).
 HINTS = {
     "split_overlap": "drop duplicate examples from the data before it is split, and keep examples that share"
@@ -101,8 +102,21 @@ HINTS = {
     " loops",
     "perplexity": "train longer (without --max-steps, the settings' whole schedule) or at a higher --lr",
     "accuracy_drop": "replay more of the general text while adapting (--set general_mix=1), or adapt for"
-    " fewer steps or at a lower --lr",
+    " fewer steps or at a lower --lr"
+    if "general_mix" in SETTINGS
+    else "fine-tune for fewer steps, at a lower --lr, or with a lower --set lora_rank",
 }
+if "lora_rank" in SETTINGS:  # a language model that can be fine-tuned with LoRA
+    HINTS["trainable_params_fraction"] = (
+        "fine-tune with LoRA: train a run, then python src/runner.py train --set init_from=RUN"
+        " --set lora_rank=8 (a lower rank trains fewer parameters)"
+    )
+# How a metric this project can measure comes to be measured, for a gate that reads "not measured".
+MEASURED_WHEN = (
+    {name: "measured on a run fine-tuned from another (--set init_from=RUN)" for name in BASE_METRICS}
+    if "init_from" in SETTINGS
+    else {}
+)
 
 
 # The unit each number is read in, written after it: "12 ms", not a bare 12 that could be seconds.

@@ -233,3 +233,18 @@ def test_fine_tuning_with_lora_starts_from_a_run_keeps_it_frozen_and_trains_a_sm
     for flags in ({"lora_rank": "2"}, {"init_from": "no-such-run"}):
         refused = run_cli("train", "--max-steps", "1", *set_flags({**TINY, "runs_dir": str(runs), **flags}))
         assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+
+
+def test_check_says_how_a_run_from_scratch_would_meet_the_fine_tuning_gates(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    fraction = {"metric": "trainable_params_fraction", "op": "<=", "value": 0.01}
+    constraints = [{"text": "Train only 1% of parameters", "threshold": fraction}]
+    rewards = [{"text": "beats its base", "threshold": {"metric": "win_rate", "op": ">=", "value": 0.6}}]
+    spec.write_text(yaml.safe_dump({"id": "t", "title": "t", "constraints": constraints, "rewards": rewards}))
+    result = run_cli("check", "--run", str(trained_run), "--spec", str(spec))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "trainable_params_fraction: fine-tune with LoRA: train a run, then" in result.stdout
+    assert "win_rate: measured on a run fine-tuned from another (--set init_from=RUN)" in result.stdout
+    assert "1 gate(s) failed; 1 of 2 not measured" in result.stdout
