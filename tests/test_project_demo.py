@@ -515,3 +515,27 @@ def test_the_question_answering_project_reads_its_manuals_and_checks_its_spec(tm
     result = json.loads(answer.stdout)
     assert result["title"] == "Solace S78 label printer: Warranty"  # retrieval found its section
     assert result["abstained"] or result["context"][result["start"] : result["end"]] == result["answer"]
+
+
+def test_the_lora_project_follows_its_own_next_steps_to_a_fine_tuned_run_its_gates_measure(
+    tmp_path: Path,
+) -> None:
+    """The lora-fine-tuning spec judges a model fine-tuned from another: `ccpt new` says to train a
+    base run, then LoRA adapters on it, and following those steps gives a run whose trained share,
+    win rate against the base and forgetting `check` measures, all within the spec's limits."""
+    made = run_ccpt("new", "lora", "--spec", "lora-fine-tuning", "--defaults", "--no-git", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    project = tmp_path / "lora"
+    steps = [line.strip("│ ") for line in made.stdout.splitlines() if "src/runner.py" in line]
+    assert steps == [
+        "python src/runner.py train --max-steps 60 --run-name base",
+        "python src/runner.py train --max-steps 60 --set init_from=base --set lora_rank=1",
+        "python src/runner.py check",
+    ]
+    for step in steps[:2]:
+        trained = run_in_project(project, *step.split()[1:])
+        assert trained.returncode == 0, trained.stderr[-3000:]
+    check = run_in_project(project, "src/runner.py", "check", "--json")
+    status = {gate["metric"]: gate["status"] for gate in json.loads(check.stdout)}
+    assert status["trainable_params_fraction"] == "pass", check.stdout  # rank 1: under 1% of the tiny GPT
+    assert status["win_rate"] == "pass" and status["accuracy_drop"] == "pass", check.stdout

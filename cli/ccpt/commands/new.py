@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -126,16 +126,26 @@ def _shown(path: Path) -> str:
 QUICK_STEPS = {"question-answering": 300}
 
 
-def next_commands(path: Path, task_kind: str) -> list[str]:
-    """What to run after `ccpt new`: install, train briefly, check the gates, test."""
+# Gates that judge a language model fine-tuned from another: its first runs are a base, then LoRA.
+FINE_TUNING_METRICS = {"trainable_params_fraction", "win_rate"}
+
+
+def gated_metrics(spec: dict[str, Any]) -> set[str]:
+    """The metrics of a spec's (as a dict) machine-checkable constraints, rewards and penalties."""
+    sections = (spec.get(name) or [] for name in ("constraints", "rewards", "penalties"))
+    return {item["threshold"]["metric"] for items in sections for item in items if item.get("threshold")}
+
+
+def next_commands(path: Path, task_kind: str, metrics: set[str] = frozenset()) -> list[str]:
+    """What to run after `ccpt new`: install, train briefly, check the gates, test. A language
+    model whose spec judges fine-tuning (`metrics`) trains a base run, then LoRA adapters on it:
+    rank 1 keeps the tiny CPU model's trained share under 1%."""
     enter = [] if path.resolve() == Path.cwd().resolve() else [f"cd {shlex.quote(str(path))}"]
-    return [
-        *enter,
-        "pip install -e '.[dev]'",
-        f"python src/runner.py train --max-steps {QUICK_STEPS.get(task_kind, 60)}",
-        "python src/runner.py check",
-        "pytest",
-    ]
+    train = f"python src/runner.py train --max-steps {QUICK_STEPS.get(task_kind, 60)}"
+    runs = [train]
+    if task_kind == "causal-lm" and metrics & FINE_TUNING_METRICS:
+        runs = [f"{train} --run-name base", f"{train} --set init_from=base --set lora_rank=1"]
+    return [*enter, "pip install -e '.[dev]'", *runs, "python src/runner.py check", "pytest"]
 
 
 def _summary_panel(project: NewProject):
@@ -158,5 +168,6 @@ def _summary_panel(project: NewProject):
     else:
         lines.append("git: skipped (--no-git), so `ccpt update` has no template record to merge from.")
     lines += ["", "[bold]Next[/bold]"]
-    lines += [f"  {escape(command)}" for command in next_commands(project.path, project.task_kind)]
+    metrics = gated_metrics(project.answers.get("spec") or {})
+    lines += [f"  {escape(command)}" for command in next_commands(project.path, project.task_kind, metrics)]
     return Panel("\n".join(lines), title="ccpt new", title_align="left", expand=False, border_style="green")
