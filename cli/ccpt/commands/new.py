@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -136,7 +137,7 @@ def gated_metrics(spec: dict[str, Any]) -> set[str]:
     return {item["threshold"]["metric"] for items in sections for item in items if item.get("threshold")}
 
 
-def next_commands(path: Path, task_kind: str, metrics: set[str] = frozenset()) -> list[str]:
+def next_commands(path: Path, task_kind: str, metrics: AbstractSet[str] = frozenset()) -> list[str]:
     """What to run after `ccpt new`: install, train briefly, check the gates, test. A language
     model whose spec judges fine-tuning (`metrics`) trains a base run, then LoRA adapters on it:
     rank 1 keeps the tiny CPU model's trained share under 1%."""
