@@ -6,7 +6,7 @@ import shlex
 import sys
 from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -102,7 +102,7 @@ def new(
         print_json(project.to_dict())
         return
     _print_notes(project.notes)
-    console.print(_summary_panel(project))
+    console.print(_summary_panel(project, {threshold.metric for _, threshold in request.spec.thresholds()}))
 
 
 def _nothing():  # a do-nothing context manager where a spinner would fight the prompts
@@ -131,12 +131,6 @@ QUICK_STEPS = {"question-answering": 300}
 FINE_TUNING_METRICS = {"trainable_params_fraction", "win_rate"}
 
 
-def gated_metrics(spec: dict[str, Any]) -> set[str]:
-    """The metrics of a spec's (as a dict) machine-checkable constraints, rewards and penalties."""
-    sections = (spec.get(name) or [] for name in ("constraints", "rewards", "penalties"))
-    return {item["threshold"]["metric"] for items in sections for item in items if item.get("threshold")}
-
-
 def next_commands(path: Path, task_kind: str, metrics: AbstractSet[str] = frozenset()) -> list[str]:
     """What to run after `ccpt new`: install, train briefly, check the gates, test. A language
     model whose spec judges fine-tuning (`metrics`) trains a base run, then LoRA adapters on it:
@@ -149,7 +143,7 @@ def next_commands(path: Path, task_kind: str, metrics: AbstractSet[str] = frozen
     return [*enter, "pip install -e '.[dev]'", *runs, "python src/runner.py check", "pytest"]
 
 
-def _summary_panel(project: NewProject):
+def _summary_panel(project: NewProject, metrics: AbstractSet[str]):
     from rich.panel import Panel
 
     lines = [
@@ -169,6 +163,5 @@ def _summary_panel(project: NewProject):
     else:
         lines.append("git: skipped (--no-git), so `ccpt update` has no template record to merge from.")
     lines += ["", "[bold]Next[/bold]"]
-    metrics = gated_metrics(project.answers.get("spec") or {})
     lines += [f"  {escape(command)}" for command in next_commands(project.path, project.task_kind, metrics)]
     return Panel("\n".join(lines), title="ccpt new", title_align="left", expand=False, border_style="green")
