@@ -232,8 +232,9 @@ def build_model(config: Config, tokenizer: Tokenizer, load_weights: bool = True)
             )
         )
         if load_weights and config.init_from:
-            saved = torch.load(base_run(config) / "model.pt", map_location="cpu", weights_only=True)
-            model.load_state_dict(saved["model"])
+            from trainer import read_saved  # here: the trainer builds its models with this module
+
+            model.load_state_dict(read_saved(base_run(config) / "model.pt", "cpu")["model"])
         return add_lora(model, config.lora_rank, config.lora_alpha) if config.lora_rank else model
 
     from transformers import AutoConfig, AutoModelForCausalLM

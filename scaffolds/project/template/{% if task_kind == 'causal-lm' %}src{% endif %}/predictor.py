@@ -74,13 +74,18 @@ class Predictor(TrainedModel):
         """A command-line argument is the prompt itself."""
         return argument
 
-    def sample_inputs(self, count: int) -> list[str]:
-        """Prompts cut from the validation text, for timing predictions (the text is read and
-        tokenized once per predictor)."""
+    def validation_windows(self) -> TokenWindows:
+        """The run's validation text as windows of tokens (read and tokenized once per predictor)."""
         if self._val is None:
-            val_documents = split_contents(self.config)[1]
-            self._val = TokenWindows(self.tokenizer.encode_corpus(val_documents), self.config.block_size)
-        val = self._val
+            self._val = self.windows(split_contents(self.config)[1])
+        return self._val
+
+    def windows(self, documents: list[str]) -> TokenWindows:
+        return TokenWindows(self.tokenizer.encode_corpus(documents), self.config.block_size)
+
+    def sample_inputs(self, count: int) -> list[str]:
+        """Prompts cut from the validation text, for timing predictions."""
+        val = self.validation_windows()
         step = max(1, len(val) // count)
         return [self.tokenizer.decode(val[(i * step) % len(val)][0][:32].tolist()) for i in range(count)]
 
@@ -94,8 +99,8 @@ class Predictor(TrainedModel):
         if not self.config.init_from:
             return {}
         base = TrainedModel(base_run(self.config), str(self.device))
-        own = windows_of(split_contents(self.config)[1], self.tokenizer, self.config.block_size)
-        general = windows_of(split_contents(base.config)[1], self.tokenizer, self.config.block_size)
+        own = spread(self.validation_windows())
+        general = spread(self.windows(split_contents(base.config)[1]))  # the base's tokenizer is this one
         tuned_loss, _ = scored_windows(self.model, own, self.device)
         base_loss, _ = scored_windows(base.model, own, self.device)
         wins = (tuned_loss < base_loss).float() + 0.5 * (tuned_loss == base_loss).float()
@@ -104,11 +109,8 @@ class Predictor(TrainedModel):
         return {"win_rate": wins.mean().item(), "accuracy_drop": (base_right - tuned_right).mean().item()}
 
 
-def windows_of(
-    documents: list[str], tokenizer: Any, block_size: int
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """COMPARED_WINDOWS (inputs, next tokens) windows spread evenly over `documents`."""
-    windows = TokenWindows(tokenizer.encode_corpus(documents), block_size)
+def spread(windows: TokenWindows) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """COMPARED_WINDOWS of `windows`, spread evenly over them."""
     step = max(1, len(windows) // COMPARED_WINDOWS)
     return [windows[index] for index in range(0, len(windows), step)][:COMPARED_WINDOWS]
 
