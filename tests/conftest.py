@@ -12,11 +12,39 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# Under pytest-xdist (pyproject.toml runs a worker per core), each worker's torch, and torch in the
+# processes it starts, uses one thread: as many threads as cores, not a worker's worth on each.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# Modules of long end-to-end tests (minutes each): spread over the workers one test at a time, and
+# started first, the longest (those given an hour's timeout) first of all, so that no long test
+# starts last on one worker while the others stand idle. Every other module's tests run together
+# on one worker, so that its module-scoped fixtures (a trained project, a started server) are made
+# once.
+SPREAD_MODULES = {"test_project_demo", "test_project_suite"}
+
 # Fixtures that start real local servers, one module per area.
 pytest_plugins = ["tests.messages_api", "tests.web_support"]
 
 # Variables that would make a test depend on the developer's own machine.
 _LEAKY_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "AWS_PROFILE", "CCPT_DEBUG")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _module_name(item) not in SPREAD_MODULES:
+            item.add_marker(pytest.mark.xdist_group(_module_name(item)))
+    items.sort(key=_start_order)
+
+
+def _module_name(item: pytest.Item) -> str:
+    return item.nodeid.partition("::")[0].rpartition("/")[2].removesuffix(".py")
+
+
+def _start_order(item: pytest.Item) -> tuple[bool, float]:
+    timeout = item.get_closest_marker("timeout")
+    return _module_name(item) not in SPREAD_MODULES, -(timeout.args[0] if timeout else 0)
 
 
 @pytest.fixture(autouse=True)
