@@ -62,3 +62,12 @@ def run_records(run_dir: Path) -> list[dict]:
 def only_run(project: Path) -> Path:
     (run_dir,) = (project / "runs").iterdir()
     return run_dir
+
+
+def next_steps(panel: str) -> list[str]:
+    """The commands of the "Next" list that `ccpt new` prints, a command continued over lines
+    (ending in a backslash) joined into one."""
+    lines = [line.strip("│ ") for line in panel.splitlines()]
+    listed = lines[lines.index("Next") + 1 :]
+    listed = listed[: next(index for index, line in enumerate(listed) if line.startswith("╰"))]
+    return "\n".join(listed).replace(" \\\n", " ").splitlines()

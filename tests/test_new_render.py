@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ccpt.commands.new import folded
 from ccpt.errors import CcptError
 from ccpt.resources import agent_specs_dir, scaffolds_dir
 from ccpt.scaffold.render import agent_files, front_matter, render_pristine
@@ -221,3 +223,19 @@ def test_workflow_hooks_and_issue_templates_are_well_formed(tmp_path: Path) -> N
         assert f"- [ ] **{letter}**" in story
     assert (root / "docs/adr/0000-template.md").is_file() and (root / "docs/sprints/TEMPLATE.md").is_file()
     assert "causal-lm" in (root / "docs/adr/0001-training-stack.md").read_text()
+
+
+def test_a_long_next_step_is_folded_before_an_option_and_pastes_back_whole() -> None:
+    command = (
+        "python src/runner.py train --max-steps 300 --run-name base --set dataset=builtin"
+        " --set tokenizer=bpe --set vocab_size=4096"
+    )
+    lines = folded(command)
+    assert lines == [
+        "python src/runner.py train --max-steps 300 --run-name base \\",
+        "    --set dataset=builtin --set tokenizer=bpe --set vocab_size=4096",
+    ]
+    assert all(len(line) <= 76 for line in lines)  # the panel's two-space indent: 78 of 80 columns
+    # A shell drops each backslash-newline, so the lines read back as the one command.
+    assert shlex.split("\n".join(lines).replace("\\\n", "")) == command.split()
+    assert folded("cd 'a long folder name'") == ["cd 'a long folder name'"]  # short: one line

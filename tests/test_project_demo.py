@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ccpt.commands.new import BASE_STEPS, TUNING_STEPS
 from tests.conftest import run_ccpt
-from tests.project_support import only_run, run_in_project, run_records
+from tests.project_support import next_steps, only_run, run_in_project, run_records
 from tests.scaffold_support import git_isolated
 
 PRODUCT_WORDS = {"mug", "bottle", "t-shirt", "sneaker", "backpack", "lamp"}  # the built-in photos' products
@@ -526,7 +527,7 @@ def test_the_lora_project_follows_its_own_next_steps_to_a_fine_tuned_run_its_gat
     made = run_ccpt("new", "lora", "--spec", "lora-fine-tuning", "--defaults", "--no-git", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     project = tmp_path / "lora"
-    steps = [line.strip("│ ") for line in made.stdout.splitlines() if "src/runner.py" in line]
+    steps = [step for step in next_steps(made.stdout) if "src/runner.py" in step]
     assert steps == [
         "python src/runner.py train --max-steps 60 --run-name base",
         "python src/runner.py train --max-steps 60 --set init_from=base --set lora_rank=1",
@@ -539,3 +540,51 @@ def test_the_lora_project_follows_its_own_next_steps_to_a_fine_tuned_run_its_gat
     status = {gate["metric"]: gate["status"] for gate in json.loads(check.stdout)}
     assert status["trainable_params_fraction"] == "pass", check.stdout  # rank 1: under 1% of the tiny GPT
     assert status["win_rate"] == "pass" and status["accuracy_drop"] == "pass", check.stdout
+
+
+@pytest.mark.timeout(3600)  # 1,500 steps in all: longer than the suite's 10 minutes a test
+def test_the_instruction_project_tunes_a_base_to_answer_in_its_chat_template_and_checks_its_spec(
+    tmp_path: Path,
+) -> None:
+    """The instruction-tuning spec: `ccpt new` says to train a base on the plain text, then tune it
+    on the instruction data (requests made from the standard library's functions, in the chat
+    template, the loss on the answers only). Following those steps gives a run that answers the
+    held-out instructions with the ROUGE-L the spec asks, beats its base on them, and never trained
+    on a validation instruction. Then a function of no file at all is asked about through
+    `runner.py predict`."""
+    made = run_ccpt("new", "chat", "--spec", "instruction-tuning", "--defaults", "--no-git", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    project = tmp_path / "chat"
+    steps = [step for step in next_steps(made.stdout) if "src/runner.py train" in step]
+    assert steps == [
+        f"python src/runner.py train --max-steps {BASE_STEPS} --run-name base --set dataset=builtin"
+        " --set tokenizer=bpe --set vocab_size=4096",
+        f"python src/runner.py train --max-steps {TUNING_STEPS} --set init_from=base",
+    ]
+    for step in steps:
+        trained = run_in_project(project, *step.split()[1:], timeout=3000)
+        assert trained.returncode == 0, trained.stderr[-3000:]
+
+    check = run_in_project(project, "src/runner.py", "check", "--json")
+    assert check.returncode == 0, check.stdout + check.stderr
+    gates = {gate["metric"]: gate for gate in json.loads(check.stdout)}
+    assert {metric: gate["status"] for metric, gate in gates.items()} == {
+        "parameters_m": "pass",
+        "gpu_hours": "pass",
+        "rouge_l": "pass",
+        "win_rate": "pass",
+        "split_overlap": "pass",
+    }, gates
+
+    asked = [
+        "List the parameters of def resize(image, width, height=None)",
+        "List the parameters of def close(self)",
+    ]
+    answers = run_in_project(project, "src/runner.py", "predict", "--json", "--temperature", "0", *asked)
+    assert answers.returncode == 0, answers.stderr
+    resize, close = [json.loads(line) for line in answers.stdout.splitlines()]
+    assert resize["well_formed"] and close["well_formed"], (resize, close)
+    # Names copied from the signature, not made up; a method of self alone takes nothing.
+    named = set(resize["completion"].split(", "))
+    assert named and named <= {"image", "width", "height"}, resize
+    assert close["completion"] == "none", close

@@ -9,9 +9,10 @@ training throughput), from model.pt on disk (size), by timing predictions as the
 them (latency_ms, the median, and latency_p95_ms, the 95th percentile; inference_throughput,
 whole predictions per second; for a text generator also time to first token), by sampling
 continuations (tokens per second, the most repeated word n-gram of one: max_4gram_repeats), for
-a text generator fine-tuned from another run by comparing the two (win_rate, accuracy_drop), or
-by reading the run's data again (split_overlap: validation examples that share what identifies
-them with a training example, an exact copy, or for tiles their scene). Each gate is then
+a text generator fine-tuned from another run by comparing the two (win_rate, accuracy_drop), for
+one trained on instructions by answering held-out ones (rouge_l, format_error_rate), or by
+reading the run's data again (split_overlap: validation examples that share what identifies them
+with a training example, an exact copy, or for tiles their scene). Each gate is then
   pass          a reward or constraint that holds, or a penalty whose condition does not hold
   fail          a reward or constraint that does not hold, or a penalty whose condition holds
   not measured  a metric this project does not measure (cost_usd, bleu ...): neither pass nor fail
@@ -81,6 +82,7 @@ CONTINUATIONS = 8
 CONTINUATION_TOKENS = 256
 GENERATION_METRICS = ("time_to_first_token_ms", "generation_tokens_per_second")
 BASE_METRICS = {"win_rate", "accuracy_drop"}  # a fine-tuned run against the run it started from
+ANSWER_METRICS = {"rouge_l", "format_error_rate"}  # a run on instructions answering held-out ones
 _OVERFITTING = (
     "more dropout or weight decay (--set dropout=..., --set weight_decay=...), stopping early"
     " (--set patience=3), or more training data"
@@ -115,6 +117,10 @@ if "lora_rank" in SETTINGS:  # a language model that can be fine-tuned with LoRA
 # How a metric this project can measure comes to be measured, for a gate that reads "not measured".
 MEASURED_WHEN = (
     {name: "measured on a run fine-tuned from another (--set init_from=RUN)" for name in BASE_METRICS}
+    | {
+        name: "measured on a run trained on the instruction data (--set dataset=instructions)"
+        for name in ANSWER_METRICS
+    }
     if "init_from" in SETTINGS
     else {}
 )
@@ -278,9 +284,11 @@ def measure_predictions(run_dir: Path, wanted: set[str]) -> dict[str, float]:
     """The metrics in `wanted` that come from running the trained model (loaded once for all of
     them): latency, inference throughput (whole predictions per second, one at a time as the
     server makes them), and for a text generator time to first token, generation speed, repeats
-    and, fine-tuned from another run, how it compares with that run."""
+    and, fine-tuned from another run, how it compares with that run; trained on instructions, how
+    it answers held-out ones."""
     ngram_sizes = {int(match["n"]) for match in map(REPEATED_NGRAMS.fullmatch, wanted) if match}
     from_the_model = {*LATENCY_METRICS, "inference_throughput", *GENERATION_METRICS, *BASE_METRICS}
+    from_the_model |= ANSWER_METRICS
     if not (from_the_model & wanted or ngram_sizes):
         return {}
     from predictor import Predictor
@@ -305,6 +313,8 @@ def measure_predictions(run_dir: Path, wanted: set[str]) -> dict[str, float]:
         return values
     if BASE_METRICS & wanted:
         values |= {name: value for name, value in predictor.against_base().items() if name in wanted}
+    if ANSWER_METRICS & wanted:
+        values |= {name: value for name, value in predictor.answer_scores().items() if name in wanted}
     if "time_to_first_token_ms" in wanted:
         values["time_to_first_token_ms"] = median_prediction_ms(predictor, max_new_tokens=1)
     if "generation_tokens_per_second" in wanted or ngram_sizes:

@@ -4,6 +4,8 @@ Where the text comes from (config.dataset):
   builtin      the Python standard library's own source code on this machine (every .py file
                under sysconfig's stdlib path, without test suites and site-packages): about
                13 MB of real text, nothing to download; split by file, every 20th file held out
+  instructions requests and their answers made from the same files' functions (instructions.py),
+               split by file as builtin is, in its chat template, with the loss on the answers only
   a file       .txt (one document per line), or .csv / .json / .jsonl / .parquet with a text column
   a folder     a dataset saved with `save_to_disk`, or a folder of such data files
   a hub name   any Hugging Face dataset with a text column (needs the network once)
@@ -26,6 +28,7 @@ import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from config import Config, ProjectError, base_run
+from instructions import ASSISTANT, IGNORE, chat_parts, conversations
 from loading import read_dataset, train_val_split
 
 DOCUMENT_SEPARATOR = "\n\n\n"  # between documents when there is no end-of-text token
@@ -177,16 +180,65 @@ class TokenWindows(torch.utils.data.Dataset):
         return window[:-1], window[1:]
 
 
+class ChatExamples(torch.utils.data.Dataset):
+    """One conversation per example, as (inputs, targets) of block_size tokens each: targets are
+    the next tokens of the response (its end marker included) and IGNORE everywhere else, so the
+    loss is the response's alone and the prompt is only read. A conversation longer than the
+    block loses the end of its prompt, never its response; a shorter one is padded."""
+
+    def __init__(self, tokenizer: Tokenizer, texts: list[str], block_size: int):
+        self.examples = []
+        for text in texts:
+            prompt, response = chat_parts(text)
+            answer = tokenizer.encode(response)
+            asked = prompt_tokens(tokenizer, prompt, block_size + 1 - len(answer))
+            answer = answer[: block_size + 1 - len(asked)]
+            tokens = asked + answer
+            inputs = torch.zeros(block_size, dtype=torch.long)
+            targets = torch.full((block_size,), IGNORE, dtype=torch.long)
+            inputs[: len(tokens) - 1] = torch.tensor(tokens[:-1])
+            targets[len(asked) - 1 : len(tokens) - 1] = torch.tensor(answer)
+            self.examples.append((inputs, targets))
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.examples[index]
+
+
+def prompt_tokens(tokenizer: Tokenizer, prompt: str, limit: int) -> list[int]:
+    """The user's turn as at most `limit` tokens: a long instruction loses its end, never the
+    assistant's marker that the answer follows (training and generation cut it alike)."""
+    marker = tokenizer.encode(ASSISTANT)
+    return tokenizer.encode(prompt.removesuffix(ASSISTANT))[: max(1, limit - len(marker))] + marker
+
+
+Examples = TokenWindows | ChatExamples
+
+
+def examples_of(config: Config, tokenizer: Tokenizer, documents: list[str]) -> Examples:
+    """What the model trains and is scored on: conversations one by one with the instruction
+    data, else the documents as one stream cut into windows."""
+    if config.dataset == "instructions":
+        return ChatExamples(tokenizer, documents, config.block_size)
+    return TokenWindows(tokenizer.encode_corpus(documents), config.block_size)
+
+
 @dataclass
 class TaskData:
-    train: TokenWindows
-    val: TokenWindows
+    train: Examples
+    val: Examples
     preprocessor: Tokenizer
 
 
 def split_contents(config: Config) -> tuple[list[str], list[str]]:
-    """The training and validation documents."""
-    return stdlib_corpus(config) if config.dataset == "builtin" else dataset_documents(config)
+    """The training and validation documents (with the instruction data, whole conversations)."""
+    if config.dataset == "builtin":
+        return stdlib_corpus(config)
+    if config.dataset == "instructions":
+        return conversations(*stdlib_corpus(config))
+    return dataset_documents(config)
 
 
 def build_data(config: Config, run_dir: Path | None = None) -> TaskData:
@@ -197,7 +249,7 @@ def build_data(config: Config, run_dir: Path | None = None) -> TaskData:
         run_dir = base_run(config)
     tokenizer = load_preprocessor(run_dir) if run_dir is not None else make_tokenizer(config, train_docs)
     return TaskData(
-        train=TokenWindows(tokenizer.encode_corpus(train_docs), config.block_size),
-        val=TokenWindows(tokenizer.encode_corpus(val_docs), config.block_size),
+        train=examples_of(config, tokenizer, train_docs),
+        val=examples_of(config, tokenizer, val_docs),
         preprocessor=tokenizer,
     )

@@ -53,13 +53,16 @@ if AVAILABLE:
     def _row_losses(
         logits_ptr, targets_ptr, losses_ptr, lse_ptr, vocab_size, row_stride, BLOCK: tl.constexpr
     ):
-        """One program per row: its log-sum-exp, and the loss lse - logit of the target."""
+        """One program per row: its log-sum-exp, and the loss lse - logit of the target (0 for a
+        negative target: a position the loss skips)."""
         row = tl.program_id(0).to(tl.int64)
         logits_ptr += row * row_stride
         lse = row_log_sum_exp(logits_ptr, vocab_size, BLOCK)
         target = tl.load(targets_ptr + row)
+        counted = target >= 0
         tl.store(lse_ptr + row, lse)
-        tl.store(losses_ptr + row, lse - tl.load(logits_ptr + target).to(tl.float32))
+        target_logit = tl.load(logits_ptr + tl.maximum(target, 0)).to(tl.float32)
+        tl.store(losses_ptr + row, tl.where(counted, lse - target_logit, 0.0))
 
     @triton.jit
     def _logit_grads(
@@ -68,23 +71,30 @@ if AVAILABLE:
         lse_ptr,
         grad_loss_ptr,
         grads_ptr,
+        counted_ptr,
         vocab_size,
         row_stride,
-        rows,
         BLOCK: tl.constexpr,
     ):
-        """One program per (row, BLOCK columns): (softmax - one-hot) * grad_loss / rows."""
+        """One program per (row, BLOCK columns): (softmax - one-hot) * grad_loss / counted rows,
+        and 0 in a row the loss skips."""
         row = tl.program_id(0).to(tl.int64)
         columns = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
         mask = columns < vocab_size
         x = tl.load(logits_ptr + row * row_stride + columns, mask=mask, other=0.0).to(tl.float32)
         lse = tl.load(lse_ptr + row)
         target = tl.load(targets_ptr + row)
-        scale = tl.load(grad_loss_ptr).to(tl.float32) / rows
+        scale = tl.load(grad_loss_ptr).to(tl.float32) / tl.load(counted_ptr).to(tl.float32)
         grad = (tl.exp(x - lse) - (columns == target).to(tl.float32)) * scale
+        grad = tl.where(target >= 0, grad, 0.0)
         tl.store(grads_ptr + row * vocab_size + columns, grad.to(grads_ptr.dtype.element_ty), mask=mask)
 
     LOSS_BLOCK = 4096  # columns a row program reads at a time
+
+    def counted_rows(targets: torch.Tensor) -> torch.Tensor:
+        """How many rows the mean is over: those whose target is not skipped (at least one)."""
+        return (targets >= 0).sum().clamp(min=1).float()
+
     GRAD_BLOCK = 2048  # columns per gradient program
 
     @torch.library.triton_op("project::cross_entropy_forward", mutates_args=())
@@ -95,7 +105,7 @@ if AVAILABLE:
         torch.library.wrap_triton(_row_losses)[(rows,)](
             logits, targets, losses, lse, vocab_size, logits.stride(0), BLOCK=LOSS_BLOCK, num_warps=8
         )
-        return losses.mean(), lse
+        return losses.sum() / counted_rows(targets), lse
 
     @torch.library.triton_op("project::cross_entropy_backward", mutates_args=())
     def _backward(
@@ -110,9 +120,9 @@ if AVAILABLE:
             lse,
             grad_loss,
             grads,
+            counted_rows(targets),
             vocab_size,
             logits.stride(0),
-            rows,
             BLOCK=GRAD_BLOCK,
             num_warps=8,
         )
@@ -131,6 +141,7 @@ if AVAILABLE:
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of [rows, vocabulary] logits (bf16 or float32) against [rows] targets,
-    each a token id in [0, vocabulary): there is no ignore index (this project's data has none)."""
+    each a token id in [0, vocabulary) or negative (-100) for a position the loss skips, as in
+    PyTorch's cross_entropy: the mean is over the positions counted."""
     loss, _ = _forward(logits.contiguous() if logits.stride(1) != 1 else logits, targets.contiguous())
     return loss

@@ -3,6 +3,7 @@
 eval_loss is the mean cross-entropy per token in nats; perplexity is exp(eval_loss), the number
 of equally likely tokens the model is, on average, choosing between. Both are per token of this
 project's tokenizer (per byte with the default byte tokenizer), so compare runs that share one.
+With the instruction data they are over the responses' tokens only: the prompts are not scored.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ class EvalMetrics:
 
     @torch.no_grad()
     def update(self, logits: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor) -> None:
-        self.loss_sum += loss.double() * targets.numel()
-        self.tokens += targets.numel()
+        counted = (targets >= 0).sum()  # a negative target (IGNORE) is a prompt or padding position
+        self.loss_sum += loss.double() * counted
+        self.tokens += counted
 
     def all_reduce(self) -> None:
         """Sum the counts of every process (each saw a different shard of the split)."""

@@ -24,13 +24,19 @@ HERE = Path(__file__).resolve().parent
 SHAPES = [(6, 5000), (3, 50304), (1, 77)]
 
 
-def relative_errors(device: str, dtype: torch.dtype, rows: int, vocab: int) -> tuple[float, float]:
-    """|loss - reference| / reference, and ||grad - reference grad|| / ||reference grad||."""
+def relative_errors(
+    device: str, dtype: torch.dtype, rows: int, vocab: int, skip_every: int = 0
+) -> tuple[float, float]:
+    """|loss - reference| / reference, and ||grad - reference grad|| / ||reference grad||; with
+    `skip_every`, that many rows' first and every skip_every-th after it have the target -100,
+    which the loss skips (a prompt's tokens in instruction tuning)."""
     import kernels
 
     logits = (torch.randn(rows, vocab, device=device) * 4).to(dtype).requires_grad_()
     assert kernels.usable(logits)
     targets = torch.randint(0, vocab, (rows,), device=device)
+    if skip_every:
+        targets[::skip_every] = -100
     loss = kernels.cross_entropy(logits, targets)
     (loss * 0.5).backward()  # an incoming gradient other than one must scale the result
     reference_logits = logits.detach().double().requires_grad_()
@@ -42,11 +48,12 @@ def relative_errors(device: str, dtype: torch.dtype, rows: int, vocab: int) -> t
 
 def check_shapes(device: str) -> None:
     for dtype in (torch.float32, torch.bfloat16):
-        for rows, vocab in SHAPES:
-            loss_error, grad_error = relative_errors(device, dtype, rows, vocab)
+        for (rows, vocab), skip_every in [*((shape, 0) for shape in SHAPES), (SHAPES[0], 3)]:
+            loss_error, grad_error = relative_errors(device, dtype, rows, vocab, skip_every)
             # The loss is summed in float32 either way; a bf16 gradient is rounded once on output.
-            assert loss_error < 1e-5, (dtype, rows, vocab, loss_error)
-            assert grad_error < (1e-5 if dtype == torch.float32 else 1e-2), (dtype, rows, vocab, grad_error)
+            assert loss_error < 1e-5, (dtype, rows, vocab, skip_every, loss_error)
+            limit = 1e-5 if dtype == torch.float32 else 1e-2
+            assert grad_error < limit, (dtype, rows, vocab, skip_every, grad_error)
 
 
 # The interpreter stands in for a GPU; where there is one, the tests below run the real kernels (and
