@@ -27,10 +27,12 @@ SPREAD_MODULES = {"test_project_demo", "test_project_suite"}
 # Fixtures that start real local servers, one module per area.
 pytest_plugins = ["tests.messages_api", "tests.web_support"]
 
-# Variables that would make a test depend on the developer's own machine.
-_LEAKY_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "AWS_PROFILE", "CCPT_DEBUG")
+# Variables that would make a test depend on the developer's own machine (or, COLUMNS and LINES, on
+# pytest-xdist, whose workers get 80 x 24: ccpt's tables are as wide as COLUMNS says).
+_LEAKY_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "AWS_PROFILE", "CCPT_DEBUG", "COLUMNS", "LINES")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _module_name(item) not in SPREAD_MODULES:

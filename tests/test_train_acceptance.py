@@ -36,4 +36,4 @@ def test_a_generated_project_trains_on_two_hosts_and_leaves_nothing_running(
     summary = json.loads((project / "runs" / "accept" / "summary.json").read_text())
     assert [node["exit_code"] for node in summary["nodes"]] == [0, 0]
     assert job_processes("accept") == []
-    assert ssh_masters() == []
+    assert ssh_masters(sshd.client_config) == []

@@ -56,7 +56,10 @@ def test_two_local_jobs_at_once_train_with_rank_zero_on_the_console_and_every_ra
     assert job_processes("both-a") == [] and job_processes("both-b") == []
 
 
-def test_torchrun_processes_share_the_node_s_cpus_unless_omp_num_threads_is_set(tmp_path: Path) -> None:
+def test_torchrun_processes_share_the_node_s_cpus_unless_omp_num_threads_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the test runner's own (tests/conftest.py)
     cpus = len(os.sched_getaffinity(0))
     project = make_project(tmp_path / "p", entry="echo_args.py", env_file="")
     for nproc, env_file, expected in (

@@ -59,7 +59,7 @@ def test_two_hosts_train_a_tiny_model_and_leave_nothing_running(tmp_path: Path, 
     assert [node["address"] for node in plan["nodes"]] == ["127.0.0.2", "127.0.0.3"]
     assert plan["rdzv_endpoint"].startswith("127.0.0.2:")
     assert job_processes("two-hosts") == []
-    assert ssh_masters() == []
+    assert ssh_masters(sshd.client_config) == []
 
 
 @pytest.mark.slow
@@ -111,14 +111,14 @@ def test_ctrl_c_ends_the_job_on_every_host(tmp_path: Path, sshd: LoopbackSshd) -
     proc = start_ccpt([*args, "--", "--max-steps", "100000", "--sleep", "0.2"], project)
     read_until(proc, "step 2 loss")
     assert len(job_processes("ssh-ctrl-c")) >= 4
-    assert ssh_masters()  # what the check after Ctrl-C looks for is there while the job runs
+    assert ssh_masters(sshd.client_config)  # what the check after Ctrl-C looks for, there while the job runs
     code, rest, _ = interrupt(proc)
     stopped = time.monotonic()
     assert code == 130, rest
     assert "interrupted: job ssh-ctrl-c stopped on every node" in rest
     assert wait_until_gone("ssh-ctrl-c") == []
     assert time.monotonic() - stopped < TEARDOWN_BOUND_S
-    assert ssh_masters() == []
+    assert ssh_masters(sshd.client_config) == []
 
 
 def test_hostile_arguments_reach_the_script_verbatim_and_run_nothing(

@@ -67,12 +67,13 @@ def job_processes(job_id: str) -> list[str]:
     ]
 
 
-def ssh_masters() -> list[str]:
-    """'PID ARGV' of every ssh process whose command line names one of ccpt's ControlPath folders."""
+def ssh_masters(ssh_config: Path) -> list[str]:
+    """'PID ARGV' of every ssh process that reads `ssh_config` (a test's own sshd's: the tests on
+    another pytest-xdist worker have theirs) and names one of ccpt's ControlPath folders."""
     return [
         f"{pid} {' '.join(argv)}"
         for pid, argv, _ in _processes()
-        if Path(argv[0]).name == "ssh" and any("ccpt-ssh-" in arg for arg in argv)
+        if Path(argv[0]).name == "ssh" and str(ssh_config) in argv and any("ccpt-ssh-" in arg for arg in argv)
     ]
 
 

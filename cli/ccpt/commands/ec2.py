@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING
 import typer
 
 from ccpt.commands.common import AWS_ENDPOINT, AWS_PROFILE, AWS_REGION, examples, load_settings
-from ccpt.commands.output import console, err_console, make_table, print_json
+from ccpt.commands.output import console, err_console, fit_columns, print_json
 from ccpt.errors import CcptError
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from ccpt.launch.ec2 import Ec2, Instance, PriceTable
 
 app = typer.Typer(no_args_is_help=True)
@@ -27,20 +29,20 @@ def _money(value: float | None) -> str:
     return "?" if value is None else f"${value:,.2f}"
 
 
-def _instance_rows(instances: list[Instance], prices: PriceTable) -> list[list[str]]:
-    return [
-        [
-            i.id,
-            i.type + (" (spot)" if i.spot else ""),
-            i.state,
-            i.private_ip or "-",
-            i.public_ip or "-",
-            i.age(),
-            _money(prices.hourly(i.type)),
-            ",".join(f"{k}={v}" for k, v in sorted(i.tags.items()) if not k.startswith(("ccpt:", "aws:"))),
-        ]
-        for i in instances
-    ]
+def _instance_table(title: str, instances: list[Instance], prices: PriceTable) -> Table:
+    """One row per instance. Only the tags wrap: an id, a type or an address cut over two lines
+    cannot be copied. In a narrow terminal the public IP, age, state and price go, in that order."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for column in INSTANCE_COLUMNS:
+        table.add_column(column, no_wrap=column != "tags", overflow="fold")
+    for i in instances:
+        tags = ",".join(f"{k}={v}" for k, v in sorted(i.tags.items()) if not k.startswith(("ccpt:", "aws:")))
+        spot = " (spot)" if i.spot else ""
+        cells = [i.id, i.type + spot, i.state, i.private_ip or "-", i.public_ip or "-", i.age()]
+        table.add_row(*cells, _money(prices.hourly(i.type)), tags)
+    return fit_columns(table, "tags", ["public ip", "age", "state", "$/hour"], min_prose=12)
 
 
 INSTANCE_COLUMNS = ["id", "type", "state", "private ip", "public ip", "age", "$/hour", "tags"]
@@ -106,7 +108,7 @@ def up(
             }
         )
         return
-    console.print(make_table(f"cluster {tag}", INSTANCE_COLUMNS, _instance_rows(cluster.instances, prices)))
+    console.print(_instance_table(f"cluster {tag}", cluster.instances, prices))
     hosts = ",".join(i.private_ip or "?" for i in cluster.instances)
     console.print(f"hosts (private): {hosts}", highlight=False)
     console.print(f"cost: {_money(cost)}/hour ({'on-demand upper bound' if spot else 'on demand'}, "
@@ -132,7 +134,7 @@ def ls(
         print_json([i.to_dict(prices) for i in instances])
         return
     title = f"EC2 instances tagged {tag}" if tag else "EC2 instances"
-    console.print(make_table(title, INSTANCE_COLUMNS, _instance_rows(instances, prices)))
+    console.print(_instance_table(title, instances, prices))
     total = sum(prices.hourly(i.type) or 0.0 for i in instances if i.state == "running")
     console.print(
         f"{len(instances)} instance(s); running ones cost about {_money(total)}/hour", highlight=False
@@ -157,9 +159,7 @@ def down(
         console.print(f"no instances tagged {tag} in {client.region}", highlight=False)
         notes = client.terminate([], parsed)
     else:
-        console.print(
-            make_table(f"to terminate ({tag})", INSTANCE_COLUMNS, _instance_rows(instances, load_prices()))
-        )
+        console.print(_instance_table(f"to terminate ({tag})", instances, load_prices()))
         if not yes and not typer.confirm(
             f"Terminate these {len(instances)} instance(s)?", default=False, err=True
         ):
