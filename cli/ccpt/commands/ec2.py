@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from ccpt.commands.common import AWS_ENDPOINT, AWS_PROFILE, AWS_REGION, examples, load_settings
-from ccpt.commands.output import console, err_console, fit_columns, print_json
+from ccpt.commands.output import console, err_console, fit_columns, make_table, print_json
 from ccpt.errors import CcptError
 
 if TYPE_CHECKING:
@@ -32,16 +32,15 @@ def _money(value: float | None) -> str:
 def _instance_table(title: str, instances: list[Instance], prices: PriceTable) -> Table:
     """One row per instance. Only the tags wrap: an id, a type or an address cut over two lines
     cannot be copied. In a narrow terminal the public IP, age, state and price go, in that order."""
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for column in INSTANCE_COLUMNS:
-        table.add_column(column, no_wrap=column != "tags", overflow="fold")
+    rows = []
     for i in instances:
         tags = ",".join(f"{k}={v}" for k, v in sorted(i.tags.items()) if not k.startswith(("ccpt:", "aws:")))
         spot = " (spot)" if i.spot else ""
         cells = [i.id, i.type + spot, i.state, i.private_ip or "-", i.public_ip or "-", i.age()]
-        table.add_row(*cells, _money(prices.hourly(i.type)), tags)
+        rows.append([*cells, _money(prices.hourly(i.type)), tags])
+    table = make_table(title, INSTANCE_COLUMNS, rows)
+    for column in table.columns:
+        column.no_wrap = column.header != "tags"
     return fit_columns(table, "tags", ["public ip", "age", "state", "$/hour"], min_prose=12)
 
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from config import Config, base_run
+from config import base_run
 from data import Examples, examples_of, prompt_tokens, split_contents
 from instructions import ASSISTANT, END, USER, chat_parts, read_response, rouge_l, user_turn
 from network import generate
@@ -118,11 +118,8 @@ class Predictor(TrainedModel):
         """The run's validation split as the model is scored on it: windows of tokens, or
         conversations (read and tokenized once per predictor)."""
         if self._val is None:
-            self._val = self.windows(self.validation_documents(), self.config)
+            self._val = examples_of(self.config, self.tokenizer, self.validation_documents())
         return self._val
-
-    def windows(self, documents: list[str], config: Config) -> Examples:
-        return examples_of(config, self.tokenizer, documents)
 
     def sample_inputs(self, count: int) -> list[str]:
         """Prompts from the validation split, for timing predictions: its instructions, or the
@@ -160,7 +157,7 @@ class Predictor(TrainedModel):
             return {}
         base = TrainedModel(base_run(self.config), str(self.device))
         own = spread(self.validation_windows())
-        general = spread(self.windows(split_contents(base.config)[1], base.config))  # its tokenizer is ours
+        general = spread(examples_of(base.config, self.tokenizer, split_contents(base.config)[1]))
         tuned_loss, _ = scored_windows(self.model, own, self.device)
         base_loss, _ = scored_windows(base.model, own, self.device)
         wins = (tuned_loss < base_loss).float() + 0.5 * (tuned_loss == base_loss).float()
