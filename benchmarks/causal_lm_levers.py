@@ -20,6 +20,9 @@ random tokens, bf16 autocast, timed with CUDA events after warm-up. Variants are
   benchmarks/quack_mlp.py; CCPT_QUACK_TUNED=1 autotunes their configurations);
 - the step: clipscale (the gradient clipping folded into the fused AdamW kernel through its
   `grad_scale` input: the norm is still computed, but the gradients are not rewritten);
+  wholegraph (the whole step, forward, backward, clipping and a capturable fused AdamW with its
+  learning rate in a device tensor, captured once as one CUDA graph and replayed: no launch gaps
+  between or inside the compiled graphs and the optimizer);
 - inductor's fusion settings, each switched on: aggrfuse (aggressive_fusion: fuse kernels that
   share no reads too), combo (combo_kernels: independent small kernels launched as one), benchfuse
   (benchmark_fusion: a fusion kept only if it times faster), reorder (loop_ordering_after_fusion);
@@ -86,11 +89,16 @@ def top_kernels(train_step, steps: int = 3, count: int = 28) -> list[str]:
         f"{t / total:6.1%} {t / steps / 1000:7.2f} ms/step  [{kind}]"
         for kind, t in sorted(by_kind.items(), key=lambda item: -item[1])
     ]
-    return kinds + [
-        f"{e.self_device_time_total / total:6.1%} {e.self_device_time_total / steps / 1000:7.2f} ms/step"
-        f" x{e.count // steps:<3} {e.key[:110]}"
-        for e in events[:count]
-    ]
+    step_kernels_ms = total / steps / 1000
+    return (
+        [f"{step_kernels_ms:7.2f} ms/step in GPU kernels"]
+        + kinds
+        + [
+            f"{e.self_device_time_total / total:6.1%} {e.self_device_time_total / steps / 1000:7.2f} ms/step"
+            f" x{e.count // steps:<3} {e.key[:110]}"
+            for e in events[:count]
+        ]
+    )
 
 
 FORWARD_LEVERS = {"float", "bf16ce", "fusedce", "flce", "tritonce", "onepass", "bf16res", "detach"}
@@ -163,6 +171,39 @@ def clip_in_optimizer_step(parameters, optimizer, max_norm: float):
     return norm
 
 
+def captured_step(train_step, tokens, optimizer, lr):
+    """`train_step` captured as one CUDA graph over a static batch (after it ran, so compiled).
+
+    As PyTorch's whole-network capture does it: a few steps on a side stream, gradients set to
+    None so that the captured backward allocates them in the graph's pool, then the capture. Each
+    replay writes the gradients afresh, so no zeroing is captured."""
+    import torch
+
+    static_tokens = tokens[0].clone()
+
+    def body() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        train_step(0, zero_grad=False, batch_tokens=static_tokens)
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            body()
+    torch.cuda.current_stream().wait_stream(side)
+    optimizer.zero_grad(set_to_none=True)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        body()
+
+    def replay(i: int) -> None:
+        static_tokens.copy_(tokens[i % 4], non_blocking=True)
+        lr.fill_(6e-4)  # what a schedule would write each step
+        graph.replay()
+
+    return replay
+
+
 def measure(project: Path, variant: str, steps: int, warmup: int, profile: bool = False) -> dict:
     sys.path.insert(0, str(project / "src"))
     import network
@@ -204,7 +245,12 @@ def measure(project: Path, variant: str, steps: int, warmup: int, profile: bool 
 
         network.MLP.forward = quack_mlp_forward
     parameters = list(model.parameters())
-    optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4, betas=(0.9, 0.95), fused=True)
+    whole_graph = "wholegraph" in levers
+    # A captured step reads its learning rate from a device tensor, refilled before each replay.
+    lr = torch.tensor(6e-4, device=device) if whole_graph else 6e-4
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=lr, betas=(0.9, 0.95), fused=True, capturable=whole_graph
+    )
     step_model = model
     if "eager" not in levers:
         mode = "max-autotune-no-cudagraphs" if "maxauto" in levers else None
@@ -216,26 +262,32 @@ def measure(project: Path, variant: str, steps: int, warmup: int, profile: bool 
         backends = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]
     tokens = torch.randint(0, 50257, (4, batch, 1025), device=device)
 
-    def train_step(i: int) -> None:
-        batch_tokens = tokens[i % 4]
+    last_loss = []  # the last step's loss (for a captured step, the graph's own output tensor)
+
+    def train_step(i: int, zero_grad: bool = True, batch_tokens=None) -> None:
+        batch_tokens = tokens[i % 4] if batch_tokens is None else batch_tokens
         with torch.autocast("cuda", dtype=torch.bfloat16):
             if backends:
                 with sdpa_kernel(backends, set_priority=first):
                     _, loss = step_model(batch_tokens[:, :-1], batch_tokens[:, 1:])
             else:
                 _, loss = step_model(batch_tokens[:, :-1], batch_tokens[:, 1:])
+        last_loss[:] = [loss.detach()]
         loss.backward()
         if "clipscale" in levers:
             clip_in_optimizer_step(parameters, optimizer, 1.0)
         else:
             torch.nn.utils.clip_grad_norm_(parameters, 1.0)
             optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        if zero_grad:
+            optimizer.zero_grad(set_to_none=True)
 
     compile_start = time.perf_counter()
     for i in range(warmup):
         train_step(i)
     torch.cuda.synchronize()
+    if whole_graph:
+        train_step = captured_step(train_step, tokens, optimizer, lr)
     warmup_s = time.perf_counter() - compile_start
     torch.cuda.reset_peak_memory_stats()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -257,6 +309,7 @@ def measure(project: Path, variant: str, steps: int, warmup: int, profile: bool 
         "peak_mem_gib": peak_mem_gib,
         "warmup_s": warmup_s,
         "switched": switched,
+        "last_loss": float(last_loss[0]),
     }
 
 
@@ -279,7 +332,8 @@ def main() -> None:
         return
     started = time.perf_counter()
     print(
-        f"{'variant':<28} {'tokens/s':>10} {'MFU':>6} {'step ms':>8} {'peak GiB':>9} {'warm-up s':>9}",
+        f"{'variant':<28} {'tokens/s':>10} {'MFU':>6} {'step ms':>8} {'peak GiB':>9} {'warm-up s':>9}"
+        f" {'loss':>6}",
         flush=True,
     )
     for variant in args.variants:
@@ -302,7 +356,7 @@ def main() -> None:
         r = json.loads(lines[0])
         print(
             f"{variant:<28} {r['tokens_per_s']:>10,.0f} {r['mfu']:>6.1%} {r['step_ms']:>8.1f}"
-            f" {r['peak_mem_gib']:>9.1f} {r['warmup_s']:>9.1f}",
+            f" {r['peak_mem_gib']:>9.1f} {r['warmup_s']:>9.1f} {r['last_loss']:>6.3f}",
             flush=True,
         )
         for setting, default in r["switched"].items():
