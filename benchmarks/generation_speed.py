@@ -7,7 +7,13 @@ forward pass), then by running the last block_size tokens again for every token 
 did before it had a cache), alternating A B A B ... and taking medians. Tokens per second is
 new tokens over wall time, the prompt's own pass included.
 
+With --lora RANK it compares, with the cache, a LoRA model (adapters of that rank beside every
+attention and MLP matmul, their B drawn non-zero as after training) against the same model with
+its adapters merged into the frozen weights (`network.merge_lora`, what the project's predictor
+serves), and checks that both sample the same tokens.
+
     python benchmarks/generation_speed.py [--project DIR] [--tokens 64] [--runs 3] [--device cuda] [--json]
+    python benchmarks/generation_speed.py --lora 8 --shapes tiny small
 """
 
 from __future__ import annotations
@@ -44,6 +50,55 @@ def tokens_per_second(network, model, prompt: list[int], tokens: int, block: int
         )
     )
     return produced / (time.perf_counter() - start)
+
+
+def sampled(network, model, prompt: list[int], tokens: int, block: int) -> list[int]:
+    options = {"max_new_tokens": tokens, "block_size": block, "vocab_size": VOCAB, "temperature": 0.0}
+    return list(network.generate(model, prompt, **options))
+
+
+def measure_lora(
+    project: Path, tokens: int, runs: int, shapes: list[str], rank: int, device: str
+) -> list[dict]:
+    """Adapters beside the weights against adapters merged into them, alternating, medians."""
+    import copy
+
+    import torch
+
+    sys.path.insert(0, str(project / "src"))
+    import network
+
+    torch.manual_seed(0)
+    rows = []
+    for name in shapes:
+        shape, block = SHAPES[name], SHAPES[name]["block_size"]
+        base = network.GPT(network.GPTConfig(vocab_size=VOCAB, **shape))
+        adapted = network.add_lora(base, rank=rank, alpha=2.0 * rank).to(device).eval()
+        for parameter_name, parameter in adapted.named_parameters():
+            if parameter_name.endswith("lora_b"):
+                parameter.data.normal_(std=0.02)
+        merged = network.merge_lora(copy.deepcopy(adapted))
+        prompt = torch.randint(0, VOCAB, (block // 2,)).tolist()
+        same = sampled(network, adapted, prompt, tokens, block) == sampled(
+            network, merged, prompt, tokens, block
+        )
+        with_adapters, folded = [], []
+        for _ in range(runs):
+            with_adapters.append(tokens_per_second(network, adapted, prompt, tokens, block, True))
+            folded.append(tokens_per_second(network, merged, prompt, tokens, block, True))
+        a, b = statistics.median(with_adapters), statistics.median(folded)
+        rows.append(
+            {
+                "shape": name,
+                "rank": rank,
+                "new_tokens": tokens,
+                "adapters_tokens_per_s": round(a, 1),
+                "merged_tokens_per_s": round(b, 1),
+                "speedup": round(b / a, 2),
+                "same_tokens": same,
+            }
+        )
+    return rows
 
 
 def measure(project: Path, tokens: int, runs: int, shapes: list[str], device: str = "cpu") -> list[dict]:
@@ -86,6 +141,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--device", default="cpu", help="cpu, cuda ... (float32 weights, as served)")
+    parser.add_argument("--lora", type=int, metavar="RANK", help="compare LoRA adapters with them merged")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
@@ -95,9 +151,24 @@ def main() -> None:
             command = [sys.executable, "-m", "ccpt", "new", str(project), "--spec", "causal-lm", "--defaults"]
             command.append("--no-git")
             subprocess.run(command, check=True, capture_output=True)
-        rows = measure(project, args.tokens, args.runs, args.shapes, args.device)
+        if args.lora:
+            rows = measure_lora(project, args.tokens, args.runs, args.shapes, args.lora, args.device)
+        else:
+            rows = measure(project, args.tokens, args.runs, args.shapes, args.device)
     if args.json:
         print(json.dumps(rows, indent=2))
+        return
+    if args.lora:
+        print(
+            f"{'shape':<10} {'rank':>4} {'new':>4} {'adapters tok/s':>15} {'merged tok/s':>13}"
+            f" {'speedup':>8} same"
+        )
+        for row in rows:
+            speeds = f"{row['adapters_tokens_per_s']:>15,.1f} {row['merged_tokens_per_s']:>13,.1f}"
+            print(
+                f"{row['shape']:<10} {row['rank']:>4} {row['new_tokens']:>4} {speeds}"
+                f" {row['speedup']:>7.2f}x {row['same_tokens']}"
+            )
         return
     print(f"{'shape':<10} {'prompt':>6} {'new':>4} {'cached tok/s':>13} {'rerun tok/s':>12} {'speedup':>8}")
     for row in rows:

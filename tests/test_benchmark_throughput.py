@@ -1,4 +1,5 @@
-"""benchmarks/train_throughput.py in its CPU mode, and generation_speed.py: each really runs and reports.
+"""benchmarks/train_throughput.py in its CPU mode, and generation_speed.py (the cache; LoRA merged):
+each really runs and reports.
 
 No figure is asserted (speed is measured in benchmarks/, not in tests); what is checked is that the
 benchmark issue 8 rests on keeps working: it renders a causal-lm project with `ccpt new`, runs the
@@ -51,3 +52,17 @@ def test_generation_speed_samples_with_and_without_the_cache_side_by_side() -> N
     assert row["shape"] == "tiny" and row["new_tokens"] == 8 and row["prompt_tokens"] == 64
     assert row["cached_tokens_per_s"] > 0 and row["rerun_tokens_per_s"] > 0
     assert row["speedup"] == pytest.approx(row["cached_tokens_per_s"] / row["rerun_tokens_per_s"], rel=0.02)
+
+
+@pytest.mark.slow
+def test_generation_speed_compares_lora_adapters_with_them_merged_and_both_sample_alike() -> None:
+    script = ROOT / "benchmarks" / "generation_speed.py"
+    command = [sys.executable, str(script), "--lora", "4", "--shapes", "tiny", "--tokens", "8", "--runs", "1"]
+    done = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (row,) = json.loads(done.stdout)
+    assert row["shape"] == "tiny" and row["rank"] == 4 and row["new_tokens"] == 8
+    assert row["same_tokens"] is True  # merging changes the cost of a token, not the token
+    assert row["adapters_tokens_per_s"] > 0 and row["merged_tokens_per_s"] > 0
+    speedup = row["merged_tokens_per_s"] / row["adapters_tokens_per_s"]
+    assert row["speedup"] == pytest.approx(speedup, rel=0.02)

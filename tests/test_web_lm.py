@@ -1,7 +1,8 @@
 """The causal-LM project's pages in headless Chromium, against its real server: generation streamed
-into the page, and the dashboard of a real short run.
+into the page, an instruction-tuned run's answers, and the dashboard of a real short run.
 
-One project is rendered with `ccpt new`, trained for a few steps and served for the whole module.
+One project is rendered with `ccpt new`, trained for a few steps and served for the whole module;
+a second, trained on the instruction data, serves the instruction test.
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ PROMPT = "def main("
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedProject]:
     with served_project(tmp_path_factory.mktemp("web-lm"), "causal-lm", TRAIN) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def instruction_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedProject]:
+    """A run on the instruction data (briefly, from scratch: what matters here is how it is served)."""
+    train = [*TRAIN, "--set", "dataset=instructions"]
+    with served_project(tmp_path_factory.mktemp("web-lm-chat"), "causal-lm", train) as served:
         yield served
 
 
@@ -77,6 +86,35 @@ def test_a_prompt_streams_its_continuation_into_the_page(project: ServedProject,
         page.wait_for_selector("#examples button")
         screenshot(page, "lm-playground")
         assert_readable_on_a_phone(page, "lm-playground-phone")
+
+
+def test_a_run_tuned_on_instructions_is_asked_an_instruction_and_answers_at_its_likeliest(
+    instruction_project: ServedProject, browser: object
+) -> None:
+    url = instruction_project.url
+    assert http(f"{url}/health")[1]["chat"] is True
+    with open_page(browser, url + "/") as (page, _):
+        page.wait_for_function("() => document.getElementById('page-title').textContent === 'Ask the model'")
+        assert_every_control_is_labelled(page)
+        instruction = page.get_by_role("textbox", name="Instruction", exact=True)
+        assert instruction.input_value().startswith("List the parameters of def ")
+        assert page.get_by_label("Temperature").input_value() == "0"
+        page.wait_for_selector("#examples button")
+        assert page.inner_text("#examples-heading") == "Or try a validation instruction"
+        page.click("#examples button >> nth=0")
+        asked = instruction.input_value()  # a held-out instruction
+        assert asked.startswith(("List the parameters of ", "Summarize: ")), asked
+        page.get_by_role("button", name="Generate").click()
+        page.wait_for_function(
+            "() => document.getElementById('generation-stats').textContent.includes('characters in')"
+        )
+        # The page's default is the server's: the most likely answer, as /predict gives it unasked.
+        unasked = {"prompt": asked, "max_new_tokens": 96}  # the page's default length, no temperature
+        status, expected = http(f"{url}/predict", json.dumps(unasked).encode())
+        assert status == 200 and "well_formed" in expected
+        assert page.text_content("#completion") == expected["completion"]
+        assert page.text_content("#prompt-echo") == asked + "\n"  # the answer starts on a line of its own
+        screenshot(page, "lm-playground-instructions")
 
 
 def test_ctrl_enter_in_the_prompt_generates(project: ServedProject, browser: object) -> None:

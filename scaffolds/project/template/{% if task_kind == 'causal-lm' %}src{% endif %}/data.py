@@ -32,6 +32,7 @@ from instructions import ASSISTANT, IGNORE, chat_parts, conversations
 from loading import read_dataset, train_val_split
 
 DOCUMENT_SEPARATOR = "\n\n\n"  # between documents when there is no end-of-text token
+ANSWER_ROOM = 72  # tokens kept for an answer after a long instruction (the data's longest is 67 bytes)
 
 
 # --- Sources -------------------------------------------------------------------------------
@@ -183,7 +184,8 @@ class TokenWindows(torch.utils.data.Dataset):
 class ChatExamples(torch.utils.data.Dataset):
     """One conversation per example, as (inputs, targets) of block_size tokens each: targets are
     the next tokens of the response (its end marker included) and IGNORE everywhere else, so the
-    loss is the response's alone and the prompt is only read. A conversation longer than the
+    loss is the response's alone and the prompt is only read. A prompt keeps at most
+    prompt_room(block_size) tokens, as in generation, and a conversation still longer than the
     block loses the end of its prompt, never its response; a shorter one is padded."""
 
     def __init__(self, tokenizer: Tokenizer, texts: list[str], block_size: int):
@@ -191,7 +193,8 @@ class ChatExamples(torch.utils.data.Dataset):
         for text in texts:
             prompt, response = chat_parts(text)
             answer = tokenizer.encode(response)
-            asked = prompt_tokens(tokenizer, prompt, block_size + 1 - len(answer))
+            room = min(prompt_room(block_size), block_size + 1 - len(answer))
+            asked = prompt_tokens(tokenizer, prompt, room)
             answer = answer[: block_size + 1 - len(asked)]
             tokens = asked + answer
             inputs = torch.zeros(block_size, dtype=torch.long)
@@ -205,6 +208,12 @@ class ChatExamples(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.examples[index]
+
+
+def prompt_room(block_size: int) -> int:
+    """The most tokens a user's turn keeps, in training and in generation alike: the rest of the
+    block is left for an answer of up to ANSWER_ROOM tokens (or half of it, in a short block)."""
+    return max(block_size - ANSWER_ROOM, block_size // 2)
 
 
 def prompt_tokens(tokenizer: Tokenizer, prompt: str, limit: int) -> list[int]:

@@ -17,43 +17,48 @@ import torch.nn.functional as F
 from torch import nn
 
 from config import base_run
-from data import Examples, examples_of, prompt_tokens, split_contents
+from data import ANSWER_ROOM, Examples, examples_of, prompt_room, prompt_tokens, split_contents
 from instructions import ASSISTANT, END, USER, chat_parts, read_response, rouge_l, user_turn
-from network import generate
+from network import generate, merge_lora
 from trainer import TrainedModel
 
 COMPARED_WINDOWS = 64  # validation windows a fine-tuned run and its base are compared on
 ANSWERED = 64  # held-out instructions answered for ROUGE-L and the format-error rate
-LONGEST_ANSWER = 72  # tokens generated at most for one answer (the data's longest, 67 bytes, and some)
 
 
 class Predictor(TrainedModel):
     def __init__(self, run_dir: Path, device: str = "auto") -> None:
         super().__init__(run_dir, device)
+        self.model = merge_lora(self.model)  # a LoRA run's adapters cost nothing at inference
         self.tokenizer = self.preprocessor  # a language model's preprocessing is its tokenizer
         self.chat = self.config.dataset == "instructions"  # it answers instructions in the chat template
+        # An instruction's answer is wanted at its likeliest; plain text reads better sampled.
+        self.default_temperature = 0.0 if self.chat else 0.8
         self._val_documents: list[str] | None = None  # the validation split, read on first use
         self._val: Examples | None = None
 
-    def sample(self, prompt: str, max_new_tokens: int, temperature: float, top_k: int) -> Iterator[int]:
-        """New tokens after the prompt, one at a time (an empty prompt starts from a new line); in
-        the chat template, up to and including the end of the answer."""
-        if self.chat:
-            # Room for the longest answer after the prompt, so the model never loses sight of it.
-            room = max(self.config.block_size - LONGEST_ANSWER, self.config.block_size // 2)
-            context = prompt_tokens(self.tokenizer, user_turn(prompt), room)
-        else:
-            context = self.tokenizer.encode(prompt) or self.tokenizer.encode("\n")
+    def sample(
+        self, prompt: str, max_new_tokens: int, temperature: float | None, top_k: int
+    ) -> Iterator[int]:
+        """New tokens after the prompt's context, one at a time; in the chat template, up to and
+        including the end of the answer. Temperature None: the run's default."""
         tokens = generate(
             self.model,
-            context,
+            self.context(prompt),
             max_new_tokens=max_new_tokens,
             block_size=self.config.block_size,
             vocab_size=self.tokenizer.vocab_size,
-            temperature=temperature,
+            temperature=self.default_temperature if temperature is None else temperature,
             top_k=top_k,
         )
         return self.until_end(tokens) if self.chat else tokens
+
+    def context(self, prompt: str) -> list[int]:
+        """The tokens the model reads before its first new one: the prompt (an empty one, a new
+        line), or the instruction in the chat template, cut as training cut it."""
+        if self.chat:
+            return prompt_tokens(self.tokenizer, user_turn(prompt), prompt_room(self.config.block_size))
+        return self.tokenizer.encode(prompt) or self.tokenizer.encode("\n")
 
     def until_end(self, tokens: Iterator[int]) -> Iterator[int]:
         made: list[int] = []
@@ -73,7 +78,7 @@ class Predictor(TrainedModel):
         return text[: len(text) - held]
 
     def predict(
-        self, prompt: str, max_new_tokens: int = 32, temperature: float = 0.8, top_k: int = 50
+        self, prompt: str, max_new_tokens: int = 32, temperature: float | None = None, top_k: int = 50
     ) -> dict[str, Any]:
         """The prompt's continuation (an instruction's answer), and how many tokens were sampled."""
         tokens = list(self.sample(prompt, max_new_tokens, temperature, top_k))
@@ -82,7 +87,7 @@ class Predictor(TrainedModel):
         return made | ({"well_formed": read_response(text)[1]} if self.chat else {})
 
     def stream(
-        self, prompt: str, max_new_tokens: int = 32, temperature: float = 0.8, top_k: int = 50
+        self, prompt: str, max_new_tokens: int = 32, temperature: float | None = None, top_k: int = 50
     ) -> Iterator[str]:
         """The continuation piece by piece as it is sampled. A piece is yielded once it decodes
         cleanly (one character can span several byte tokens)."""
@@ -139,7 +144,7 @@ class Predictor(TrainedModel):
             return {}
         scores, errors = [], 0
         for instruction, reference in held_out_requests(self.validation_documents(), ANSWERED):
-            tokens = list(self.sample(instruction, LONGEST_ANSWER, temperature=0, top_k=0))
+            tokens = list(self.sample(instruction, ANSWER_ROOM, temperature=0, top_k=0))
             response, well_formed = read_response(self.tokenizer.decode(tokens))
             scores.append(rouge_l(response, reference))
             errors += not well_formed

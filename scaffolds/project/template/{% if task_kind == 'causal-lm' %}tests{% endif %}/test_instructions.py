@@ -14,8 +14,18 @@ import yaml
 
 from config import Config, resolve_auto
 from conftest import TINY, read_records, run_cli, set_flags
-from data import ByteTokenizer, ChatExamples, split_contents, stdlib_corpus
-from instructions import ASSISTANT, END, IGNORE, USER, chat, conversations, function_requests, rouge_l
+from data import ByteTokenizer, ChatExamples, prompt_room, prompt_tokens, split_contents, stdlib_corpus
+from instructions import (
+    ASSISTANT,
+    END,
+    IGNORE,
+    USER,
+    chat,
+    conversations,
+    function_requests,
+    rouge_l,
+    user_turn,
+)
 from network import GPT, GPTConfig
 from predictor import Predictor
 
@@ -68,9 +78,12 @@ def test_the_loss_counts_the_answer_and_its_end_marker_and_nothing_of_the_prompt
         assert tokenizer.decode(targets[counted].tolist()) == text.partition(ASSISTANT)[2]
         prompt = tokenizer.decode(inputs[: counted.nonzero()[0].item() + 1].tolist())
         assert prompt.startswith(USER) and prompt.endswith(ASSISTANT)
-    # The long instruction lost its end to fit the block, never the marker the answer follows.
+    # The long instruction lost its end, never the marker the answer follows: it keeps the room
+    # generation keeps it (a block less the longest answer, or half the block).
     inputs, targets = examples[1]
-    assert (targets != IGNORE).sum() == len("A summary." + END) and (targets[-1] == IGNORE or inputs[-1] > 0)
+    assert (targets != IGNORE).sum() == len("A summary." + END)
+    kept = prompt_tokens(tokenizer, user_turn("Summarize: " + "word " * 100), prompt_room(64))
+    assert inputs[: len(kept)].tolist() == kept and len(kept) == 32
 
 
 def test_the_models_loss_is_pytorchs_over_the_answer_positions_alone() -> None:
@@ -106,11 +119,18 @@ def test_a_base_tuned_on_the_instruction_data_answers_in_the_template_and_check_
     predictor = Predictor(tuned, "cpu")
     answer = predictor.predict("List the parameters of def f(a, b)", max_new_tokens=24, temperature=0)
     assert answer["prompt"] == "List the parameters of def f(a, b)"
+    # An instruction is answered at its likeliest unless a temperature is asked for.
+    assert predictor.predict("List the parameters of def f(a, b)", max_new_tokens=24) == answer
     assert set(answer) >= {"completion", "well_formed"}
     assert END not in answer["completion"] and USER not in answer["completion"]
     scores = predictor.answer_scores()
     assert set(scores) == {"rouge_l", "format_error_rate"}
     assert 0 <= scores["rouge_l"] <= 1 and 0 <= scores["format_error_rate"] <= 1
+    # A long instruction reaches the model as training cut it: the same tokens before the answer.
+    instruction = "Summarize: " + "word " * 100
+    inputs, targets = ChatExamples(predictor.tokenizer, [chat(instruction, "A summary.")], 64)[0]
+    first_answer_target = (targets != IGNORE).nonzero()[0].item()
+    assert predictor.context(instruction) == inputs[: first_answer_target + 1].tolist()
     assert Predictor(trained_run, "cpu").answer_scores() == {}  # plain text: it answers nothing
 
     spec = tmp_path / "spec.yaml"

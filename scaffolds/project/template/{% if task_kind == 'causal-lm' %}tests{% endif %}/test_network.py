@@ -23,11 +23,13 @@ from network import (
     GPTConfig,
     HFCausalLM,
     LayerCache,
+    LoRALinear,
     add_lora,
     build_model,
     count_parameters,
     cross_entropy,
     generate,
+    merge_lora,
 )
 from predictor import Predictor
 
@@ -50,6 +52,30 @@ def test_a_lora_model_starts_as_the_model_it_adapts_and_trains_only_its_adapters
     assert trained == adapters and len(adapters) == 2 * 4 * 2  # A and B beside 4 matmuls in 2 blocks
     # rank x (in + out) per matmul: qkv 4 x (32 + 96), proj 4 x 64, fc 4 x (32 + 128), proj 4 x 160.
     assert count_parameters(tuned, trainable_only=True) == 2 * 4 * (128 + 64 + 160 + 160)
+
+
+def test_merged_adapters_give_the_adapted_models_outputs_from_the_bases_matmuls_alone() -> None:
+    tuned = add_lora(tiny_gpt(), rank=4, alpha=8.0).eval()
+    torch.manual_seed(1)
+    for name, parameter in tuned.named_parameters():
+        if name.endswith("lora_b"):  # as after training: B no longer zero
+            parameter.data.normal_(std=0.05)
+    tokens = torch.randint(0, 256, (2, 16))
+    adapted, _ = tuned(tokens)
+    merged = merge_lora(tuned)
+    assert not any(isinstance(module, LoRALinear) for module in merged.modules())
+    assert count_parameters(merged) == count_parameters(tiny_gpt())
+    assert not torch.allclose(merged(tokens)[0], tiny_gpt()(tokens)[0], atol=1e-3)  # the updates are in
+    torch.testing.assert_close(merged(tokens)[0], adapted, rtol=1e-4, atol=1e-5)
+
+
+def test_a_frozen_weight_costs_4_flops_per_token_and_a_trained_one_6() -> None:
+    base = tiny_gpt()
+    tuned = add_lora(copy.deepcopy(base), rank=4, alpha=8.0)
+    weights = count_parameters(base) - base.position_embedding.weight.numel()
+    adapters = count_parameters(tuned, trainable_only=True)
+    # No gradient for the frozen weights themselves: 2N forward and 2N for the activations' gradients.
+    assert tuned.flops_per_token() == base.flops_per_token() - 2 * weights + 6 * adapters
 
 
 def test_logits_cover_the_padded_vocabulary_and_loss_is_near_uniform_at_start() -> None:
@@ -212,6 +238,8 @@ def test_fine_tuning_with_lora_starts_from_a_run_keeps_it_frozen_and_trains_a_sm
     assert weights["blocks.0.mlp.fc.lora_b"].abs().sum() > 0  # the adapters did train
     sampled = run_cli("predict", "--run", str(tuned), "--json", "--max-new-tokens", "4", "def ")
     assert sampled.returncode == 0, sampled.stderr
+    # Predictions run the adapters folded into the frozen weights.
+    assert not any(isinstance(module, LoRALinear) for module in Predictor(tuned, "cpu").model.modules())
     # Against the base: the windows where the tuned model predicts better, and accuracy it lost.
     compared = Predictor(tuned, "cpu").against_base()
     assert 0 <= compared["win_rate"] <= 1 and -1 <= compared["accuracy_drop"] <= 1, compared

@@ -17,6 +17,7 @@ def test_health_names_the_task_and_the_run(server_url: str, trained_run: Path) -
         "task": "causal-lm",
         "run": trained_run.name,
         "step": saved_step(trained_run),
+        "chat": False,  # trained on plain text: it continues a prompt rather than answering one
     }
 
 

@@ -69,13 +69,15 @@ export function flagField(form, message = "") {
   }
 }
 
-/** Fill the header's status line with the served run and its step, from /health. */
+/** Fill the header's status line with the served run and its step, from /health; return that (null on failure). */
 export async function showServedModel(element) {
   try {
     const health = await api("/health");
     element.textContent = `${health.task} · run ${health.run} · step ${health.step}`;
+    return health;
   } catch (error) {
     element.textContent = error.message;
+    return null;
   }
 }
 

@@ -15,6 +15,7 @@ const stats = document.getElementById("generation-stats");
 const examples = document.getElementById("examples");
 
 let controller = null; // aborts the running generation (Stop)
+let afterPrompt = ""; // between the prompt and the generation in the output: a new line before an answer
 
 function settings() {
   const number = (id) => Number(document.getElementById(id).value);
@@ -33,7 +34,7 @@ async function generate() {
   generateButton.disabled = true;
   stopButton.disabled = false;
   output.setAttribute("aria-busy", "true");
-  promptEcho.textContent = prompt.value;
+  promptEcho.textContent = prompt.value + afterPrompt;
   completion.textContent = "";
   stats.textContent = "Generating…";
   revealResult();
@@ -70,6 +71,24 @@ async function generate() {
   }
 }
 
+/**
+ * A run tuned on instructions answers one in its chat template and stops at the end of the answer:
+ * the page asks for an instruction, and starts from the most likely answer (temperature 0) as
+ * `runner.py predict` does. The validation examples are instructions too.
+ */
+function askForInstructions() {
+  document.getElementById("page-title").textContent = "Ask the model";
+  document.getElementById("page-lead").textContent =
+    "Write an instruction: the served model answers it, token by token, and stops at the end of its answer.";
+  for (const id of ["input-heading", "prompt-label"]) document.getElementById(id).textContent = "Instruction";
+  document.getElementById("examples-heading").textContent = "Or try a validation instruction";
+  document.getElementById("result-heading").textContent = "Answer";
+  afterPrompt = "\n";
+  if (prompt.value === prompt.defaultValue) prompt.value = "List the parameters of def resize(image, width, height=None)";
+  const temperature = document.getElementById("temperature");
+  if (temperature.value === temperature.defaultValue) temperature.value = "0";
+}
+
 /** The JSON objects of a streamed body, one per line, as they arrive. */
 async function* jsonLines(body) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
@@ -89,7 +108,9 @@ submitOnCtrlEnter(form, prompt, () => {
   if (!generateButton.disabled) generate(); // one generation at a time
 });
 stopButton.addEventListener("click", () => controller?.abort());
-showServedModel(document.getElementById("served-model"));
+showServedModel(document.getElementById("served-model")).then((health) => {
+  if (health?.chat) askForInstructions();
+});
 showExamples(examples, (prompts) =>
   textExampleButtons(prompts, (example) => {
     prompt.value = example;
