@@ -117,10 +117,14 @@ def test_a_base_tuned_on_the_instruction_data_answers_in_the_template_and_check_
     assert final["kind"] == "final" and final["eval_loss"] > 0
 
     predictor = Predictor(tuned, "cpu")
-    answer = predictor.predict("List the parameters of def f(a, b)", max_new_tokens=24, temperature=0)
-    assert answer["prompt"] == "List the parameters of def f(a, b)"
-    # An instruction is answered at its likeliest unless a temperature is asked for.
-    assert predictor.predict("List the parameters of def f(a, b)", max_new_tokens=24) == answer
+    asked = "List the parameters of def f(a, b)"
+    answer = predictor.predict(asked, max_new_tokens=24, temperature=0)
+    assert answer["prompt"] == asked
+    # An instruction is answered at its likeliest unless a temperature is asked for, and shown
+    # under the instruction.
+    assert predictor.predict(asked, max_new_tokens=24) == answer
+    shown = run_cli("predict", "--run", str(tuned), "--max-new-tokens", "24", asked)
+    assert shown.stdout == f"{asked}\n{answer['completion']}\n", shown.stderr
     assert set(answer) >= {"completion", "well_formed"}
     assert END not in answer["completion"] and USER not in answer["completion"]
     scores = predictor.answer_scores()
