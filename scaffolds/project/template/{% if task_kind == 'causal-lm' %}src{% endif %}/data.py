@@ -184,8 +184,7 @@ class TokenWindows(torch.utils.data.Dataset):
 class ChatExamples(torch.utils.data.Dataset):
     """One conversation per example, as (inputs, targets) of block_size tokens each: targets are
     the next tokens of the response (its end marker included) and IGNORE everywhere else, so the
-    loss is the response's alone and the prompt is only read. A prompt keeps at most
-    prompt_room(block_size) tokens, as in generation, and a conversation still longer than the
+    loss is the response's alone and the prompt is only read. A conversation longer than the
     block loses the end of its prompt, never its response; a shorter one is padded."""
 
     def __init__(self, tokenizer: Tokenizer, texts: list[str], block_size: int):
@@ -193,8 +192,7 @@ class ChatExamples(torch.utils.data.Dataset):
         for text in texts:
             prompt, response = chat_parts(text)
             answer = tokenizer.encode(response)
-            room = min(prompt_room(block_size), block_size + 1 - len(answer))
-            asked = prompt_tokens(tokenizer, prompt, room)
+            asked = prompt_tokens(tokenizer, prompt, block_size + 1 - len(answer))
             answer = answer[: block_size + 1 - len(asked)]
             tokens = asked + answer
             inputs = torch.zeros(block_size, dtype=torch.long)
@@ -211,8 +209,10 @@ class ChatExamples(torch.utils.data.Dataset):
 
 
 def prompt_room(block_size: int) -> int:
-    """The most tokens a user's turn keeps, in training and in generation alike: the rest of the
-    block is left for an answer of up to ANSWER_ROOM tokens (or half of it, in a short block)."""
+    """The most tokens a user's turn keeps in generation, where the answer's length is not known
+    yet: the rest of the block is left for an answer of up to ANSWER_ROOM tokens (or half of it,
+    in a short block). Training keeps all of a prompt that fits beside its answer: cutting it here
+    too gave the instruction-tuning spec's two runs a ROUGE-L of 0.47 instead of 0.49."""
     return max(block_size - ANSWER_ROOM, block_size // 2)
 
 

@@ -55,7 +55,7 @@ class Predictor(TrainedModel):
 
     def context(self, prompt: str) -> list[int]:
         """The tokens the model reads before its first new one: the prompt (an empty one, a new
-        line), or the instruction in the chat template, cut as training cut it."""
+        line), or the instruction in the chat template, cut to leave room for an answer."""
         if self.chat:
             return prompt_tokens(self.tokenizer, user_turn(prompt), prompt_room(self.config.block_size))
         return self.tokenizer.encode(prompt) or self.tokenizer.encode("\n")
