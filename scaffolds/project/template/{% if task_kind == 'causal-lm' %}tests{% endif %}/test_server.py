@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from conftest import run_cli, saved_step
 
@@ -56,3 +57,23 @@ def test_runner_predict_prints_the_prompt_and_its_continuation(trained_run: Path
     result = run_cli("predict", "--run", str(trained_run), "import os", "--max-new-tokens", "16")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("import os")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "reason"),
+    [
+        ("--temperature", "-1", "-1 is out of range: give 0 to 5"),
+        ("--max-new-tokens", "0", "0 is out of range: give 1 to 1024"),
+        ("--top-k", "-3", "-3 is out of range: give 0 or more"),
+        ("--max-new-tokens", "many", "invalid int value: 'many'"),
+    ],
+)
+def test_runner_predict_refuses_settings_the_api_would_refuse(
+    option: str, value: str, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import runner
+
+    with pytest.raises(SystemExit) as refused:  # argparse's usage, its error line, exit status 2
+        runner.build_parser().parse_args(["predict", "import os", option, value])
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"argument {option}: {reason}")
