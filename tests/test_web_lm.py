@@ -112,7 +112,8 @@ def test_a_run_tuned_on_instructions_is_asked_an_instruction_and_answers_at_its_
         unasked = {"prompt": asked, "max_new_tokens": 96}  # the page's default length, no temperature
         status, expected = http(f"{url}/predict", json.dumps(unasked).encode())
         assert status == 200 and "well_formed" in expected
-        assert page.text_content("#completion") == expected["completion"]
+        # (The page shows only whole characters: a byte model's cut-off one is left out.)
+        assert page.text_content("#completion") == expected["completion"].rstrip("\ufffd")
         assert page.text_content("#prompt-echo") == asked + "\n"  # the answer starts on a line of its own
         screenshot(page, "lm-playground-instructions")
 
