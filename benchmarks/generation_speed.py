@@ -25,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 SHAPES = {  # the project's presets (config.PRESETS): layers, heads, width, context
@@ -35,26 +37,35 @@ SHAPES = {  # the project's presets (config.PRESETS): layers, heads, width, cont
 VOCAB = 8192  # the project's default BPE vocabulary
 
 
+def greedy(
+    network, model, prompt: list[int], tokens: int, block: int, use_cache: bool = True
+) -> Iterator[int]:
+    return network.generate(
+        model,
+        prompt,
+        max_new_tokens=tokens,
+        block_size=block,
+        vocab_size=VOCAB,
+        temperature=0.0,
+        use_cache=use_cache,
+    )
+
+
 def tokens_per_second(network, model, prompt: list[int], tokens: int, block: int, use_cache: bool) -> float:
     start = time.perf_counter()
-    produced = sum(
-        1
-        for _ in network.generate(
-            model,
-            prompt,
-            max_new_tokens=tokens,
-            block_size=block,
-            vocab_size=VOCAB,
-            temperature=0.0,
-            use_cache=use_cache,
-        )
-    )
+    produced = sum(1 for _ in greedy(network, model, prompt, tokens, block, use_cache))
     return produced / (time.perf_counter() - start)
 
 
-def sampled(network, model, prompt: list[int], tokens: int, block: int) -> list[int]:
-    options = {"max_new_tokens": tokens, "block_size": block, "vocab_size": VOCAB, "temperature": 0.0}
-    return list(network.generate(model, prompt, **options))
+def alternating_medians(
+    first: Callable[[], float], second: Callable[[], float], runs: int
+) -> tuple[float, float]:
+    """The medians of `runs` measurements of each, taken A B A B ... so that drift hits both alike."""
+    firsts, seconds = [], []
+    for _ in range(runs):
+        firsts.append(first())
+        seconds.append(second())
+    return statistics.median(firsts), statistics.median(seconds)
 
 
 def measure_lora(
@@ -79,14 +90,15 @@ def measure_lora(
                 parameter.data.normal_(std=0.02)
         merged = network.merge_lora(copy.deepcopy(adapted))
         prompt = torch.randint(0, VOCAB, (block // 2,)).tolist()
-        same = sampled(network, adapted, prompt, tokens, block) == sampled(
-            network, merged, prompt, tokens, block
+        # Both sample the same tokens (this also warms both up).
+        same = list(greedy(network, adapted, prompt, tokens, block)) == list(
+            greedy(network, merged, prompt, tokens, block)
         )
-        with_adapters, folded = [], []
-        for _ in range(runs):
-            with_adapters.append(tokens_per_second(network, adapted, prompt, tokens, block, True))
-            folded.append(tokens_per_second(network, merged, prompt, tokens, block, True))
-        a, b = statistics.median(with_adapters), statistics.median(folded)
+        a, b = alternating_medians(
+            partial(tokens_per_second, network, adapted, prompt, tokens, block, True),
+            partial(tokens_per_second, network, merged, prompt, tokens, block, True),
+            runs,
+        )
         rows.append(
             {
                 "shape": name,
@@ -113,12 +125,13 @@ def measure(project: Path, tokens: int, runs: int, shapes: list[str], device: st
         shape = SHAPES[name]
         model = network.GPT(network.GPTConfig(vocab_size=VOCAB, **shape)).to(device).eval()
         prompt = torch.randint(0, VOCAB, (shape["block_size"] // 2,)).tolist()
-        tokens_per_second(network, model, prompt, 4, shape["block_size"], True)  # warm-up
-        cached, rerun = [], []
-        for _ in range(runs):
-            cached.append(tokens_per_second(network, model, prompt, tokens, shape["block_size"], True))
-            rerun.append(tokens_per_second(network, model, prompt, tokens, shape["block_size"], False))
-        with_cache, without = statistics.median(cached), statistics.median(rerun)
+        block = shape["block_size"]
+        tokens_per_second(network, model, prompt, 4, block, True)  # warm-up
+        with_cache, without = alternating_medians(
+            partial(tokens_per_second, network, model, prompt, tokens, block, True),
+            partial(tokens_per_second, network, model, prompt, tokens, block, False),
+            runs,
+        )
         rows.append(
             {
                 "shape": name,
