@@ -180,6 +180,7 @@ def captured_step(train_step, tokens, optimizer, lr):
     import torch
 
     static_tokens = tokens[0].clone()
+    rate = lr.item()  # what a schedule would write into the tensor before each step
 
     def body() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -198,7 +199,7 @@ def captured_step(train_step, tokens, optimizer, lr):
 
     def replay(i: int) -> None:
         static_tokens.copy_(tokens[i % 4], non_blocking=True)
-        lr.fill_(6e-4)  # what a schedule would write each step
+        lr.fill_(rate)
         graph.replay()
 
     return replay
