@@ -92,7 +92,8 @@ def test_a_run_tuned_on_instructions_is_asked_an_instruction_and_answers_at_its_
     instruction_project: ServedProject, browser: object
 ) -> None:
     url = instruction_project.url
-    assert http(f"{url}/health")[1]["chat"] is True
+    health = http(f"{url}/health")[1]
+    assert health["chat"] is True and health["temperature"] == 0
     with open_page(browser, url + "/") as (page, _):
         page.wait_for_function("() => document.getElementById('page-title').textContent === 'Ask the model'")
         assert_every_control_is_labelled(page)

@@ -19,6 +19,7 @@ def test_health_names_the_task_and_the_run(server_url: str, trained_run: Path) -
         "run": trained_run.name,
         "step": saved_step(trained_run),
         "chat": False,  # trained on plain text: it continues a prompt rather than answering one
+        "temperature": 0.8,  # and samples it by default
     }
 
 

@@ -73,8 +73,7 @@ async function generate() {
 
 /**
  * A run tuned on instructions answers one in its chat template and stops at the end of the answer:
- * the page asks for an instruction, and starts from the most likely answer (temperature 0) as
- * `runner.py predict` does. The validation examples are instructions too.
+ * the page asks for an instruction. The validation examples are instructions too.
  */
 function askForInstructions() {
   document.getElementById("page-title").textContent = "Ask the model";
@@ -85,8 +84,13 @@ function askForInstructions() {
   document.getElementById("result-heading").textContent = "Answer";
   afterPrompt = "\n";
   if (prompt.value === prompt.defaultValue) prompt.value = "List the parameters of def resize(image, width, height=None)";
+}
+
+/** Start from the run's own temperature, as `runner.py predict` does (0, the likeliest tokens, for
+ * a run tuned on instructions), unless the field was changed before the server answered. */
+function useServedTemperature(served) {
   const temperature = document.getElementById("temperature");
-  if (temperature.value === temperature.defaultValue) temperature.value = "0";
+  if (temperature.value === temperature.defaultValue) temperature.value = String(served);
 }
 
 /** The JSON objects of a streamed body, one per line, as they arrive. */
@@ -109,7 +113,9 @@ submitOnCtrlEnter(form, prompt, () => {
 });
 stopButton.addEventListener("click", () => controller?.abort());
 showServedModel(document.getElementById("served-model")).then((health) => {
-  if (health?.chat) askForInstructions();
+  if (!health) return;
+  useServedTemperature(health.temperature);
+  if (health.chat) askForInstructions();
 });
 showExamples(examples, (prompts) =>
   textExampleButtons(prompts, (example) => {
