@@ -241,7 +241,7 @@ def merge_lora(model: nn.Module) -> nn.Module:
 def build_model(config: Config, tokenizer: Tokenizer, load_weights: bool = True) -> nn.Module:
     """The model for this tokenizer. `load_weights=False` builds the architecture only (for loading
     a trained checkpoint over it); otherwise a fine-tuning run starts from its `init_from` run's
-    weights (and with lora_rank, adapters beside them)."""
+    weights, a LoRA run's with its adapters merged (and with lora_rank, new adapters beside them)."""
     if not config.model_name:
         model = GPT(
             GPTConfig(
@@ -254,9 +254,10 @@ def build_model(config: Config, tokenizer: Tokenizer, load_weights: bool = True)
             )
         )
         if load_weights and config.init_from:
-            from trainer import read_saved  # here: the trainer builds its models with this module
+            from trainer import load_trained_model  # here: the trainer builds its models with this module
 
-            model.load_state_dict(read_saved(base_run(config) / "model.pt", "cpu")["model"])
+            _, _, base, _ = load_trained_model(base_run(config), torch.device("cpu"))
+            model.load_state_dict(merge_lora(base).state_dict())  # a LoRA base: its adapters folded in
         return add_lora(model, config.lora_rank, config.lora_alpha) if config.lora_rank else model
 
     from transformers import AutoConfig, AutoModelForCausalLM

@@ -239,7 +239,14 @@ def test_fine_tuning_with_lora_starts_from_a_run_keeps_it_frozen_and_trains_a_sm
     sampled = run_cli("predict", "--run", str(tuned), "--json", "--max-new-tokens", "4", "def ")
     assert sampled.returncode == 0, sampled.stderr
     # Predictions run the adapters folded into the frozen weights.
-    assert not any(isinstance(module, LoRALinear) for module in Predictor(tuned, "cpu").model.modules())
+    merged = Predictor(tuned, "cpu").model
+    assert not any(isinstance(module, LoRALinear) for module in merged.modules())
+    # A LoRA run is a base too: the next run starts from its weights with the adapters merged.
+    again = {**tuning, "init_from": str(tuned)}
+    result = run_cli("train", "--max-steps", "2", "--run-name", "again", *set_flags(again))
+    assert result.returncode == 0, result.stdout + result.stderr
+    weights = torch.load(runs / "again" / "model.pt", weights_only=True)["model"]
+    assert torch.equal(weights["blocks.0.mlp.fc.base.weight"], merged.blocks[0].mlp.fc.weight)
     # Against the base: the windows where the tuned model predicts better, and accuracy it lost.
     compared = Predictor(tuned, "cpu").against_base()
     assert 0 <= compared["win_rate"] <= 1 and -1 <= compared["accuracy_drop"] <= 1, compared
