@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.pytorch_utils import Conv1D
 
 import kernels
 from config import Config, base_run
@@ -194,13 +195,17 @@ class HFCausalLM(nn.Module):
 class LoRALinear(nn.Module):
     """A frozen linear layer beside a trainable low-rank update of it (LoRA, Hu et al. 2021):
     x W^T + (alpha / rank) x A^T B^T. B starts at zero, so the model starts as the one it adapts,
-    and only rank x (in + out) numbers per layer train instead of in x out."""
+    and only rank x (in + out) numbers per layer train instead of in x out. The layer is an
+    nn.Linear, or a Hugging Face `Conv1D` (GPT-2's), which holds its weight as [in, out]."""
 
-    def __init__(self, base: nn.Linear, rank: int, alpha: float):
+    def __init__(self, base: nn.Module, rank: int, alpha: float):
         super().__init__()
         self.base = base.requires_grad_(False)
-        self.lora_a = nn.Parameter(torch.empty(rank, base.in_features))
-        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank))
+        self.transposed = isinstance(base, Conv1D)
+        weight: torch.Tensor = base.weight
+        out_features, in_features = weight.shape[::-1] if self.transposed else weight.shape
+        self.lora_a = nn.Parameter(torch.empty(rank, in_features, dtype=weight.dtype, device=weight.device))
+        self.lora_b = nn.Parameter(torch.zeros(out_features, rank, dtype=weight.dtype, device=weight.device))
         nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))  # as nn.Linear initialises its weight
         self.scale = alpha / rank
 
@@ -208,21 +213,24 @@ class LoRALinear(nn.Module):
         return self.base(x) + F.linear(F.linear(x, self.lora_a), self.lora_b) * self.scale
 
     @torch.no_grad()
-    def merged(self) -> nn.Linear:
+    def merged(self) -> nn.Module:
         """The frozen layer with the update folded into its weight, W + (alpha / rank) B A: the
         same function in one matmul (this layer's base weight is changed in place)."""
-        self.base.weight.add_(self.lora_b @ self.lora_a, alpha=self.scale)
+        update = self.lora_b @ self.lora_a
+        self.base.weight.add_(update.T if self.transposed else update, alpha=self.scale)
         return self.base
 
 
-def add_lora(model: GPT, rank: int, alpha: float) -> GPT:
-    """Freeze `model` and put LoRA adapters beside every attention and MLP matmul of its blocks."""
+def add_lora(model: nn.Module, rank: int, alpha: float) -> nn.Module:
+    """Freeze `model` and put LoRA adapters beside each of its matmuls but the output layer's: in
+    the GPT, every attention and MLP matmul of its blocks; in a Hugging Face model, each linear
+    (or GPT-2 Conv1D) layer, as PEFT's "all-linear" target chooses them."""
     model.requires_grad_(False)
-    for block in model.blocks:
-        for module in (block.attention, block.mlp):
-            for name in ("qkv", "fc", "proj"):
-                if isinstance(getattr(module, name, None), nn.Linear):
-                    setattr(module, name, LoRALinear(getattr(module, name), rank, alpha))
+    output = model.lm_head if isinstance(model, GPT) else model.model.get_output_embeddings()
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, (nn.Linear, Conv1D)) and child is not output:
+                setattr(module, name, LoRALinear(child, rank, alpha))
     return model
 
 
@@ -230,18 +238,18 @@ def merge_lora(model: nn.Module) -> nn.Module:
     """`model` with every LoRA adapter folded into the weight beside it, for inference: the same
     outputs at the cost of the model it adapts (4 matmuls a block instead of 12, and no scaling
     and adding of the updates). A model without adapters comes back as it is."""
-    for block in getattr(model, "blocks", []):
-        for module in (block.attention, block.mlp):
-            for name, child in list(module.named_children()):
-                if isinstance(child, LoRALinear):
-                    setattr(module, name, child.merged())
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, LoRALinear):
+                setattr(module, name, child.merged())
     return model
 
 
 def build_model(config: Config, tokenizer: Tokenizer, load_weights: bool = True) -> nn.Module:
     """The model for this tokenizer. `load_weights=False` builds the architecture only (for loading
     a trained checkpoint over it); otherwise a fine-tuning run starts from its `init_from` run's
-    weights, a LoRA run's with its adapters merged (and with lora_rank, new adapters beside them)."""
+    weights (a LoRA run's with its adapters merged), or from model_name's pretrained ones. With
+    lora_rank, those weights are frozen and adapters beside them train."""
     if not config.model_name:
         model = GPT(
             GPTConfig(
@@ -258,13 +266,15 @@ def build_model(config: Config, tokenizer: Tokenizer, load_weights: bool = True)
 
             _, _, base, _ = load_trained_model(base_run(config), torch.device("cpu"))
             model.load_state_dict(merge_lora(base).state_dict())  # a LoRA base: its adapters folded in
-        return add_lora(model, config.lora_rank, config.lora_alpha) if config.lora_rank else model
+    else:
+        from transformers import AutoConfig, AutoModelForCausalLM
 
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    if load_weights and config.pretrained:
-        return HFCausalLM(AutoModelForCausalLM.from_pretrained(config.model_name))
-    return HFCausalLM(AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(config.model_name)))
+        if load_weights and config.pretrained:
+            hugging_face = AutoModelForCausalLM.from_pretrained(config.model_name)
+        else:
+            hugging_face = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(config.model_name))
+        model = HFCausalLM(hugging_face)
+    return add_lora(model, config.lora_rank, config.lora_alpha) if config.lora_rank else model
 
 
 @torch.no_grad()

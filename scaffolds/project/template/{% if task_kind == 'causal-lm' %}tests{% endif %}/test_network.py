@@ -1,6 +1,6 @@
 """The GPT: shapes, the loss, the bf16 residual stream, causality, tied and padded embeddings,
 GPT-2 size, FLOPs, generation with and without its key-value cache, LoRA adapters and fine-tuning
-from an earlier run; a local HF model."""
+from an earlier run; a local HF model, and LoRA on it."""
 
 from __future__ import annotations
 
@@ -67,6 +67,28 @@ def test_merged_adapters_give_the_adapted_models_outputs_from_the_bases_matmuls_
     assert count_parameters(merged) == count_parameters(tiny_gpt())
     assert not torch.allclose(merged(tokens)[0], tiny_gpt()(tokens)[0], atol=1e-3)  # the updates are in
     torch.testing.assert_close(merged(tokens)[0], adapted, rtol=1e-4, atol=1e-5)
+
+
+def test_lora_adapts_each_matmul_of_a_hugging_face_gpt2_but_its_output_and_merges_its_conv1d() -> None:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=32, n_layer=2, n_head=2))
+    tuned = add_lora(HFCausalLM(gpt2), rank=4, alpha=8.0)
+    names = [name for name, _ in tuned.named_parameters()]
+    adapted_layers = {name.removesuffix(".lora_a") for name in names if name.endswith("lora_a")}
+    # GPT-2's Conv1D layers (weights held as [in, out]): c_attn, c_proj, c_fc and mlp.c_proj per block.
+    assert len(adapted_layers) == 2 * 4 and not any("lm_head" in name for name in adapted_layers)
+    trainable = {name for name, p in tuned.named_parameters() if p.requires_grad}
+    assert trainable == {name for name, _ in tuned.named_parameters() if "lora_" in name}
+    for name, parameter in tuned.named_parameters():
+        if name.endswith("lora_b"):  # as after training: B no longer zero
+            parameter.data.normal_(std=0.05)
+    tokens = torch.randint(0, 64, (2, 16))
+    adapted, _ = tuned.eval()(tokens)
+    merged, _ = merge_lora(tuned)(tokens)
+    assert not any(isinstance(module, LoRALinear) for module in tuned.modules())
+    torch.testing.assert_close(merged, adapted, rtol=1e-4, atol=1e-5)
 
 
 def test_a_frozen_weight_costs_4_flops_per_token_and_a_trained_one_6() -> None:
@@ -216,6 +238,35 @@ def test_a_hugging_face_model_and_tokenizer_load_from_a_folder(config: Config, l
     inputs, targets = data.train[0]
     logits, loss = model(inputs[None], targets[None])
     assert logits.shape[:2] == (1, 32) and torch.isfinite(loss)
+
+
+def test_lora_fine_tunes_a_pretrained_hugging_face_model_and_exports_it_merged(
+    local_gpt2: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoModelForCausalLM
+
+    runs = tmp_path / "runs"
+    settings = {**TINY, "runs_dir": str(runs), "model_name": str(local_gpt2), "lora_rank": "2"}
+    result = run_cli("train", "--max-steps", "10", "--run-name", "adapted", *set_flags(settings))
+    assert result.returncode == 0, result.stdout + result.stderr
+    final = read_records(runs / "adapted")[-1]
+    # rank 2 x (in + out) for c_attn, attn.c_proj, c_fc and mlp.c_proj of its one block
+    assert final["trainable_parameters"] == 2 * ((32 + 96) + (32 + 32) + (32 + 128) + (128 + 32))
+    weights = torch.load(runs / "adapted" / "model.pt", weights_only=True)["model"]
+    pretrained = AutoModelForCausalLM.from_pretrained(local_gpt2).state_dict()
+    name = "transformer.h.0.attn.c_attn"
+    assert torch.equal(weights[f"model.{name}.base.weight"], pretrained[f"{name}.weight"])  # frozen
+    assert weights[f"model.{name}.lora_b"].abs().sum() > 0  # the adapters did train
+    predictor = Predictor(runs / "adapted", "cpu")
+    assert not any(isinstance(module, LoRALinear) for module in predictor.model.modules())
+    assert run_cli("export", "--run", str(runs / "adapted"), "--output", str(tmp_path / "hf")).returncode == 0
+    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    tokens = torch.tensor([predictor.tokenizer.encode("def main(argv):")])
+    with torch.no_grad():
+        torch.testing.assert_close(exported(tokens).logits, predictor.model(tokens)[0])
+    # Adapters on random weights would adapt nothing: one line, as for a LoRA run without a base.
+    refused = run_cli("train", "--max-steps", "1", *set_flags({**settings, "pretrained": "false"}))
+    assert refused.returncode == 2 and "LoRA adapts a trained model" in refused.stderr
 
 
 def test_fine_tuning_with_lora_starts_from_a_run_keeps_it_frozen_and_trains_a_small_share(
