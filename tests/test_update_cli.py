@@ -91,6 +91,10 @@ def test_update_applies_the_plan_and_a_second_run_is_a_no_op(project: Path, chan
     written = [path for path, status in rows.items() if status in {"updated", "merged", "conflict", "added"}]
     removed = [path for path, status in rows.items() if status == "removed"]
     assert f"Wrote {len(written)} files, removed {len(removed)};" in result.stdout
+    # New files are named in the review and staged by the commit it suggests (`commit -a` would not).
+    added = [path for path, status in rows.items() if status == "added"]
+    assert added == ["docs/CONTRIBUTING.md"] and "(and the new file `git status` lists)" in result.stdout
+    assert "git add -A && git commit -m 'ccpt update'" in result.stdout
     assert "outputs/" in (project / ".gitignore").read_text()
     assert "Always run the gates before a merge." in (project / "CLAUDE.md").read_text()
     after = tree_snapshot(project)

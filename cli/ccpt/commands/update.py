@@ -120,4 +120,11 @@ def _print_result(result: UpdateResult) -> None:
             f"[bold red]{len(conflicts)} conflict{'s' if len(conflicts) != 1 else ''}[/bold red] to resolve "
             "(look for <<<<<<< markers): " + escape(", ".join(conflicts))
         )
-    console.print("Review with `git diff`, run `pytest`, then commit: git commit -am 'ccpt update'")
+    # The tree was clean before the update (ensure_clean), so `add -A` stages the update alone, new
+    # files included, which `commit -a` would leave behind.
+    added = result.plan.with_status(Status.ADDED)
+    new_files = "the new file" if len(added) == 1 else f"the {len(added)} new files"
+    review = "`git diff`" + (f" (and {new_files} `git status` lists)" if added else "")
+    commit = "git add -A && git commit -m 'ccpt update'"
+    console.print(f"Review with {review}, run `pytest`, then commit: {commit}")
+    console.print("[dim]To discard the update instead: git checkout -- . && git clean -fd[/dim]")
