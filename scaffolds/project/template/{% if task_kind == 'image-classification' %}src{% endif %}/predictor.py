@@ -3,12 +3,30 @@ the latency that `runner.py check` measures)."""
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
+
 import torch
 from PIL import Image
+from torch import nn
 
 from data import build_data
 from image_files import open_image
+from programs import save_program
 from trainer import TrainedModel
+
+
+class Classifier(nn.Module):
+    """The model with its softmax: normalised pixels [batch, channels, size, size] -> each
+    image's class probabilities [batch, classes] (what `runner.py export` saves)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        logits, _ = self.model(pixels)
+        return logits.float().softmax(dim=-1)
 
 
 class Predictor(TrainedModel):
@@ -24,6 +42,23 @@ class Predictor(TrainedModel):
             for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
         ]
         return {"label": ranked[0]["label"], "top": ranked}
+
+    def export(self, path: Path) -> dict[str, object]:
+        """The classifier as a torch.export program, on the CPU, any batch size:
+        `torch.export.load(path).module()(pixels)` gives each image's class probabilities with
+        torch alone. Returns what a service needs to prepare images and read the answer."""
+        prepare = self.preprocessor
+        classifier = Classifier(copy.deepcopy(self.model).to("cpu")).eval()
+        pixels = torch.zeros(2, prepare.channels, prepare.image_size, prepare.image_size)
+        return {
+            "path": str(path),
+            "bytes": save_program(classifier, pixels, path),
+            "input": [prepare.channels, prepare.image_size, prepare.image_size],
+            "mean": prepare.mean,
+            "std": prepare.std,
+            "inverted_when_light": prepare.dark_background and prepare.channels == 1,
+            "labels": prepare.labels,
+        }
 
     def read_input(self, argument: str) -> Image.Image:
         """A command-line argument (an image file's path) as an image."""

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import httpx
+import pytest
+import torch
 from PIL import Image
 
 from conftest import run_cli, saved_step
 from data import TaskData
+from predictor import Predictor
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -61,3 +65,31 @@ def test_runner_predict_labels_image_files(trained_run: Path, data: TaskData, tm
     assert "digit.png:" in result.stdout
     missing = run_cli("predict", "--run", str(trained_run), str(tmp_path / "none.png"))
     assert missing.returncode == 2 and "cannot read an image" in missing.stderr
+
+
+def test_the_exported_classifier_gives_the_predictors_probabilities_with_torch_alone(
+    trained_run: Path, data: TaskData, tmp_path: Path
+) -> None:
+    result = run_cli("export", "--run", str(trained_run), "--output", str(tmp_path / "c.pt2"))
+    assert result.returncode == 0, result.stderr
+    size = data.preprocessor.image_size
+    assert f"pixels [batch, 1, {size}, {size}]" in result.stdout and "torch.export.load(" in result.stdout
+    assert "Warning" not in result.stderr  # torch's note on weights off the CPU is not for this case
+    classifier = torch.export.load(tmp_path / "c.pt2").module()
+    predictor = Predictor(trained_run, "cpu")
+    images = [data.val.image(index) for index in range(5)]
+    for batch in (images[:1], images):  # any batch size
+        with torch.no_grad():
+            probabilities = classifier(torch.stack([data.preprocessor(image) for image in batch]))
+        assert probabilities.shape == (len(batch), len(data.preprocessor.labels))
+        for row, image in zip(probabilities, batch, strict=True):
+            expected = predictor.predict(image, top_k=3)["top"]
+            best = row.topk(3)
+            labels = [data.preprocessor.labels[i] for i in best.indices.tolist()]
+            assert labels == [entry["label"] for entry in expected]
+            assert best.values.tolist() == pytest.approx([e["probability"] for e in expected], abs=1e-5)
+    body = json.loads(
+        run_cli("export", "--run", str(trained_run), "--output", str(tmp_path / "c.pt2"), "--json").stdout
+    )
+    assert body["bytes"] == (tmp_path / "c.pt2").stat().st_size and body["labels"] == data.preprocessor.labels
+    assert body["input"] == [1, size, size] and body["inverted_when_light"] is True

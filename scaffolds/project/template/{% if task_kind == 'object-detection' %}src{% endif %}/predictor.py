@@ -10,7 +10,6 @@ included.
 from __future__ import annotations
 
 import copy
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from data import build_data
 from folding import fold_batch_norms
 from image_files import open_image, refuse_too_many_pixels
 from network import Detector, decode
+from programs import save_program
 from trainer import TrainedModel
 
 TIMING_SIZE = (1280, 720)  # the frames `sample_inputs` gives: a 720p camera's
@@ -78,15 +78,9 @@ class Predictor(TrainedModel):
         to prepare frames and read the boxes (also saved beside it by training: preprocessor.json)."""
         detector = Detector(copy.deepcopy(self.model).to("cpu")).eval()  # its batch norms folded
         pixels = torch.zeros(2, 3, self.preprocessor.input_height, self.preprocessor.input_width)
-        batch = torch.export.Dim("batch", min=1, max=1024)
-        with torch.no_grad():
-            program = torch.export.export(detector, (pixels,), dynamic_shapes={"pixels": {0: batch}})
-        with warnings.catch_warnings():  # torch's note on weights off the CPU: these are on it
-            warnings.filterwarnings("ignore", message="No complete tensor found")
-            torch.export.save(program, path)
         return {
             "path": str(path),
-            "bytes": path.stat().st_size,
+            "bytes": save_program(detector, pixels, path),
             "input": [3, self.preprocessor.input_height, self.preprocessor.input_width],
             "mean": self.preprocessor.mean,
             "std": self.preprocessor.std,
