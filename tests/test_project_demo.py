@@ -549,9 +549,9 @@ def test_the_instruction_project_tunes_a_base_to_answer_in_its_chat_template_and
     """The instruction-tuning spec: `ccpt new` says to train a base on the plain text, then tune it
     on the instruction data (requests made from the standard library's functions, in the chat
     template, the loss on the answers only). Following those steps gives a run that answers the
-    held-out instructions with the ROUGE-L the spec asks, beats its base on them, and never trained
-    on a validation instruction. Then a function of no file at all is asked about through
-    `runner.py predict`."""
+    held-out instructions with the ROUGE-L the spec asks, beats its base on them, never trained
+    on a validation instruction, and took no loss on an instruction's tokens. Then a function of
+    no file at all is asked about through `runner.py predict`."""
     made = run_ccpt("new", "chat", "--spec", "instruction-tuning", "--defaults", "--no-git", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     project = tmp_path / "chat"
@@ -574,7 +574,9 @@ def test_the_instruction_project_tunes_a_base_to_answer_in_its_chat_template_and
         "rouge_l": "pass",
         "win_rate": "pass",
         "split_overlap": "pass",
+        "prompt_loss_tokens": "pass",
     }, gates
+    assert gates["prompt_loss_tokens"]["observed"] == 0  # the loss is on the answers alone
 
     asked = [
         "List the parameters of def resize(image, width, height=None)",

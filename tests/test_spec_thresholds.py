@@ -132,6 +132,10 @@ PHRASINGS = [
     ("rewards", "No tiles from the same scene in both train and held-out splits", "split_overlap", "==", 0),
     ("penalties", "Label leakage from notes of the same patient across splits", "split_overlap", ">", 0),
     ("penalties", "Tiles from the same scene across train/validation splits", "split_overlap", ">", 0),
+    # Supervised fine-tuning with its loss on the prompt too: the run counts such targets.
+    ("penalties", "Loss computed on the prompt tokens, not only the answers", "prompt_loss_tokens", ">", 0),
+    ("penalties", "Prompt tokens counted in the training loss", "prompt_loss_tokens", ">", 0),
+    ("constraints", "No loss on the instruction tokens", "prompt_loss_tokens", "==", 0),
     # A classifier stuck on one class.
     ("penalties", "Predicting only the majority class", "predicted_classes", "<=", 1),
     ("penalties", "The model always predicts the same class", "predicted_classes", "<=", 1),
@@ -242,6 +246,7 @@ NO_THRESHOLD = [
     "Only one class in the validation split",  # about the data, not the predictions
     "Validation loss rises over 3 evaluations",  # not a streak: "in a row" or "consecutive" makes it one
     "Train for 3 epochs more than 3 times",  # "times" without an n-gram
+    "Supervised fine-tuning with loss on the responses only",  # the answers' loss: what is wanted
 ]
 
 

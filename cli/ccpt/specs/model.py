@@ -98,6 +98,7 @@ METRIC_UNITS: dict[str, str] = {
     "predicted_classes": "count",
     "rising_val_loss_evals": "count",
     "overfitting_evals": "count",
+    "prompt_loss_tokens": "count",  # training targets inside an instruction: the loss should skip them
 }
 # A family of its own: max_4gram_repeats is how often the most repeated word 4-gram of one
 # generated continuation occurs ("the same 4-gram more than 3 times": repetition loops).

@@ -8,8 +8,8 @@ their own (`_COUNTED_READERS`): non-finite losses, validation examples leaking i
 sharing their group with training ones ("Tiles from the same scene in both train and validation
 splits": split_overlap), a classifier predicting only one class (predicted_classes), a validation
 loss rising for N evaluations in a row (rising_val_loss_evals, or overfitting_evals when the
-training loss falls meanwhile), and a word n-gram repeated in one generated continuation
-(max_<n>gram_repeats).
+training loss falls meanwhile), a word n-gram repeated in one generated continuation
+(max_<n>gram_repeats), and a fine-tuning loss taken on the prompt tokens (prompt_loss_tokens).
 
 The reader finds each number in the text (skipping numbers that are part of names such as
 ResNet-50, top-1, F1, GPT-2, mAP@0.5 or 4-bit), reads its unit, the comparison words around it
@@ -318,6 +318,13 @@ _IN_A_ROW = re.compile(
     r"(?:evaluations?|evals?|validations?|eval(?:uation)? rounds|checks)(?P<row>\s+in a row)?",
     re.IGNORECASE,
 )
+# Supervised fine-tuning whose loss is taken on the prompt as well as the answer: "Loss computed
+# on the prompt tokens as well as the responses", "prompt tokens counted in the loss".
+_PROMPT_LOSS = re.compile(
+    r"\bloss(?:es)?\b[^,;.]{0,30}?\b(?:on|over|of|from|includ(?:es|ing))(?: the)? (?:prompt|instruction)s?\b"
+    r"|\b(?:prompt|instruction)s?[ -]tokens?\b[^,;.]{0,30}?\b(?:in|into)(?: the)? (?:training )?loss\b",
+    re.IGNORECASE,
+)
 
 _MILLISECONDS = frozenset({"latency_ms", "time_to_first_token_ms"})
 _P95 = re.compile(r"\bp95\b|\b95th\b", re.IGNORECASE)  # "p95 latency", "at the 95th percentile"
@@ -540,8 +547,17 @@ def _repeated_ngram_threshold(text: str, section: str) -> Threshold | None:
     return _counted(metric, ">", "<=", times, section)
 
 
+def _prompt_loss_threshold(text: str, section: str) -> Threshold | None:
+    """The loss taken on the prompt tokens too: the run counts the training targets that lie in
+    an instruction (prompt_loss_tokens); a penalty triggers on any, a requirement asks for none."""
+    if not _PROMPT_LOSS.search(text):
+        return None
+    return _counted("prompt_loss_tokens", ">", "==", 0.0, section)
+
+
 _COUNTED_READERS = (
     _nonfinite_loss_threshold,
+    _prompt_loss_threshold,
     _leakage_threshold,
     _single_class_threshold,
     _rising_loss_threshold,

@@ -10,7 +10,8 @@ them (latency_ms, the median, and latency_p95_ms, the 95th percentile; inference
 whole predictions per second; for a text generator also time to first token), by sampling
 continuations (tokens per second, the most repeated word n-gram of one: max_4gram_repeats), for
 a text generator fine-tuned from another run by comparing the two (win_rate, accuracy_drop), for
-one trained on instructions by answering held-out ones (rouge_l, format_error_rate), or by
+one trained on instructions by answering held-out ones (rouge_l, format_error_rate) and counting
+the training targets its loss took in the instructions (prompt_loss_tokens), or by
 reading the run's data again (split_overlap: validation examples that share what identifies them
 with a training example, an exact copy, or for tiles their scene). Each gate is then
   pass          a reward or constraint that holds, or a penalty whose condition does not hold
@@ -83,6 +84,7 @@ CONTINUATION_TOKENS = 256
 GENERATION_METRICS = ("time_to_first_token_ms", "generation_tokens_per_second")
 BASE_METRICS = {"win_rate", "accuracy_drop"}  # a fine-tuned run against the run it started from
 ANSWER_METRICS = {"rouge_l", "format_error_rate"}  # a run on instructions answering held-out ones
+PROMPT_LOSS = "prompt_loss_tokens"  # a run on instructions: training targets inside the instructions
 _OVERFITTING = (
     "more dropout or weight decay (--set dropout=..., --set weight_decay=...), stopping early"
     " (--set patience=3), or more training data"
@@ -102,6 +104,8 @@ HINTS = {
     " (--set grad_clip=0.5)",
     "max_ngram_repeats": "train longer or on more text; when serving, a higher temperature or top_k breaks"
     " loops",
+    PROMPT_LOSS: "take the loss on the answers alone: data.ChatExamples sets the targets of an instruction's"
+    " tokens to IGNORE, which the loss skips",
     "perplexity": "train longer (without --max-steps, the settings' whole schedule) or at a higher --lr",
     "accuracy_drop": "replay more of the general text while adapting (--set general_mix=1), or adapt for"
     " fewer steps or at a lower --lr"
@@ -119,7 +123,7 @@ MEASURED_WHEN = (
     {name: "measured on a run fine-tuned from another (--set init_from=RUN)" for name in BASE_METRICS}
     | {
         name: "measured on a run trained on the instruction data (--set dataset=instructions)"
-        for name in ANSWER_METRICS
+        for name in {*ANSWER_METRICS, PROMPT_LOSS}
     }
     if "init_from" in SETTINGS
     else {}
@@ -288,7 +292,7 @@ def measure_predictions(run_dir: Path, wanted: set[str]) -> dict[str, float]:
     it answers held-out ones."""
     ngram_sizes = {int(match["n"]) for match in map(REPEATED_NGRAMS.fullmatch, wanted) if match}
     from_the_model = {*LATENCY_METRICS, "inference_throughput", *GENERATION_METRICS, *BASE_METRICS}
-    from_the_model |= ANSWER_METRICS
+    from_the_model |= {*ANSWER_METRICS, PROMPT_LOSS}
     if not (from_the_model & wanted or ngram_sizes):
         return {}
     from predictor import Predictor
@@ -315,6 +319,8 @@ def measure_predictions(run_dir: Path, wanted: set[str]) -> dict[str, float]:
         values |= {name: value for name, value in predictor.against_base().items() if name in wanted}
     if ANSWER_METRICS & wanted:
         values |= {name: value for name, value in predictor.answer_scores().items() if name in wanted}
+    if PROMPT_LOSS in wanted:
+        values |= predictor.prompt_loss_tokens()
     if "time_to_first_token_ms" in wanted:
         values["time_to_first_token_ms"] = median_prediction_ms(predictor, max_new_tokens=1)
     if "generation_tokens_per_second" in wanted or ngram_sizes:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import sysconfig
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,6 +222,21 @@ def prompt_tokens(tokenizer: Tokenizer, prompt: str, limit: int) -> list[int]:
     assistant's marker that the answer follows (training and generation cut it alike)."""
     marker = tokenizer.encode(ASSISTANT)
     return tokenizer.encode(prompt.removesuffix(ASSISTANT))[: max(1, limit - len(marker))] + marker
+
+
+def prompt_targets(examples: Iterable[tuple[torch.Tensor, torch.Tensor]], marker: list[int]) -> int:
+    """How many of the loss's targets lie in the user's turn, up to and including the assistant's
+    `marker` (its token ids): none, when the loss is on the answers alone (`runner.py check`'s
+    prompt_loss_tokens). Read off the examples as the trainer gets them; a conversation without
+    the marker is all prompt."""
+    counted = 0
+    for inputs, targets in examples:
+        tokens, size = inputs.tolist(), len(marker)
+        starts = (i for i in range(len(tokens) - size + 1) if tokens[i : i + size] == marker)
+        answer_start = next(starts, len(tokens)) + size  # the position of the answer's first token
+        # The target at position i is the token at i + 1: a prompt token for i + 1 < answer_start.
+        counted += int((targets[: answer_start - 1] != IGNORE).sum())
+    return counted
 
 
 Examples = TokenWindows | ChatExamples

@@ -17,7 +17,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from config import base_run
-from data import ANSWER_ROOM, Examples, examples_of, prompt_room, prompt_tokens, split_contents
+from data import (
+    ANSWER_ROOM,
+    Examples,
+    examples_of,
+    prompt_room,
+    prompt_targets,
+    prompt_tokens,
+    split_contents,
+)
 from instructions import ASSISTANT, END, USER, chat_parts, read_response, rouge_l, user_turn
 from network import generate, merge_lora
 from trainer import TrainedModel
@@ -150,6 +158,15 @@ class Predictor(TrainedModel):
             errors += not well_formed
         answered = max(len(scores), 1)
         return {"rouge_l": sum(scores) / answered, "format_error_rate": errors / answered}
+
+    def prompt_loss_tokens(self) -> dict[str, float]:
+        """For a run on the instruction data, the targets of its training conversations that the
+        loss took in the instructions (prompt_loss_tokens: none, when it learns the answers
+        alone). Nothing for a run on plain text, which has no prompts."""
+        if not self.chat:
+            return {}
+        training = examples_of(self.config, self.tokenizer, split_contents(self.config)[0])
+        return {"prompt_loss_tokens": prompt_targets(training, self.tokenizer.encode(ASSISTANT))}
 
     def against_base(self) -> dict[str, float]:
         """For a run fine-tuned from another (`init_from`), against the model it started from:

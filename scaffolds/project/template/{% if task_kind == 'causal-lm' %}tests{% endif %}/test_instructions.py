@@ -14,13 +14,22 @@ import yaml
 
 from config import Config, resolve_auto
 from conftest import TINY, read_records, run_cli, set_flags
-from data import ByteTokenizer, ChatExamples, prompt_room, prompt_tokens, split_contents, stdlib_corpus
+from data import (
+    ByteTokenizer,
+    ChatExamples,
+    prompt_room,
+    prompt_targets,
+    prompt_tokens,
+    split_contents,
+    stdlib_corpus,
+)
 from instructions import (
     ASSISTANT,
     END,
     IGNORE,
     USER,
     chat,
+    chat_parts,
     conversations,
     function_requests,
     rouge_l,
@@ -83,6 +92,17 @@ def test_the_loss_counts_the_answer_and_its_end_marker_and_nothing_of_the_prompt
     assert (targets != IGNORE).sum() == len("A summary." + END) and (targets[-1] == IGNORE or inputs[-1] > 0)
 
 
+def test_prompt_targets_counts_what_a_loss_takes_inside_the_instruction() -> None:
+    tokenizer = ByteTokenizer()
+    conversation = chat("List the parameters of def f(a)", "a")
+    marker = tokenizer.encode(ASSISTANT)
+    assert prompt_targets(ChatExamples(tokenizer, [conversation], block_size=64), marker) == 0
+    # Language modelling of the whole conversation: every next token a target, the prompt's too.
+    tokens = torch.tensor(tokenizer.encode(conversation))
+    prompt = len(tokenizer.encode(chat_parts(conversation)[0]))  # the user's turn and the marker
+    assert prompt_targets([(tokens[:-1], tokens[1:])], marker) == prompt - 1
+
+
 def test_the_models_loss_is_pytorchs_over_the_answer_positions_alone() -> None:
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=256, block_size=64, n_layer=1, n_head=2, n_embd=32))
@@ -126,6 +146,7 @@ def test_a_base_tuned_on_the_instruction_data_answers_in_the_template_and_check_
     assert END not in answer["completion"] and USER not in answer["completion"]
     scores = predictor.answer_scores()
     assert set(scores) == {"rouge_l", "format_error_rate"}
+    assert predictor.prompt_loss_tokens() == {"prompt_loss_tokens": 0}  # the answers' loss alone
     assert 0 <= scores["rouge_l"] <= 1 and 0 <= scores["format_error_rate"] <= 1
     # A long instruction keeps its start and the marker the answer follows, and leaves room for
     # the answer: half of this 64-token block.
@@ -135,18 +156,22 @@ def test_a_base_tuned_on_the_instruction_data_answers_in_the_template_and_check_
     assert len(context) == 32 and predictor.tokenizer.decode(context).startswith(USER + "Summarize: ")
     assert predictor.tokenizer.decode(context).endswith(ASSISTANT)
     assert Predictor(trained_run, "cpu").answer_scores() == {}  # plain text: it answers nothing
+    assert Predictor(trained_run, "cpu").prompt_loss_tokens() == {}  # and has no prompts
 
     spec = tmp_path / "spec.yaml"
     rewards = [
         {"text": "answers", "threshold": {"metric": "rouge_l", "op": ">=", "value": 0.0}},
         {"text": "beats its base", "threshold": {"metric": "win_rate", "op": ">=", "value": 0.0}},
     ]
-    penalties = [{"text": "leaks", "threshold": {"metric": "split_overlap", "op": ">", "value": 0}}]
+    penalties = [
+        {"text": "leaks", "threshold": {"metric": "split_overlap", "op": ">", "value": 0}},
+        {"text": "loss on prompts", "threshold": {"metric": "prompt_loss_tokens", "op": ">", "value": 0}},
+    ]
     spec.write_text(yaml.safe_dump({"id": "t", "title": "t", "rewards": rewards, "penalties": penalties}))
     gates = json.loads(run_cli("check", "--run", str(tuned), "--spec", str(spec), "--json").stdout)
     observed = {gate["metric"]: gate["observed"] for gate in gates}
     assert observed["rouge_l"] == pytest.approx(scores["rouge_l"]) and 0 <= observed["win_rate"] <= 1
-    assert observed["split_overlap"] == 0
+    assert observed["split_overlap"] == 0 and observed["prompt_loss_tokens"] == 0
 
     # The plain-text run's check says how ROUGE-L comes to be measured.
     shown = run_cli("check", "--run", str(trained_run), "--spec", str(spec)).stdout
