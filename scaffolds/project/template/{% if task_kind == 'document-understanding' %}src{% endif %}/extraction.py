@@ -261,7 +261,8 @@ def extract(
     """The invoice's fields from its pages' word tags (and each tag's probability).
 
     A header field takes the span of its kind the model is surest of (the first, on equal scores);
-    amounts and dates are normalised; `fields` gives, for each header field found, where it was."""
+    amounts and dates are normalised; `fields` gives, for each header field found, where its value
+    first appears."""
     scores = scores or [[1.0] * len(page_tags) for page_tags in tags]
     spans = [
         span
@@ -271,18 +272,13 @@ def extract(
     result: dict[str, object] = {}
     where: dict[str, object] = {}
     for name in HEADER_FIELDS:
-        candidates = [span for span in spans if span.kind == name.upper()]
+        candidates = [span for span in spans if span.kind == name.upper()]  # in page order
         best = max(candidates, key=lambda span: span.score, default=None)  # max keeps the first of equals
-        if best is None:
-            result[name] = None
-            continue
-        if name in AMOUNT_FIELDS:
-            result[name] = normal_amount(best.text)
-        elif name == "date":
-            result[name] = normal_date(best.text)
-        else:
-            result[name] = " ".join(best.text.split())
-        where[name] = best.as_dict()
+        result[name] = None if best is None else field_value(name, best.text)
+        if best is not None:
+            # A continuation page names the invoice again: the value is shown where it first appears.
+            first = next(span for span in candidates if field_value(name, span.text) == result[name])
+            where[name] = first.as_dict()
     written = [where[name]["text"] for name in ("total", "subtotal", "tax") if name in where]
     result["currency"] = currency_of(written)  # type: ignore[arg-type]
     items = line_items(spans)
@@ -292,6 +288,15 @@ def extract(
     result["pages"] = len(pages)
     result["fields"] = where
     return result
+
+
+def field_value(name: str, text: str) -> str | None:
+    """A header field's value from its words: amounts and dates normalised, text as written."""
+    if name in AMOUNT_FIELDS:
+        return normal_amount(text)
+    if name == "date":
+        return normal_date(text)
+    return " ".join(text.split())
 
 
 def comparable(extraction: dict[str, object]) -> dict[str, object]:

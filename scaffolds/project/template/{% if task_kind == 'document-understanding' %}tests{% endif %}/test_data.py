@@ -73,6 +73,12 @@ def test_multipage_invoices_keep_every_pages_line_items_in_order() -> None:
     for item in items:
         price, quantity, amount = (item[key] for key in ("unit_price", "quantity", "amount"))
         assert round(float(price) * float(quantity), 2) == pytest.approx(float(amount))
+    # The later pages name the invoice again. Read there more surely, its number is still shown
+    # where it first appears, on page 1.
+    surer_later = [[0.5 + 0.2 * number] * len(page.words) for number, page in enumerate(invoice.pages)]
+    read = extract(invoice.pages, [page.tags or [] for page in invoice.pages], surer_later)
+    shown = read["fields"]["invoice_number"]
+    assert shown["page"] == 1 and shown["score"] == 0.5 and shown["text"] == read["invoice_number"]
     # Each row's box spans its cells, description to amount, and the rows of a page go down it.
     for earlier, item in itertools.pairwise(items):
         x0, y0, x1, y1 = item["box"]
