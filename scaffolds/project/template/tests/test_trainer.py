@@ -14,7 +14,7 @@ from torch.utils.data import Subset
 
 import metrics
 from config import Config, ProjectError
-from conftest import SHORT_RUN_STEPS, TINY, make_trainer, read_records, run_script, set_flags
+from conftest import SHORT_RUN_STEPS, TINY, make_trainer, read_records, run_cli, run_script, set_flags
 from data import TaskData
 from network import build_model
 from trainer import MetricsLog, Trainer, learning_rate, load_trained_model
@@ -217,3 +217,14 @@ def test_a_training_split_smaller_than_a_batch_is_refused(
     small = replace(data, train=Subset(data.train, range(3)))
     with pytest.raises(ProjectError, match="fewer than batch_size"):
         make_trainer(config, small, tmp_path / "run")
+
+
+def test_a_runs_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    """A path the system refuses (here a folder inside a file) is the user's to fix: its reason and
+    the path, not a traceback."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = run_cli("train", "--max-steps", "1", *set_flags({**TINY, "runs_dir": str(blocker / "runs")}))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: Not a directory: ") and str(blocker) in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
