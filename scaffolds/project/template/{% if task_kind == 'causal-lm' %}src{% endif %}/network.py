@@ -22,7 +22,7 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 import kernels
-from config import Config, base_run
+from config import Config, ProjectError, base_run
 from data import Tokenizer
 
 
@@ -273,6 +273,15 @@ def build_model(config: Config, tokenizer: Tokenizer, load_weights: bool = True)
             hugging_face = AutoModelForCausalLM.from_pretrained(config.model_name)
         else:
             hugging_face = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(config.model_name))
+        # Learned positions end somewhere (GPT-2's 1024): a longer context would index past them.
+        positions = getattr(hugging_face.config, "n_positions", None) or getattr(
+            hugging_face.config, "max_position_embeddings", None
+        )
+        if positions and config.block_size > positions:
+            raise ProjectError(
+                f"block_size={config.block_size} is longer than the {positions} positions {config.model_name}"
+                f" knows: set --set block_size={positions} or less"
+            )
         model = HFCausalLM(hugging_face)
     return add_lora(model, config.lora_rank, config.lora_alpha) if config.lora_rank else model
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from config import PRESETS, Config
+from config import PRESETS, Config, ProjectError
 from conftest import TINY, read_records, run_cli, set_flags
 from data import PretrainedTokenizer, TaskData, build_data, stdlib_sources, train_bpe
 from network import (
@@ -238,6 +238,9 @@ def test_a_hugging_face_model_and_tokenizer_load_from_a_folder(config: Config, l
     inputs, targets = data.train[0]
     logits, loss = model(inputs[None], targets[None])
     assert logits.shape[:2] == (1, 32) and torch.isfinite(loss)
+    # A context longer than the model's learned positions (64) is refused before it indexes past them.
+    with pytest.raises(ProjectError, match="block_size=128 is longer than the 64 positions"):
+        build_model(replace(config, block_size=128), data.preprocessor)
 
 
 def test_lora_fine_tunes_a_pretrained_hugging_face_model_and_exports_it_merged(
