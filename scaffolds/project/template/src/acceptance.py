@@ -115,8 +115,8 @@ HINTS = {
 if "lora_rank" in SETTINGS:  # a language model that can be fine-tuned with LoRA
     HINTS["trainable_params_fraction"] = (
         "fine-tune with LoRA: train a run, then python src/runner.py train --set init_from=RUN"
-        " --set lora_rank=8; a LoRA run already: a lower lora_rank (each adapter trains rank x"
-        " (inputs + outputs) numbers)"
+        " --set lora_rank=8 (or adapt a pretrained --set model_name=NAME the same way); a LoRA run"
+        " already: a lower lora_rank (each adapter trains rank x (inputs + outputs) numbers)"
     )
 # How a metric this project can measure comes to be measured, for a gate that reads "not measured".
 MEASURED_WHEN = (
