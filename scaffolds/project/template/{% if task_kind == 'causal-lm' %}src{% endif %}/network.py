@@ -180,9 +180,28 @@ class GPT(nn.Module):
 class HFCausalLM(nn.Module):
     """A Hugging Face causal LM (GPT-2, Llama, Qwen ...) behind the same interface."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, context: int = 0):
         super().__init__()
         self.model = model
+        self.context = context  # the tokens each example holds (block_size), for counting FLOPs
+
+    def flops_per_token(self) -> float:
+        """Training FLOPs per token as GPT.flops_per_token counts them, from the model's matmuls:
+        6 per trained weight, 4 per frozen one (a LoRA base's), each adapter's weights trained,
+        plus 12 * layers * width * context for attention. Embedding lookups are no matmuls; a
+        tied output layer is counted once, as the matmul it is."""
+        weights = {
+            id(parameter): parameter
+            for module in self.model.modules()
+            if isinstance(module, (nn.Linear, Conv1D, LoRALinear))
+            for parameter in module.parameters(recurse=False)
+            if parameter.dim() == 2
+        }.values()
+        matmuls = sum((6 if p.requires_grad else 4) * p.numel() for p in weights)
+        config = self.model.config
+        layers = getattr(config, "num_hidden_layers", None) or config.n_layer
+        width = getattr(config, "hidden_size", None) or config.n_embd
+        return matmuls + 12 * layers * width * self.context
 
     def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None):
         logits = self.model(input_ids=tokens).logits
@@ -282,7 +301,7 @@ def build_model(config: Config, tokenizer: Tokenizer, load_weights: bool = True)
                 f"block_size={config.block_size} is longer than the {positions} positions {config.model_name}"
                 f" knows: set --set block_size={positions} or less"
             )
-        model = HFCausalLM(hugging_face)
+        model = HFCausalLM(hugging_face, context=config.block_size)
     return add_lora(model, config.lora_rank, config.lora_alpha) if config.lora_rank else model
 
 

@@ -100,6 +100,22 @@ def test_a_frozen_weight_costs_4_flops_per_token_and_a_trained_one_6() -> None:
     assert tuned.flops_per_token() == base.flops_per_token() - 2 * weights + 6 * adapters
 
 
+def test_a_hugging_face_gpt2_counts_the_flops_its_matmuls_and_attention_cost() -> None:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    shape = {"n_layer": 2, "n_head": 2, "n_embd": 32}
+    ours = GPT(GPTConfig(vocab_size=64, block_size=32, **shape))
+    theirs = HFCausalLM(GPT2LMHeadModel(GPT2Config(vocab_size=64, n_positions=32, **shape)), context=32)
+    # Per block c_attn 32 x 96, attn.c_proj 32 x 32, c_fc 32 x 128, mlp.c_proj 128 x 32; the output
+    # layer (tied to the embedding) 64 x 32; attention 12 x 2 layers x 32 wide x 32 tokens.
+    matmuls, attention = 2 * (3072 + 1024 + 4096 + 4096) + 64 * 32, 12 * 2 * 32 * 32
+    assert theirs.flops_per_token() == 6 * matmuls + attention
+    assert theirs.flops_per_token() == pytest.approx(ours.flops_per_token(), rel=0.01)  # its layer norms
+    tuned = add_lora(theirs, rank=4, alpha=8.0)
+    adapters = count_parameters(tuned, trainable_only=True)
+    assert tuned.flops_per_token() == 4 * matmuls + 6 * adapters + attention
+
+
 def test_logits_cover_the_padded_vocabulary_and_loss_is_near_uniform_at_start() -> None:
     model = tiny_gpt(vocab_size=300)
     tokens = torch.randint(0, 300, (2, 16))
