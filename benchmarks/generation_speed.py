@@ -12,8 +12,14 @@ attention and MLP matmul, their B drawn non-zero as after training) against the 
 its adapters merged into the frozen weights (`network.merge_lora`, what the project's predictor
 serves), and checks that both sample the same tokens.
 
+With --against-hf it compares the project's cached generation with transformers' own `generate`
+(its KV cache, greedy) on the same weights: the GPT written as a `GPT2LMHeadModel` by the
+project's `export.gpt2_of` (what `runner.py export` saves), and checks that both sample the same
+tokens.
+
     python benchmarks/generation_speed.py [--project DIR] [--tokens 64] [--runs 3] [--device cuda] [--json]
     python benchmarks/generation_speed.py --lora 8 --shapes tiny small
+    python benchmarks/generation_speed.py --against-hf --shapes tiny small gpt2-124m
 """
 
 from __future__ import annotations
@@ -113,6 +119,59 @@ def measure_lora(
     return rows
 
 
+def hf_greedy(model, context, tokens: int) -> list[int]:
+    """transformers' greedy `generate`, exactly `tokens` new ones (no end token stops it)."""
+    import torch
+
+    with torch.no_grad():
+        made = model.generate(
+            context, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False, pad_token_id=0
+        )
+    return made[0, context.shape[1] :].tolist()
+
+
+def hf_tokens_per_second(model, context, tokens: int) -> float:
+    start = time.perf_counter()
+    produced = len(hf_greedy(model, context, tokens))
+    return produced / (time.perf_counter() - start)
+
+
+def measure_against_hf(project: Path, tokens: int, runs: int, shapes: list[str], device: str) -> list[dict]:
+    """The project's generate against transformers' on the same weights, alternating, medians."""
+    import torch
+
+    sys.path.insert(0, str(project / "src"))
+    import export
+    import network
+
+    torch.manual_seed(0)
+    rows = []
+    for name in shapes:
+        shape, block = SHAPES[name], SHAPES[name]["block_size"]
+        ours = network.GPT(network.GPTConfig(vocab_size=VOCAB, **shape)).to(device).eval()
+        theirs = export.gpt2_of(ours, VOCAB, None).to(device).eval()
+        prompt = torch.randint(0, VOCAB, (block // 2,)).tolist()
+        context = torch.tensor([prompt], device=device)
+        # Both sample the same tokens (this also warms both up).
+        same = list(greedy(network, ours, prompt, tokens, block)) == hf_greedy(theirs, context, tokens)
+        a, b = alternating_medians(
+            partial(tokens_per_second, network, ours, prompt, tokens, block, True),
+            partial(hf_tokens_per_second, theirs, context, tokens),
+            runs,
+        )
+        rows.append(
+            {
+                "shape": name,
+                "new_tokens": tokens,
+                "project_tokens_per_s": round(a, 1),
+                "transformers_tokens_per_s": round(b, 1),
+                "ratio": round(a / b, 2),
+                "same_tokens": same,
+            }
+        )
+    return rows
+
+
 def measure(project: Path, tokens: int, runs: int, shapes: list[str], device: str = "cpu") -> list[dict]:
     import torch
 
@@ -155,6 +214,9 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--device", default="cpu", help="cpu, cuda ... (float32 weights, as served)")
     parser.add_argument("--lora", type=int, metavar="RANK", help="compare LoRA adapters with them merged")
+    parser.add_argument(
+        "--against-hf", action="store_true", help="compare with transformers' generate on the same weights"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
@@ -166,6 +228,8 @@ def main() -> None:
             subprocess.run(command, check=True, capture_output=True)
         if args.lora:
             rows = measure_lora(project, args.tokens, args.runs, args.shapes, args.lora, args.device)
+        elif args.against_hf:
+            rows = measure_against_hf(project, args.tokens, args.runs, args.shapes, args.device)
         else:
             rows = measure(project, args.tokens, args.runs, args.shapes, args.device)
     if args.json:
@@ -182,6 +246,13 @@ def main() -> None:
                 f"{row['shape']:<10} {row['rank']:>4} {row['new_tokens']:>4} {speeds}"
                 f" {row['speedup']:>7.2f}x {row['same_tokens']}"
             )
+        return
+    if args.against_hf:
+        print(f"{'shape':<10} {'new':>4} {'project tok/s':>14} {'transformers tok/s':>19} {'ratio':>6} same")
+        for row in rows:
+            speeds = f"{row['project_tokens_per_s']:>14,.1f} {row['transformers_tokens_per_s']:>19,.1f}"
+            ratio = f"{row['ratio']:>5.2f}x {row['same_tokens']}"
+            print(f"{row['shape']:<10} {row['new_tokens']:>4} {speeds} {ratio}")
         return
     print(f"{'shape':<10} {'prompt':>6} {'new':>4} {'cached tok/s':>13} {'rerun tok/s':>12} {'speedup':>8}")
     for row in rows:

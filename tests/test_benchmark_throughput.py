@@ -1,5 +1,5 @@
-"""benchmarks/train_throughput.py in its CPU mode, and generation_speed.py (the cache; LoRA merged):
-each really runs and reports.
+"""benchmarks/train_throughput.py in its CPU mode, and generation_speed.py (the cache; LoRA merged;
+against transformers' generate): each really runs and reports.
 
 No figure is asserted (speed is measured in benchmarks/, not in tests); what is checked is that the
 benchmark issue 8 rests on keeps working: it renders a causal-lm project with `ccpt new`, runs the
@@ -66,3 +66,17 @@ def test_generation_speed_compares_lora_adapters_with_them_merged_and_both_sampl
     assert row["adapters_tokens_per_s"] > 0 and row["merged_tokens_per_s"] > 0
     speedup = row["merged_tokens_per_s"] / row["adapters_tokens_per_s"]
     assert row["speedup"] == pytest.approx(speedup, rel=0.02)
+
+
+@pytest.mark.slow
+def test_generation_speed_compares_the_project_with_transformers_on_the_same_weights() -> None:
+    script = ROOT / "benchmarks" / "generation_speed.py"
+    command = [sys.executable, str(script), "--against-hf", "--shapes", "tiny", "--tokens", "8"]
+    done = subprocess.run([*command, "--runs", "1", "--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (row,) = json.loads(done.stdout)
+    assert row["shape"] == "tiny" and row["new_tokens"] == 8
+    assert row["same_tokens"] is True  # the exported GPT-2 is the same model
+    assert row["project_tokens_per_s"] > 0 and row["transformers_tokens_per_s"] > 0
+    ratio = row["project_tokens_per_s"] / row["transformers_tokens_per_s"]
+    assert row["ratio"] == pytest.approx(ratio, rel=0.02)
