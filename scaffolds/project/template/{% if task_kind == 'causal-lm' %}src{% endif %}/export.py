@@ -16,6 +16,9 @@ run's sampling defaults as its generation config.
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +42,8 @@ CHAT_TEMPLATE = Path(__file__).with_name("chat_template.j2")
 
 
 def export_run(run_dir: Path, output: Path) -> dict[str, Any]:
-    """Write run_dir's model, tokenizer and generation settings to the folder `output`; what was
-    written (for `runner.py export`)."""
+    """Write run_dir's model, tokenizer and generation settings to the folder `output` (an earlier
+    export there is replaced); what was written (for `runner.py export`)."""
     if output.exists() and not output.is_dir():
         raise ProjectError(f"{output} is a file, not a folder: give another --output")
     if output.is_dir() and any(output.iterdir()) and not (output / "config.json").is_file():
@@ -56,9 +59,7 @@ def export_run(run_dir: Path, output: Path) -> dict[str, Any]:
         model = gpt2_of(predictor.model, predictor.tokenizer.vocab_size, tokenizer.eos_token_id)
         context = predictor.config.block_size  # learned positions: a longer input has none
     model.generation_config = generation_config(predictor, tokenizer)
-    output.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output)
-    tokenizer.save_pretrained(output)
+    write_whole(output, [model.save_pretrained, tokenizer.save_pretrained])
     return {
         "run": run_dir.name,
         "path": str(output),
@@ -68,6 +69,23 @@ def export_run(run_dir: Path, output: Path) -> dict[str, Any]:
         "chat": predictor.chat,
         "context": context,
     }
+
+
+def write_whole(output: Path, writers: list[Callable[[Path], object]]) -> None:
+    """Let each writer fill a new folder beside `output`, then put it in `output`'s place: an
+    earlier export there is replaced whole (none of its files left to mix with the new ones, such
+    as a chat template beside a plain model), and an interrupted export leaves it as it was."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        for write in writers:
+            write(staging)
+        if output.exists():
+            shutil.rmtree(output)
+        staging.rename(output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 @torch.no_grad()

@@ -4,6 +4,7 @@ instructions the same chat template, with LoRA adapters merged into the weights.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -92,7 +93,9 @@ def test_a_lora_run_tuned_on_instructions_exports_merged_weights_and_its_chat_te
     assert answered.partition(END)[0] == predictor.predict(asked, max_new_tokens=24)["completion"]
 
 
-def test_export_replaces_an_earlier_export_never_other_files(trained_run: Path, tmp_path: Path) -> None:
+def test_export_replaces_an_earlier_export_never_other_files(
+    trained_run: Path, chat_lora_run: Path, tmp_path: Path
+) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     refused = run_cli("export", "--run", str(trained_run), "--output", str(tmp_path))
     assert refused.returncode == 2
@@ -101,7 +104,12 @@ def test_export_replaces_an_earlier_export_never_other_files(trained_run: Path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
     refused = run_cli("export", "--run", str(trained_run), "--output", str(tmp_path / "notes.txt"))
     assert refused.returncode == 2 and "is a file, not a folder" in refused.stderr
-    for _ in range(2):
-        result = run_cli("export", "--run", str(trained_run), "--output", str(tmp_path / "hf"), "--json")
+    # A chat run's export, then a plain run's in the same folder: nothing of the first is left.
+    for run in (chat_lora_run, trained_run):
+        result = run_cli("export", "--run", str(run), "--output", str(tmp_path / "hf"), "--json")
         assert result.returncode == 0, result.stderr
     assert (tmp_path / "hf" / "model.safetensors").is_file()
+    assert AutoTokenizer.from_pretrained(tmp_path / "hf").chat_template is None
+    written = sum(path.stat().st_size for path in (tmp_path / "hf").iterdir())
+    assert json.loads(result.stdout)["bytes"] == written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf", "notes.txt"]  # no staging folder left
