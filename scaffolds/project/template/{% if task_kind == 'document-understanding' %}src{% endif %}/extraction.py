@@ -274,11 +274,13 @@ def extract(
     for name in HEADER_FIELDS:
         candidates = [span for span in spans if span.kind == name.upper()]  # in page order
         best = max(candidates, key=lambda span: span.score, default=None)  # max keeps the first of equals
-        result[name] = None if best is None else field_value(name, best.text)
-        if best is not None:
-            # A continuation page names the invoice again: the value is shown where it first appears.
-            first = next(span for span in candidates if field_value(name, span.text) == result[name])
-            where[name] = first.as_dict()
+        if best is None:
+            result[name] = None
+            continue
+        result[name] = field_value(name, best.text)
+        # A continuation page names the invoice again: the value is shown where it first appears.
+        first = next(span for span in candidates if field_value(name, span.text) == result[name])
+        where[name] = first.as_dict()
     written = [where[name]["text"] for name in ("total", "subtotal", "tax") if name in where]
     result["currency"] = currency_of(written)  # type: ignore[arg-type]
     items = line_items(spans)
