@@ -8,25 +8,11 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from torch import nn
 
 from data import build_data
 from image_files import open_image
-from programs import save_program
+from programs import Probabilities, save_program
 from trainer import TrainedModel
-
-
-class Classifier(nn.Module):
-    """The model with its softmax: normalised pixels [batch, channels, size, size] -> each
-    image's class probabilities [batch, classes] (what `runner.py export` saves)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        logits, _ = self.model(pixels)
-        return logits.float().softmax(dim=-1)
 
 
 class Predictor(TrainedModel):
@@ -48,7 +34,7 @@ class Predictor(TrainedModel):
         `torch.export.load(path).module()(pixels)` gives each image's class probabilities with
         torch alone. Returns what a service needs to prepare images and read the answer."""
         prepare = self.preprocessor
-        classifier = Classifier(copy.deepcopy(self.model).to("cpu")).eval()
+        classifier = Probabilities(copy.deepcopy(self.model).to("cpu"), dim=-1).eval()
         pixels = torch.zeros(2, prepare.channels, prepare.image_size, prepare.image_size)
         return {
             "path": str(path),

@@ -12,6 +12,7 @@ borders, and memory stays bounded on images of any size.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from config import ProjectError
 from data import build_data, tile_starts
 from folding import fold_batch_norms
 from image_files import open_image, png_base64, refuse_too_many_pixels
+from programs import Probabilities, save_program
 from trainer import TrainedModel
 
 WINDOW_PIXELS_PER_BATCH = 32 * 64 * 64  # windows go through the model in batches of about this many pixels
@@ -126,6 +128,28 @@ class Predictor(TrainedModel):
                 )
             ],
             "mask_png": png_base64(self.mask_image(classes)),
+        }
+
+    def export(self, path: Path) -> dict[str, object]:
+        """The model and its softmax as a torch.export program, on the CPU: normalised pixels
+        [batch, 3, height, width], the sides any multiples of `unit` up to the one-pass window,
+        in; each pixel's class probabilities [batch, classes, height, width] out, with torch alone
+        (`torch.export.load(path).module()(pixels)`). Returns what a service needs to prepare
+        images, tile larger ones as `probabilities` does, and read the answer."""
+        largest = self.window_shape(self.config.window_size, self.config.window_size)[0]
+        side = min(2 * self.unit, largest)
+        labeller = Probabilities(copy.deepcopy(self.model).to("cpu"), dim=1).eval()
+        pixels = torch.zeros(2, 3, side, side)
+        return {
+            "path": str(path),
+            "bytes": save_program(labeller, pixels, path, side_unit=self.unit, largest_side=largest),
+            "side_unit": self.unit,
+            "largest_side": largest,
+            "window_overlap": self.config.window_overlap,
+            "mean": self.preprocessor.mean,
+            "std": self.preprocessor.std,
+            "labels": self.preprocessor.labels,
+            "colours": self.preprocessor.colours,
         }
 
     def read_input(self, argument: str) -> Image.Image:

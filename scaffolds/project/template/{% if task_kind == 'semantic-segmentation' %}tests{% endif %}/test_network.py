@@ -13,6 +13,7 @@ from config import Config, ProjectError
 from data import IGNORE, SegmentationPreprocessor
 from metrics import EvalMetrics, metric_name
 from network import UNet, build_model
+from programs import Probabilities, save_program
 
 LABELS = ["other", "building", "road"]
 
@@ -92,7 +93,7 @@ def test_a_hugging_face_segmenter_scores_every_pixel_at_full_resolution(
 ) -> None:
     """A tiny SegFormer saved to a local folder (no download) and loaded as a pretrained one, its
     head resized to these classes: the logits it predicts at a quarter of the resolution come back
-    at the input's size."""
+    at the input's size, and it exports as a program of any height and width."""
     from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
     folder = tmp_path / "tiny-segformer"
@@ -114,3 +115,12 @@ def test_a_hugging_face_segmenter_scores_every_pixel_at_full_resolution(
     assert logits.shape == (2, len(LABELS), 32, 32) and torch.isfinite(loss)
     loss.backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+    # `runner.py export` takes it too, its height and width free (multiples of 32, up to 128 here).
+    segmenter = Probabilities(model.eval(), dim=1)
+    save_program(segmenter, torch.zeros(2, 3, 64, 64), tmp_path / "s.pt2", side_unit=32, largest_side=128)
+    program = torch.export.load(tmp_path / "s.pt2").module()
+    for shape in ((1, 3, 32, 128), (3, 3, 96, 64)):
+        pixels = torch.randn(shape)
+        with torch.no_grad():
+            assert torch.allclose(program(pixels), segmenter(pixels), atol=1e-5)

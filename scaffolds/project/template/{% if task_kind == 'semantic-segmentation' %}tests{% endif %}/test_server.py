@@ -155,3 +155,31 @@ def test_runner_predict_writes_masks_and_prints_shares(
     assert body["input"].endswith("scene.png") and len(body["classes"]) == len(data.preprocessor.labels)
     missing = run_cli("predict", "--run", str(trained_run), str(tmp_path / "none.png"))
     assert missing.returncode == 2 and "cannot read an image" in missing.stderr
+
+
+def test_the_exported_segmenter_gives_the_predictors_probabilities_with_torch_alone(
+    trained_run: Path, predictor: Predictor, data: TaskData, tmp_path: Path
+) -> None:
+    result = run_cli("export", "--run", str(trained_run), "--output", str(tmp_path / "s.pt2"))
+    assert result.returncode == 0, result.stderr
+    assert "pixels [batch, 3, height, width]" in result.stdout and "torch.export.load(" in result.stdout
+    assert "Warning" not in result.stderr  # torch's note on weights off the CPU is not for this case
+    segmenter = torch.export.load(tmp_path / "s.pt2").module()
+    scene = data.val.image(0)
+    unit = predictor.unit
+    for image in (scene, scene.crop((0, 0, 12 * unit, 5 * unit))):  # sides of any multiple of the unit
+        with torch.no_grad():
+            probabilities = segmenter(data.preprocessor(image)[None])
+        assert probabilities.shape == (1, len(data.preprocessor.labels), image.height, image.width)
+        assert torch.allclose(probabilities[0], predictor.probabilities(image).cpu(), atol=1e-5)
+    with torch.no_grad():  # any batch size
+        assert segmenter(torch.stack([data.preprocessor(scene)] * 3)).shape[0] == 3
+    largest = predictor.config.window_size // unit * unit
+    for height, width in ((unit + 1, unit), (largest + unit, unit)):  # not a multiple; over one window
+        with pytest.raises((AssertionError, RuntimeError)), torch.no_grad():
+            segmenter(torch.zeros(1, 3, height, width))
+    body = json.loads(
+        run_cli("export", "--run", str(trained_run), "--output", str(tmp_path / "s.pt2"), "--json").stdout
+    )
+    assert body["bytes"] == (tmp_path / "s.pt2").stat().st_size and body["labels"] == data.preprocessor.labels
+    assert body["side_unit"] == unit and body["largest_side"] == largest
