@@ -39,6 +39,7 @@ from config import Config, ProjectError
 from data import TaskData, load_preprocessor
 from loading import build_loader
 from network import build_model, count_parameters
+from saved_weights import FINGERPRINT, extra_fields, restore, weights_to_save
 
 # Dense bf16 peak of one GPU, for model-FLOPs utilisation (MFU) in the training log.
 PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12}
@@ -294,10 +295,11 @@ def load_trained_model(run_dir: Path, device: torch.device) -> tuple[Config, obj
     """A run's config, preprocessing and best model (model.pt), in eval mode on `device`."""
     config = Config.load(run_dir / "config.json")
     preprocessor = load_preprocessor(run_dir)
-    model = build_model(config, preprocessor, load_weights=False)
     saved = read_saved(run_dir / "model.pt", device)
+    # Trained weights saved alone (LoRA's adapters) go beside frozen ones built from their source.
+    model = build_model(config, preprocessor, load_weights=FINGERPRINT in saved)
     try:
-        model.load_state_dict(saved["model"])
+        restore(model, saved, run_dir / "model.pt")
     except (KeyError, RuntimeError) as error:  # config.json edited after training, or another run's file
         # PyTorch's message heads a list ("size mismatch for ...: copying a param with shape ..."):
         # its first item says what differs.
@@ -358,6 +360,7 @@ class Trainer:
         if runtime.compile:
             self.model = torch.compile(self.model)
         self.optimizer = build_optimizer(self.raw_model, config, fused=runtime.cuda)
+        self.saved_fields = extra_fields(self.raw_model)  # the frozen weights' fingerprint, if any
 
         shard = {"rank": runtime.rank, "world_size": runtime.world_size, "pin_memory": runtime.cuda}
         self.train_loader = build_loader(data.train, config, train=True, **shard)
@@ -508,10 +511,11 @@ class Trainer:
         if improved:
             self.state.best_score, self.state.evals_without_improvement = score, 0
             self.best_weights = {
-                k: v.detach().to("cpu", copy=True) for k, v in self.raw_model.state_dict().items()
+                k: v.detach().to("cpu", copy=True) for k, v in weights_to_save(self.raw_model).items()
             }
             if self.runtime.is_main:
-                atomic_save({"model": self.best_weights, "step": self.state.step}, self.run_dir / "model.pt")
+                saved = {"model": self.best_weights, "step": self.state.step, **self.saved_fields}
+                atomic_save(saved, self.run_dir / "model.pt")
         else:
             self.state.evals_without_improvement += 1
         self.log.write("eval", step=self.state.step, epoch=self.state.epoch, best=improved, **results)
@@ -531,7 +535,8 @@ class Trainer:
             return
         state = asdict(self.state) | {"elapsed_s": self.elapsed()}
         checkpoint = {
-            "model": self.raw_model.state_dict(),
+            "model": weights_to_save(self.raw_model),
+            **self.saved_fields,
             "optimizer": self.optimizer.state_dict(),
             "state": state,
             "rng": torch.get_rng_state(),
@@ -541,7 +546,7 @@ class Trainer:
     def load_checkpoint(self) -> None:
         """Continue a run: weights, optimizer moments, step and data position, best model so far."""
         checkpoint = read_saved(self.run_dir / "checkpoint.pt", self.runtime.device)
-        self.raw_model.load_state_dict(checkpoint["model"])
+        restore(self.raw_model, checkpoint, self.run_dir / "checkpoint.pt")
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.state = TrainState(**checkpoint["state"])
         self.checkpoint_step = self.state.step
@@ -555,7 +560,8 @@ class Trainer:
         """Measure the saved model on the validation split and on as many training examples, and
         log it as the run's final record (what `runner.py check` reads)."""
         if self.best_weights is not None:
-            self.raw_model.load_state_dict(self.best_weights)
+            best = {"model": self.best_weights, **self.saved_fields}
+            restore(self.raw_model, best, self.run_dir / "model.pt")
         val = self.compared_to_start(self.evaluate(self.val_loader))
         train = self.evaluate(self.train_eval_loader)
         record: dict[str, float] = {

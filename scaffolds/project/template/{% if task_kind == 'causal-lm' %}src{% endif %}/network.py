@@ -250,6 +250,8 @@ def add_lora(model: nn.Module, rank: int, alpha: float) -> nn.Module:
         for name, child in list(module.named_children()):
             if isinstance(child, (nn.Linear, Conv1D)) and child is not output:
                 setattr(module, name, LoRALinear(child, rank, alpha))
+    # The frozen weights come back from init_from or model_name: a run saves its adapters alone.
+    model.frozen_weights_from_source = True
     return model
 
 
@@ -261,6 +263,7 @@ def merge_lora(model: nn.Module) -> nn.Module:
         for name, child in list(module.named_children()):
             if isinstance(child, LoRALinear):
                 setattr(module, name, child.merged())
+    model.frozen_weights_from_source = False  # the adapters are in the weights now
     return model
 
 

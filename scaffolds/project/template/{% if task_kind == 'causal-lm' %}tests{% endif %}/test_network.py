@@ -32,6 +32,7 @@ from network import (
     merge_lora,
 )
 from predictor import Predictor
+from trainer import load_trained_model
 
 
 def tiny_gpt(vocab_size: int = 256) -> GPT:
@@ -271,10 +272,14 @@ def test_lora_fine_tunes_a_pretrained_hugging_face_model_and_exports_it_merged(
     final = read_records(runs / "adapted")[-1]
     # rank 2 x (in + out) for c_attn, attn.c_proj, c_fc and mlp.c_proj of its one block
     assert final["trainable_parameters"] == 2 * ((32 + 96) + (32 + 32) + (32 + 128) + (128 + 32))
+    # model.pt holds the adapters alone; loading builds the pretrained model again beside them.
     weights = torch.load(runs / "adapted" / "model.pt", weights_only=True)["model"]
+    assert sum(weights[name].numel() for name in weights) == final["trainable_parameters"]
+    _, _, adapted, _ = load_trained_model(runs / "adapted", torch.device("cpu"))
     pretrained = AutoModelForCausalLM.from_pretrained(local_gpt2).state_dict()
     name = "transformer.h.0.attn.c_attn"
-    assert torch.equal(weights[f"model.{name}.base.weight"], pretrained[f"{name}.weight"])  # frozen
+    assert torch.equal(adapted.state_dict()[f"model.{name}.base.weight"], pretrained[f"{name}.weight"])
+    assert torch.equal(adapted.state_dict()[f"model.{name}.lora_b"], weights[f"model.{name}.lora_b"])
     assert weights[f"model.{name}.lora_b"].abs().sum() > 0  # the adapters did train
     predictor = Predictor(runs / "adapted", "cpu")
     assert not any(isinstance(module, LoRALinear) for module in predictor.model.modules())
@@ -303,9 +308,12 @@ def test_fine_tuning_with_lora_starts_from_a_run_keeps_it_frozen_and_trains_a_sm
     final = read_records(tuned)[-1]
     assert final["kind"] == "final" and final["trainable_parameters"] < 0.05 * final["parameters"]
     weights = torch.load(tuned / "model.pt", weights_only=True)["model"]
+    assert all(name.endswith(("lora_a", "lora_b")) for name in weights)  # the adapters alone
+    _, _, adapted, _ = load_trained_model(tuned, torch.device("cpu"))
     base_weights = torch.load(trained_run / "model.pt", weights_only=True)["model"]
-    assert torch.equal(weights["blocks.0.mlp.fc.base.weight"], base_weights["blocks.0.mlp.fc.weight"])
-    assert weights["blocks.0.mlp.fc.lora_b"].abs().sum() > 0  # the adapters did train
+    fc = adapted.blocks[0].mlp.fc
+    assert torch.equal(fc.base.weight, base_weights["blocks.0.mlp.fc.weight"])  # the base, rebuilt
+    assert torch.equal(fc.lora_b, weights["blocks.0.mlp.fc.lora_b"]) and fc.lora_b.abs().sum() > 0
     sampled = run_cli("predict", "--run", str(tuned), "--json", "--max-new-tokens", "4", "def ")
     assert sampled.returncode == 0, sampled.stderr
     # Predictions run the adapters folded into the frozen weights.
@@ -315,8 +323,8 @@ def test_fine_tuning_with_lora_starts_from_a_run_keeps_it_frozen_and_trains_a_sm
     again = {**tuning, "init_from": str(tuned)}
     result = run_cli("train", "--max-steps", "2", "--run-name", "again", *set_flags(again))
     assert result.returncode == 0, result.stdout + result.stderr
-    weights = torch.load(runs / "again" / "model.pt", weights_only=True)["model"]
-    assert torch.equal(weights["blocks.0.mlp.fc.base.weight"], merged.blocks[0].mlp.fc.weight)
+    _, _, again, _ = load_trained_model(runs / "again", torch.device("cpu"))
+    assert torch.equal(again.blocks[0].mlp.fc.base.weight, merged.blocks[0].mlp.fc.weight)
     # Against the base: the windows where the tuned model predicts better, and accuracy it lost.
     compared = Predictor(tuned, "cpu").against_base()
     assert 0 <= compared["win_rate"] <= 1 and -1 <= compared["accuracy_drop"] <= 1, compared
@@ -353,3 +361,33 @@ def test_check_says_how_a_run_from_scratch_would_meet_the_fine_tuning_gates(
     assert "trainable_params_fraction: fine-tune with LoRA: train a run, then" in result.stdout
     assert "win_rate: measured on a run fine-tuned from another (--set init_from=RUN)" in result.stdout
     assert "1 gate(s) failed; 1 of 2 not measured" in result.stdout
+
+
+def test_a_lora_run_saves_its_adapters_alone_and_refuses_a_base_that_changed_since(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    base, runs = tmp_path / "base", tmp_path / "runs"
+    shutil.copytree(trained_run, base)
+    tuning = {**TINY, "runs_dir": str(runs), "init_from": str(base), "lora_rank": "2", "eval_every": "4"}
+    result = run_cli("train", "--max-steps", "4", "--run-name", "tuned", *set_flags(tuning))
+    assert result.returncode == 0, result.stdout + result.stderr
+    tuned = runs / "tuned"
+    # Both files a run writes hold the adapters, a small share of the base's bytes.
+    for name in ("model.pt", "checkpoint.pt"):
+        weights = torch.load(tuned / name, weights_only=True)["model"]
+        assert weights and all(key.endswith(("lora_a", "lora_b")) for key in weights), name
+    assert (tuned / "model.pt").stat().st_size < 0.2 * (base / "model.pt").stat().st_size
+    # --resume rebuilds the base and continues the adapters where the checkpoint left them.
+    resumed = run_cli("train", "--resume", "tuned", "--max-steps", "8", *set_flags(tuning))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert read_records(tuned)[-1]["step"] == 8
+
+    # The base trained further (here: one weight nudged) no longer fits the adapters: one line.
+    saved = torch.load(base / "model.pt", weights_only=True)
+    saved["model"]["blocks.0.mlp.fc.weight"][0, 0] += 0.5
+    torch.save(saved, base / "model.pt")
+    with pytest.raises(ProjectError, match="the frozen weights are not those any more"):
+        Predictor(tuned, "cpu")
+    refused = run_cli("predict", "--run", str(tuned), "--max-new-tokens", "2", "def ")
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "train this run again" in refused.stderr
