@@ -3,10 +3,16 @@ the latency that `runner.py check` measures)."""
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
+
 import torch
 
 from data import build_data
+from programs import Probabilities, save_program
 from trainer import TrainedModel
+
+TOKENIZER_FILE = "tokenizer.json"  # the name the tokenizer has inside an exported program
 
 
 class Predictor(TrainedModel):
@@ -22,6 +28,24 @@ class Predictor(TrainedModel):
             for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
         ]
         return {"label": ranked[0]["label"], "top": ranked}
+
+    def export(self, path: Path) -> dict[str, object]:
+        """The classifier and its softmax as a torch.export program, on the CPU, any batch size,
+        with the run's tokenizer inside (TOKENIZER_FILE, padding and truncating by itself): torch
+        and the `tokenizers` library turn texts into ids [batch, max_length] and those into class
+        probabilities [batch, classes], without this project. Returns what a service needs."""
+        prepare = self.preprocessor
+        classifier = Probabilities(copy.deepcopy(self.model).to("cpu"), dim=-1).eval()
+        ids = prepare.encode(["an example text", "another one"])
+        inside = {TOKENIZER_FILE: prepare.standalone_json()}
+        return {
+            "path": str(path),
+            "bytes": save_program(classifier, ids, path, extra_files=inside),
+            "input": [prepare.max_length],
+            "pad_id": prepare.pad_id,
+            "tokenizer": TOKENIZER_FILE,
+            "labels": prepare.labels,
+        }
 
     def read_input(self, argument: str) -> str:
         """A command-line argument is the text itself."""

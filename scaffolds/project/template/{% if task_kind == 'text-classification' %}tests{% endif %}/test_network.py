@@ -11,6 +11,7 @@ import torch
 from config import Config
 from data import TaskData, TextPreprocessor, build_data
 from network import TextClassifier, build_model, count_parameters
+from programs import Probabilities, save_program
 from text_encoding import HFTextModel
 
 
@@ -59,7 +60,9 @@ def local_bert(tmp_path_factory: pytest.TempPathFactory, data: TaskData) -> Path
     return folder
 
 
-def test_a_hugging_face_model_and_tokenizer_load_from_a_folder(config: Config, local_bert: Path) -> None:
+def test_a_hugging_face_model_and_tokenizer_load_from_a_folder(
+    config: Config, local_bert: Path, tmp_path: Path
+) -> None:
     from transformers import BertForSequenceClassification
 
     config = replace(config, model_name=str(local_bert))
@@ -72,6 +75,16 @@ def test_a_hugging_face_model_and_tokenizer_load_from_a_folder(config: Config, l
     ids, label = data.train[0]
     logits, loss = model(ids[None], torch.tensor([label]))
     assert logits.shape == (1, 5) and torch.isfinite(loss)  # the head was resized to 5 packages
+
+    # `runner.py export` takes it too: the program gives its probabilities for any batch.
+    classifier = Probabilities(model.eval(), dim=-1)
+    texts = [data.val.texts[i] for i in range(3)]
+    save_program(classifier, data.preprocessor.encode(texts[:2]), tmp_path / "c.pt2")
+    program = torch.export.load(tmp_path / "c.pt2").module()
+    with torch.no_grad():
+        for batch in (texts[:1], texts):
+            ids = data.preprocessor.encode(batch)
+            assert torch.allclose(program(ids), classifier(ids), atol=1e-6)
 
 
 def test_the_preprocessor_knows_its_pad_id_and_vocabulary(data: TaskData) -> None:

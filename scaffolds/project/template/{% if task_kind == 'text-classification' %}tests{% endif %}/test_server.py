@@ -1,13 +1,19 @@
-"""The HTTP API over real HTTP, and `runner.py predict`: texts in, labels out, bad input refused."""
+"""The HTTP API over real HTTP, `runner.py predict` and `runner.py export`: texts in, labels out, bad
+input refused."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
+import pytest
+import torch
+from tokenizers import Tokenizer
 
 from conftest import run_cli, saved_step
-from data import BUILTIN_PACKAGES
+from data import BUILTIN_PACKAGES, TaskData
+from predictor import TOKENIZER_FILE, Predictor
 
 
 def test_health_names_the_task_and_the_run(server_url: str, trained_run: Path) -> None:
@@ -56,3 +62,34 @@ def test_runner_predict_labels_texts(trained_run: Path) -> None:
     result = run_cli("predict", "--run", str(trained_run), "Build a MIME message.")
     assert result.returncode == 0, result.stderr
     assert "Build a MIME message.:" in result.stdout
+
+
+def test_the_exported_classifier_and_its_tokenizer_give_the_predictors_probabilities(
+    trained_run: Path, data: TaskData, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.pt2"
+    result = run_cli("export", "--run", str(trained_run), "--output", str(path))
+    assert result.returncode == 0, result.stderr
+    length = data.preprocessor.max_length
+    assert f"token ids [batch, {length}]" in result.stdout and "extra_files=files" in result.stdout
+    assert "Warning" not in result.stderr
+    # What the command prints, run with torch and the tokenizers library only.
+    files = {TOKENIZER_FILE: ""}
+    program = torch.export.load(path, extra_files=files).module()
+    tokenizer = Tokenizer.from_str(files[TOKENIZER_FILE])
+    texts = [data.val.texts[i] for i in range(6)] + ["", "os " * 2 * length]  # empty, and cut short
+    ids = torch.tensor([text.ids for text in tokenizer.encode_batch(texts)])
+    assert torch.equal(ids, data.preprocessor.encode(texts))  # the ids training saw
+    predictor = Predictor(trained_run, "cpu")
+    for batch in (slice(0, 1), slice(None)):  # any batch size
+        with torch.no_grad():
+            probabilities = program(ids[batch])
+        for row, text in zip(probabilities, texts[batch], strict=True):
+            expected = predictor.predict(text, top_k=3)["top"]
+            best = row.topk(3)
+            labels = [data.preprocessor.labels[i] for i in best.indices.tolist()]
+            assert labels == [entry["label"] for entry in expected]
+            assert best.values.tolist() == pytest.approx([e["probability"] for e in expected], abs=1e-5)
+    body = json.loads(run_cli("export", "--run", str(trained_run), "--output", str(path), "--json").stdout)
+    assert body["bytes"] == path.stat().st_size and body["labels"] == data.preprocessor.labels
+    assert body["input"] == [length] and body["tokenizer"] == TOKENIZER_FILE

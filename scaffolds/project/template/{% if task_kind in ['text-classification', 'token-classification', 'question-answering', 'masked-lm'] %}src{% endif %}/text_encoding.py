@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from config import ROOT, Config
+from config import ROOT, Config, ProjectError
 
 
 def train_wordpiece(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
@@ -90,6 +90,23 @@ class SavedTokenizer:
     @property
     def vocab_size(self) -> int:
         return len(self.tokenizer)
+
+    def standalone_json(self) -> str:
+        """The tokenizer in the `tokenizers` library's JSON, set to truncate and pad every text to
+        max_length tokens itself: `tokenizers.Tokenizer.from_str(it).encode_batch(texts)` gives the
+        ids `encode` does, without transformers (what an exported program carries)."""
+        from tokenizers import Tokenizer
+
+        if not self.tokenizer.is_fast:
+            raise ProjectError(
+                f"{type(self.tokenizer).__name__} has no `tokenizers` form to export; pick a model_name"
+                " whose tokenizer has a fast version"
+            )
+        standalone = Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
+        standalone.enable_truncation(self.max_length)
+        pad_token = self.tokenizer.pad_token
+        standalone.enable_padding(length=self.max_length, pad_id=self.pad_id, pad_token=pad_token)
+        return standalone.to_str()
 
     def save(self, run_dir: Path) -> None:
         self.tokenizer.save_pretrained(run_dir / "tokenizer")
