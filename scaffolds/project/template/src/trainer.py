@@ -139,11 +139,25 @@ def teardown_runtime(runtime: Runtime) -> None:
 
 
 def build_optimizer(model: nn.Module, config: Config, fused: bool) -> torch.optim.AdamW:
-    """AdamW that decays matrices and kernels but not biases and norm scales (as GPT-2 did)."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    """AdamW that decays matrices and kernels but not biases and norm scales (as GPT-2 did). With
+    `layer_lr_decay` below 1 (a setting of the kinds that fine-tune encoders), each weight's rate is
+    lr times the decay to the power of how many layers it sits below the top (model.layer_depths):
+    each group's `lr_scale`, which the schedule multiplies in."""
+    decay = getattr(config, "layer_lr_decay", 1.0)
+    if decay < 1 and not hasattr(model, "layer_depths"):
+        raise ProjectError(f"layer_lr_decay={decay} needs a model that numbers its layers; set it to 1")
+    depths = model.layer_depths() if decay < 1 else {}
+    top = max(depths.values(), default=0)
+    grouped: dict[tuple[bool, float], list[nn.Parameter]] = {}
+    for name, weight in model.named_parameters():
+        if weight.requires_grad:
+            scale = decay ** (top - depths.get(name, top))
+            grouped.setdefault((weight.dim() >= 2, scale), []).append(weight)
+    # Decayed weights first, then the fastest first: one order of groups whatever the model's.
+    keys = sorted(grouped, key=lambda key: (not key[0], -key[1]))
     groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        {"params": grouped[key], "weight_decay": config.weight_decay if key[0] else 0.0, "lr_scale": key[1]}
+        for key in keys
     ]
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, config.adam_beta2), fused=fused)
 
@@ -399,16 +413,16 @@ class Trainer:
         loss_sum, window_items, window_start = 0.0, 0, time.perf_counter()
         with self.display, self.stop_on_signals():
             if hasattr(metrics, "compare_to_start") and self.state.start_scores is None:
-                self.state.start_scores = self.evaluate(self.val_loader)
-                self.log.write("eval", step=0, epoch=0, best=False, **self.state.start_scores)
-                self.display.note(
-                    "step 0  " + shown_scores(self.state.start_scores) + "  (the starting model)"
-                )
+                self.state.start_scores = self.starting_scores()
+                if self.state.start_scores:  # (a baseline switched off gives none)
+                    self.log.write("eval", step=0, epoch=0, best=False, **self.state.start_scores)
+                    what = getattr(metrics, "BASELINE", "the starting model")
+                    self.display.note(f"step 0  {shown_scores(self.state.start_scores)}  ({what})")
                 window_start = time.perf_counter()
             while self.state.step < self.total_steps:
                 lr = learning_rate(self.state.step, config, self.total_steps)
                 for group in self.optimizer.param_groups:
-                    group["lr"] = lr
+                    group["lr"] = lr * group.get("lr_scale", 1.0)
                 loss, items, grad_norm = self.train_step(batches)
                 self.state.step += 1
                 step = self.state.step
@@ -496,6 +510,13 @@ class Trainer:
 
     def evaluate(self, loader: torch.utils.data.DataLoader) -> dict[str, float]:
         return evaluate_model(self.raw_model, loader, self.data, self.runtime, self.config.eval_batches)
+
+    def starting_scores(self) -> dict[str, float]:
+        """What the run is compared with at its end: the task's own baseline of the starting model
+        where it has one (metrics.baseline_scores), else the starting model's validation scores."""
+        if hasattr(metrics, "baseline_scores"):
+            return metrics.baseline_scores(self.raw_model, self.data, self.config, self.runtime.device)
+        return self.evaluate(self.val_loader)
 
     def compared_to_start(self, results: dict[str, float]) -> dict[str, float]:
         """`results` with the task's comparison against the starting model, where it has one."""

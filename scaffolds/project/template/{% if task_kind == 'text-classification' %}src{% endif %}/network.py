@@ -13,7 +13,7 @@ from torch import nn
 
 from config import Config
 from data import TextPreprocessor
-from text_encoding import HFTextModel, crop_padding, hugging_face_model
+from text_encoding import HFTextModel, crop_padding, hugging_face_model, layer_depths, mean_over_tokens
 
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
@@ -57,16 +57,21 @@ class TextClassifier(nn.Module):
             self.tokens.weight[pad_id].zero_()
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None):
+        logits = self.head(self.dropout(self.features(input_ids)))
+        return logits, classification_loss(logits, labels)
+
+    def features(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Each text's encoding below the head: the normed last layer averaged over real tokens."""
         input_ids, mask = crop_padding(input_ids, self.pad_id)
         x = self.tokens(input_ids)
         if self.positions is not None:
             x = x + self.positions(torch.arange(input_ids.shape[1], device=input_ids.device))
         for layer in self.layers:
             x = layer(x, src_key_padding_mask=~mask)
-        weights = mask.unsqueeze(-1).to(x.dtype)
-        pooled = (self.norm(x) * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
-        logits = self.head(self.dropout(pooled))
-        return logits, classification_loss(logits, labels)
+        return mean_over_tokens(self.norm(x), mask)
+
+    def layer_depths(self) -> dict[str, int]:
+        return layer_depths(self)
 
 
 def build_model(config: Config, preprocessor: TextPreprocessor, load_weights: bool = True) -> nn.Module:

@@ -76,6 +76,15 @@ def test_a_hugging_face_model_and_tokenizer_load_from_a_folder(
     logits, loss = model(ids[None], torch.tensor([label]))
     assert logits.shape == (1, 5) and torch.isfinite(loss)  # the head was resized to 5 packages
 
+    # Its layers are numbered for layer-wise learning rates: embeddings, the one layer, the head.
+    depths = model.layer_depths()
+    assert depths["model.bert.embeddings.word_embeddings.weight"] == 0
+    assert depths["model.bert.embeddings.LayerNorm.weight"] == 0
+    assert depths["model.bert.encoder.layer.0.attention.self.query.weight"] == 1
+    assert depths["model.classifier.weight"] == depths["model.bert.pooler.dense.weight"] == 2
+    features = model.features(ids[None])
+    assert features.shape == (1, 32)  # the hidden width, below the head
+
     # `runner.py export` takes it too: the program gives its probabilities for any batch.
     classifier = Probabilities(model.eval(), dim=-1)
     texts = [data.val.texts[i] for i in range(3)]

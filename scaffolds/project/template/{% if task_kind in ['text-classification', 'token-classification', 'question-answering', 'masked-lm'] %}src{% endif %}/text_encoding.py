@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -171,3 +172,41 @@ class HFTextModel(nn.Module):
         input_ids, mask = crop_padding(input_ids, self.pad_id)
         logits = self.model(input_ids=input_ids, attention_mask=mask.long()).logits
         return logits, self.loss(logits, targets)
+
+    def features(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Each text's encoding below the head: its last hidden layer averaged over real tokens."""
+        input_ids, mask = crop_padding(input_ids, self.pad_id)
+        outputs = self.model(input_ids=input_ids, attention_mask=mask.long(), output_hidden_states=True)
+        return mean_over_tokens(outputs.hidden_states[-1], mask)
+
+    def layer_depths(self) -> dict[str, int]:
+        return layer_depths(self)
+
+
+def mean_over_tokens(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[batch, tokens, width] averaged over the tokens `mask` [batch, tokens] keeps."""
+    weights = mask.unsqueeze(-1).to(states.dtype)
+    return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+
+
+LAYER_INDEX = re.compile(r"\.(?:layer|layers|h|block|blocks)\.(\d+)\.")  # encoder.layer.3.attention...
+
+
+def layer_depths(model: nn.Module) -> dict[str, int]:
+    """How deep each trainable weight sits, for layer-wise learning rates: 0 for the embeddings
+    (and their norm), i + 1 for layer i of the encoder, one more than the last layer for what sits
+    above them (a final norm, a pooler, the head)."""
+    embeddings = {
+        f"{module_name}.{name}".lstrip(".")
+        for module_name, module in model.named_modules()
+        if isinstance(module, nn.Embedding)
+        for name, _ in module.named_parameters(recurse=False)
+    }
+    depths: dict[str, int | None] = {}
+    for name, weight in model.named_parameters():
+        if weight.requires_grad:
+            layer = LAYER_INDEX.search(f".{name}")
+            embedding = name in embeddings or "embed" in name
+            depths[name] = int(layer[1]) + 1 if layer else 0 if embedding else None
+    top = max((depth for depth in depths.values() if depth is not None), default=0) + 1
+    return {name: top if depth is None else depth for name, depth in depths.items()}
