@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from acceptance import Gate, read_records, read_spec, readable, unchecked_items
-from config import TASK_KIND, Config, ProjectError
+from config import ROOT, TASK_KIND, Config, ProjectError
 
 # The Hub's name for each kind's task, where it has one.
 PIPELINE_TAGS = {
@@ -146,7 +146,7 @@ def model_card(run_dir: Path, spec_path: Path, gates: list[Gate], usage: list[st
     config = Config.load(run_dir / "config.json")
     final, spec = final_record(run_dir), read_spec(spec_path)
     scores = validation_scores(final)
-    name = run_dir.resolve().parent.parent.name or run_dir.name  # the project's folder, runs/ inside it
+    name = ROOT.name  # the project's folder
     title = spec.get("title") or TASK_KIND
     size = ", ".join(f"{final[name]:,} {name}" for name in SIZES if name in final)
     examples = f" ({size})" if size else ""
