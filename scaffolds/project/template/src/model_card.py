@@ -57,10 +57,11 @@ def cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def metadata(name: str, config: Config, scores: dict[str, float]) -> str:
-    """The YAML block the Hub reads: task, tags and each validation score in a `model-index`."""
+def metadata(name: str, config: Config, scores: dict[str, float], library: str) -> str:
+    """The YAML block the Hub reads: library, task, tags and each validation score in a
+    `model-index`."""
     task = {"type": PIPELINE_TAGS[TASK_KIND]} if TASK_KIND in PIPELINE_TAGS else {"type": TASK_KIND}
-    fields: dict[str, object] = {"library_name": "pytorch", "tags": ["ccpt", TASK_KIND]}
+    fields: dict[str, object] = {"library_name": library, "tags": ["ccpt", TASK_KIND]}
     if TASK_KIND in PIPELINE_TAGS:
         fields["pipeline_tag"] = PIPELINE_TAGS[TASK_KIND]
     if config.model_name:
@@ -140,18 +141,21 @@ def training(final: dict, config: Config, settings: str) -> list[str]:
     ]
 
 
-def model_card(run_dir: Path, spec_path: Path, gates: list[Gate], usage: list[str]) -> str:
-    """The card of the run in `run_dir`, its `gates` judged on it (acceptance.check_run), with
-    `usage`: the commands that use the model, one per line."""
+def model_card(
+    run_dir: Path, spec_path: Path, gates: list[Gate] | None, use: list[str], library: str = "pytorch"
+) -> str:
+    """The card of the run in `run_dir`: its `gates` judged on it (acceptance.check_run; None leaves
+    the section out), `use` (Markdown lines on how to use the model) and `library`, the one the Hub
+    names for loading it."""
     config = Config.load(run_dir / "config.json")
     final, spec = final_record(run_dir), read_spec(spec_path)
     scores = validation_scores(final)
     name = ROOT.name  # the project's folder
     title = spec.get("title") or TASK_KIND
-    size = ", ".join(f"{final[name]:,} {name}" for name in SIZES if name in final)
+    size = ", ".join(f"{final[count]:,} {count}" for count in SIZES if count in final)
     examples = f" ({size})" if size else ""
     lines = [
-        metadata(name, config, scores),
+        metadata(name, config, scores, library),
         f"# {name}: run {run_dir.name}",
         "",
         f"{title} (task spec `{spec.get('id', spec_path.stem)}`, a {TASK_KIND} project made with ccpt).",
@@ -168,7 +172,8 @@ def model_card(run_dir: Path, spec_path: Path, gates: list[Gate], usage: list[st
     ]
     if "train_val_gap" in final:
         lines += [f"Train-validation gap: {readable('train_val_gap', final['train_val_gap'])}.", ""]
-    lines += ["## Acceptance gates", "", *gate_table(gates, spec_path)]
+    if gates is not None:
+        lines += ["## Acceptance gates", "", *gate_table(gates, spec_path)]
     lines += ["## Training", "", *training(final, config, (run_dir / "config.json").read_text())]
-    lines += ["## Use", "", "```bash", *usage, "```", ""]
+    lines += ["## Use", "", *use, ""]
     return "\n".join(lines)

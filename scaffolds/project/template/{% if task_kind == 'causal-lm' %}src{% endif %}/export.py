@@ -41,9 +41,10 @@ from predictor import Predictor
 CHAT_TEMPLATE = Path(__file__).with_name("chat_template.j2")
 
 
-def export_run(run_dir: Path, output: Path) -> dict[str, Any]:
+def export_run(run_dir: Path, output: Path, card: str = "") -> dict[str, Any]:
     """Write run_dir's model, tokenizer and generation settings to the folder `output` (an earlier
-    export there is replaced); what was written (for `runner.py export`)."""
+    export there is replaced), and `card` as its README.md (the model card the Hub shows); what
+    was written (for `runner.py export`)."""
     if output.exists() and not output.is_dir():
         raise ProjectError(f"{output} is a file, not a folder: give another --output")
     if output.is_dir() and any(output.iterdir()) and not (output / "config.json").is_file():
@@ -59,7 +60,10 @@ def export_run(run_dir: Path, output: Path) -> dict[str, Any]:
         model = gpt2_of(predictor.model, predictor.tokenizer.vocab_size, tokenizer.eos_token_id)
         context = predictor.config.block_size  # learned positions: a longer input has none
     model.generation_config = generation_config(predictor, tokenizer)
-    write_whole(output, [model.save_pretrained, tokenizer.save_pretrained])
+    writers: list[Callable[[Path], object]] = [model.save_pretrained, tokenizer.save_pretrained]
+    if card:
+        writers.append(lambda folder: (folder / "README.md").write_text(card))
+    write_whole(output, writers)
     return {
         "run": run_dir.name,
         "path": str(output),
@@ -68,6 +72,7 @@ def export_run(run_dir: Path, output: Path) -> dict[str, Any]:
         "bytes": sum(f.stat().st_size for f in output.iterdir() if f.is_file()),
         "chat": predictor.chat,
         "context": context,
+        "card": bool(card),
     }
 
 

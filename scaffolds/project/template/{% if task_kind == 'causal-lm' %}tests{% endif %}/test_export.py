@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
-from conftest import TINY, run_cli, set_flags
+from conftest import TINY, read_records, run_cli, set_flags
 from data import prompt_tokens
 from instructions import END, user_turn
 from predictor import Predictor
@@ -23,6 +24,7 @@ def exported(run_dir: Path, output: Path) -> tuple[torch.nn.Module, object]:
     result = run_cli("export", "--run", str(run_dir), "--output", str(output))
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"exported run {run_dir.name} to {output} (GPT2LMHeadModel" in result.stdout
+    assert "card: README.md" in result.stdout
     return AutoModelForCausalLM.from_pretrained(output).eval(), AutoTokenizer.from_pretrained(output)
 
 
@@ -35,6 +37,13 @@ def test_an_exported_run_reads_computes_and_generates_as_the_project_does(
     trained_run: Path, tmp_path: Path
 ) -> None:
     model, tokenizer = exported(trained_run, tmp_path / "hf")
+    # Its README.md is the model card the Hub shows: for transformers, the run's validation scores.
+    _, front, body = (tmp_path / "hf" / "README.md").read_text().split("---\n", 2)
+    meta = yaml.safe_load(front)
+    assert meta["library_name"] == "transformers" and meta["pipeline_tag"] == "text-generation"
+    scores = {entry["type"]: entry["value"] for entry in meta["model-index"][0]["results"][0]["metrics"]}
+    assert scores["eval_loss"] == pytest.approx(read_records(trained_run)[-1]["eval_loss"], abs=1e-6)
+    assert f"AutoModelForCausalLM.from_pretrained({str(tmp_path / 'hf')!r})" in body
     predictor = Predictor(trained_run, "cpu")
     ids = tokenizer(TEXT)["input_ids"]
     assert ids == predictor.tokenizer.encode(TEXT) and tokenizer.decode(ids) == TEXT
