@@ -47,6 +47,32 @@ class Predictor(TrainedModel):
             "labels": prepare.labels,
         }
 
+    @torch.no_grad()
+    def errors(self, texts: list[str], labels: list[int], limit: int) -> tuple[int, list[dict]]:
+        """The texts (with their labelled class ids) the model labels wrong: how many, and the
+        first `limit` of them with the label, the predicted one and its probability."""
+        names, count, examples = self.preprocessor.labels, 0, []
+        for start in range(0, len(texts), 256):
+            batch = texts[start : start + 256]
+            logits, _ = self.model(self.preprocessor.encode(batch).to(self.device))
+            best = logits.float().softmax(dim=-1).max(dim=-1)
+            for text, label, chosen, probability in zip(
+                batch, labels[start : start + 256], best.indices.tolist(), best.values.tolist(), strict=True
+            ):
+                if chosen == label:
+                    continue
+                count += 1
+                if len(examples) < limit:
+                    examples.append(
+                        {
+                            "text": text,
+                            "label": names[label],
+                            "predicted": names[chosen],
+                            "probability": round(probability, 6),
+                        }
+                    )
+        return count, examples
+
     def read_input(self, argument: str) -> str:
         """A command-line argument is the text itself."""
         return argument

@@ -93,3 +93,17 @@ def test_the_exported_classifier_and_its_tokenizer_give_the_predictors_probabili
     body = json.loads(run_cli("export", "--run", str(trained_run), "--output", str(path), "--json").stdout)
     assert body["bytes"] == path.stat().st_size and body["labels"] == data.preprocessor.labels
     assert body["input"] == [length] and body["tokenizer"] == TOKENIZER_FILE
+
+
+def test_error_examples_list_the_texts_labelled_wrong(trained_run: Path, data: TaskData) -> None:
+    predictor = Predictor(trained_run, "cpu")
+    texts = data.val.texts[:30]
+    as_predicted = [predictor.preprocessor.labels.index(predictor.predict(text)["label"]) for text in texts]
+    assert predictor.errors(texts, as_predicted, limit=5) == (0, [])  # its own labels are never wrong
+    edited = [*as_predicted[:-1], (as_predicted[-1] + 1) % len(predictor.preprocessor.labels)]
+    count, examples = predictor.errors(texts, edited, limit=5)
+    assert count == 1 and examples[0]["text"] == texts[-1]
+    assert examples[0]["label"] == predictor.preprocessor.labels[edited[-1]]
+    assert examples[0]["predicted"] == predictor.preprocessor.labels[as_predicted[-1]]
+    body = json.loads(run_cli("evaluate", "--run", str(trained_run), "--errors", "2", "--json").stdout)
+    assert len(body["errors"]) == min(2, body["error_count"]) and "macro_f1" in body

@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import torch
 
-from data import IGNORE, build_data, split_words
+from data import IGNORE, build_data, join_words, split_words
 from metrics import spans
 from trainer import TrainedModel
+
+
+def entity_words(chosen: set[tuple[str, int, int]], words: list[str]) -> list[dict[str, str]]:
+    """Entities given as (type, first word, last word), in reading order, with their words."""
+    return [
+        {"type": kind, "text": join_words(words[first : last + 1])}
+        for kind, first, last in sorted(chosen, key=lambda span: span[1])
+    ]
 
 
 class Predictor(TrainedModel):
@@ -47,6 +55,28 @@ class Predictor(TrainedModel):
             )
         words = [{"word": m.group(), "tag": tag} for m, tag in zip(matches, tags, strict=True)]
         return {"entities": entities, "words": words}
+
+    def errors(self, notes: list[list[str]], tags: list[list[int]], limit: int) -> tuple[int, list[dict]]:
+        """The notes (as words, with their labelled tag ids) whose predicted entities differ from
+        the labelled ones: how many, and the first `limit` of them with the entities missed (or
+        found with another type or extent) and those found that are not there."""
+        labels = self.preprocessor.labels
+        count, examples = 0, []
+        for words, tag_ids in zip(notes, tags, strict=True):
+            labelled, found = spans([labels[i] for i in tag_ids]), spans(self.tag_words(words)[0])
+            if labelled == found:
+                continue
+            count += 1
+            if len(examples) < limit:
+                missed, spurious = labelled - found, found - labelled
+                examples.append(
+                    {
+                        "text": join_words(words),
+                        "missed": entity_words(missed, words),
+                        "spurious": entity_words(spurious, words),
+                    }
+                )
+        return count, examples
 
     def read_input(self, argument: str) -> str:
         """A command-line argument is the text itself."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from conftest import run_cli, saved_step
-from data import ENTITY_TYPES, split_words
+from data import ENTITY_TYPES, TaskData, join_words, split_words
 from metrics import spans
 from predictor import Predictor
 
@@ -65,3 +65,25 @@ def test_runner_predict_lists_the_entities(trained_run: Path) -> None:
     as_json = run_cli("predict", "--run", str(trained_run), "--json", NOTE)
     answer = json.loads(as_json.stdout)
     assert answer["input"] == NOTE and set(answer) == {"input", "entities", "words"}
+
+
+def test_error_examples_list_the_entities_missed_and_made_up(trained_run: Path, data: TaskData) -> None:
+    predictor = Predictor(trained_run, "cpu")
+    labels = predictor.preprocessor.labels
+    notes = data.val.words[:20]
+    # Taken as labelled, the model's own tags are never wrong.
+    as_predicted = [[labels.index(tag) for tag in predictor.tag_words(words)[0]] for words in notes]
+    assert predictor.errors(notes, as_predicted, limit=5) == (0, [])
+    # A note labelled as holding no entity: each one the model finds there is made up.
+    index = next(i for i, tags in enumerate(as_predicted) if spans([labels[t] for t in tags]))
+    edited = [*as_predicted[:index], [labels.index("O")] * len(notes[index]), *as_predicted[index + 1 :]]
+    count, examples = predictor.errors(notes, edited, limit=5)
+    found = sorted(spans([labels[t] for t in as_predicted[index]]), key=lambda span: span[1])
+    assert count == 1 and examples[0]["text"] == join_words(notes[index]) and not examples[0]["missed"]
+    assert [entity["type"] for entity in examples[0]["spurious"]] == [kind for kind, _, _ in found]
+    # Through the command line, with the scores.
+    result = run_cli("evaluate", "--run", str(trained_run), "--errors", "2", "--json")
+    body = json.loads(result.stdout)
+    assert body["error_count"] >= len(body["errors"]) and len(body["errors"]) <= 2 and "f1" in body
+    for example in body["errors"]:
+        assert example["missed"] or example["spurious"]
