@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -134,6 +135,22 @@ def test_a_720p_frame_posted_gets_boxes_classes_and_scores(
     assert (body["width"], body["height"]) == (1280, 720)
     assert body["boxes"] == predictor.predict(image)["boxes"]
     assert all({"label", "score", "box", "colour"} <= box.keys() for box in body["boxes"])
+
+
+def test_under_load_every_request_gets_its_own_frames_boxes(server_url: str, data: TaskData) -> None:
+    """The spec's load test: 8 clients at once, 32 requests over 4 different frames, through the
+    server's thread pool and the one model it shares; each answer is the one its frame gets alone."""
+    frames = [png_bytes(frame(data, index, (1280, 720))) for index in range(4)]
+
+    def boxes(body: bytes) -> list[dict]:
+        response = httpx.post(f"{server_url}/predict", files={"file": ("frame.png", body)}, timeout=120)
+        assert response.status_code == 200, response.text
+        return response.json()["boxes"]
+
+    alone = [boxes(body) for body in frames]
+    with ThreadPoolExecutor(max_workers=8) as clients:
+        loaded = list(clients.map(boxes, [frames[i % 4] for i in range(32)]))
+    assert all(answer == alone[i % 4] for i, answer in enumerate(loaded))
 
 
 def test_a_frame_with_too_many_pixels_gets_413(server_url: str) -> None:
