@@ -28,8 +28,9 @@ PIPELINE_TAGS = {
     "causal-lm": "text-generation",
 }
 # What a final record holds that is not a score of the model on the validation split.
-BOOKKEEPING = {"kind", "time", "step", "parameters", "trainable_parameters", "elapsed_s", "world_size"}
-BOOKKEEPING |= {"gpus"}
+BOOKKEEPING = frozenset(
+    ("kind", "time", "step", "parameters", "trainable_parameters", "elapsed_s", "world_size", "gpus")
+)
 SIZES = ("examples", "tokens")  # how much of the validation split the scores cover
 SECTION_WORDS = {"constraints": "constraint", "rewards": "reward", "penalties": "penalty"}
 
@@ -46,7 +47,7 @@ def validation_scores(final: dict) -> dict[str, float]:
     return {
         name: value
         for name, value in final.items()
-        if name not in BOOKKEEPING | set(SIZES)
+        if name not in BOOKKEEPING.union(SIZES)
         and not name.startswith("train_")
         and isinstance(value, (int, float))
     }
