@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import shutil
-import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -81,7 +81,10 @@ def write_whole(output: Path, writers: list[Callable[[Path], object]]) -> None:
     earlier export there is replaced whole (none of its files left to mix with the new ones, such
     as a chat template beside a plain model), and an interrupted export leaves it as it was."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    # mkdir, not tempfile.mkdtemp: the folder keeps the umask's mode (mkdtemp's 0700 would hide the
+    # export from a server running as another user).
+    staging = output.with_name(f".{output.name}.{uuid.uuid4().hex}")
+    staging.mkdir()
     try:
         for write in writers:
             write(staging)

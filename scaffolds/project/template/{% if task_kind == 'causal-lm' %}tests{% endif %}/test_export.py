@@ -122,3 +122,5 @@ def test_export_replaces_an_earlier_export_never_other_files(
     written = sum(path.stat().st_size for path in (tmp_path / "hf").iterdir())
     assert json.loads(result.stdout)["bytes"] == written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hf", "notes.txt"]  # no staging folder left
+    (tmp_path / "plain").mkdir()  # the export's folder gets the mode any new folder gets here
+    assert (tmp_path / "hf").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777
