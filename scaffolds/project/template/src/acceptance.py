@@ -240,21 +240,28 @@ def read_records(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def measure(run_dir: Path, wanted: set[str]) -> dict[str, float]:
-    """The value of each metric in `wanted` that this run can give (others are left out)."""
-    records = read_records(run_dir)
+def final_record(run_dir: Path, records: list[dict]) -> dict:
+    """The run's final record among its `records`, or one line on why it has none (it diverged,
+    or it has not finished)."""
     finals = [r for r in records if r["kind"] == "final"]
-    training = [r for r in records if r["kind"] == "train"]
-    diverged = [r for r in training if not math.isfinite(r["loss"])]
-    if not finals and diverged:
+    if finals:
+        return finals[-1]
+    diverged = [r for r in records if r["kind"] == "train" and not math.isfinite(r["loss"])]
+    if diverged:
         raise ProjectError(
             f"{run_dir.name} stopped at step {diverged[0]['step']}, where its training loss became"
             f" {diverged[0]['loss']}, so it has no final scores to check; train it again (or --resume it)"
             " with a lower learning rate"
         )
-    if not finals:
-        raise ProjectError(f"{run_dir.name} has not finished (no final record); train it to the end first")
-    final = finals[-1]
+    raise ProjectError(f"{run_dir.name} has not finished (no final record); train it to the end first")
+
+
+def measure(run_dir: Path, wanted: set[str]) -> dict[str, float]:
+    """The value of each metric in `wanted` that this run can give (others are left out)."""
+    records = read_records(run_dir)
+    final = final_record(run_dir, records)
+    training = [r for r in records if r["kind"] == "train"]
+    diverged = [r for r in training if not math.isfinite(r["loss"])]
     values: dict[str, float] = {name: final[name] for name in FINAL_METRICS if name in final}
     values |= {name: final[name] for name in wanted & final.keys() if PER_CLASS_METRICS.fullmatch(name)}
     values["parameters_m"] = final["parameters"] / 1e6

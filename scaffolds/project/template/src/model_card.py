@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from acceptance import Gate, read_records, read_spec, readable, unchecked_items
-from config import ROOT, TASK_KIND, Config, ProjectError
+from acceptance import Gate, final_record, read_records, read_spec, readable, unchecked_items
+from config import ROOT, TASK_KIND, Config
 
 # The Hub's name for each kind's task, where it has one.
 PIPELINE_TAGS = {
@@ -33,13 +33,6 @@ BOOKKEEPING = frozenset(
 )
 SIZES = ("examples", "tokens")  # how much of the validation split the scores cover
 SECTION_WORDS = {"constraints": "constraint", "rewards": "reward", "penalties": "penalty"}
-
-
-def final_record(run_dir: Path) -> dict:
-    finals = [record for record in read_records(run_dir) if record["kind"] == "final"]
-    if not finals:
-        raise ProjectError(f"{run_dir.name} has not finished (no final record); train it to the end first")
-    return finals[-1]
 
 
 def validation_scores(final: dict) -> dict[str, float]:
@@ -149,7 +142,7 @@ def model_card(
     the section out), `use` (Markdown lines on how to use the model) and `library`, the one the Hub
     names for loading it."""
     config = Config.load(run_dir / "config.json")
-    final, spec = final_record(run_dir), read_spec(spec_path)
+    final, spec = final_record(run_dir, read_records(run_dir)), read_spec(spec_path)
     scores = validation_scores(final)
     name = ROOT.name  # the project's folder
     title = spec.get("title") or TASK_KIND
