@@ -10,9 +10,8 @@ import torch
 
 from data import build_data
 from programs import Probabilities, save_program
+from text_encoding import TOKENIZER_FILE
 from trainer import TrainedModel
-
-TOKENIZER_FILE = "tokenizer.json"  # the name the tokenizer has inside an exported program
 
 
 class Predictor(TrainedModel):
@@ -32,16 +31,17 @@ class Predictor(TrainedModel):
     def export(self, path: Path) -> dict[str, object]:
         """The classifier and its softmax as a torch.export program, on the CPU, any batch size,
         with the run's tokenizer inside (TOKENIZER_FILE, padding and truncating by itself): torch
-        and the `tokenizers` library turn texts into ids [batch, max_length] and those into class
-        probabilities [batch, classes], without this project. Returns what a service needs."""
+        and the `tokenizers` library turn texts into ids [batch, tokens] (tokens: the batch's
+        longest text, at most max_length) and those into class probabilities [batch, classes],
+        without this project. Returns what a service needs."""
         prepare = self.preprocessor
         classifier = Probabilities(copy.deepcopy(self.model).to("cpu"), dim=-1).eval()
-        ids = prepare.encode(["an example text", "another one"])
+        ids = prepare.encode(["an example text", "another one"])[:, :8]
         inside = {TOKENIZER_FILE: prepare.standalone_json()}
         return {
             "path": str(path),
-            "bytes": save_program(classifier, ids, path, extra_files=inside),
-            "input": [prepare.max_length],
+            "bytes": save_program(classifier, ids, path, longest_text=prepare.max_length, extra_files=inside),
+            "longest_text": prepare.max_length,
             "pad_id": prepare.pad_id,
             "tokenizer": TOKENIZER_FILE,
             "labels": prepare.labels,

@@ -13,7 +13,8 @@ from tokenizers import Tokenizer
 
 from conftest import run_cli, saved_step
 from data import BUILTIN_PACKAGES, TaskData
-from predictor import TOKENIZER_FILE, Predictor
+from predictor import Predictor
+from text_encoding import TOKENIZER_FILE, crop_padding
 
 
 def test_health_names_the_task_and_the_run(server_url: str, trained_run: Path) -> None:
@@ -71,7 +72,7 @@ def test_the_exported_classifier_and_its_tokenizer_give_the_predictors_probabili
     result = run_cli("export", "--run", str(trained_run), "--output", str(path))
     assert result.returncode == 0, result.stderr
     length = data.preprocessor.max_length
-    assert f"token ids [batch, {length}]" in result.stdout and "extra_files=files" in result.stdout
+    assert f"cuts each at {length} tokens" in result.stdout and "extra_files=files" in result.stdout
     assert "Warning" not in result.stderr
     # What the command prints, run with torch and the tokenizers library only.
     files = {TOKENIZER_FILE: ""}
@@ -79,12 +80,18 @@ def test_the_exported_classifier_and_its_tokenizer_give_the_predictors_probabili
     tokenizer = Tokenizer.from_str(files[TOKENIZER_FILE])
     texts = [data.val.texts[i] for i in range(6)] + ["", "os " * 2 * length]  # empty, and cut short
     ids = torch.tensor([text.ids for text in tokenizer.encode_batch(texts)])
-    assert torch.equal(ids, data.preprocessor.encode(texts))  # the ids training saw
+    assert torch.equal(ids, data.preprocessor.encode(texts))  # the ids training saw, all max_length long
     predictor = Predictor(trained_run, "cpu")
-    for batch in (slice(0, 1), slice(None)):  # any batch size
+    short = [" ".join(text.split()[:8]) for text in texts[:6]]  # a batch as long as its longest text only
+    short_ids = torch.tensor([text.ids for text in tokenizer.encode_batch(short)])
+    assert torch.equal(short_ids, crop_padding(data.preprocessor.encode(short), data.preprocessor.pad_id)[0])
+    assert short_ids.shape[1] < length
+    one = torch.tensor([tokenizer.encode(short[0]).ids])  # one text, its own length
+    empty = torch.tensor([[data.preprocessor.pad_id]])  # as the command says: an empty text alone has no ids
+    for batch_ids, batch_texts in ((one, short[:1]), (empty, [""]), (short_ids, short), (ids, texts)):
         with torch.no_grad():
-            probabilities = program(ids[batch])
-        for row, text in zip(probabilities, texts[batch], strict=True):
+            probabilities = program(batch_ids)
+        for row, text in zip(probabilities, batch_texts, strict=True):
             expected = predictor.predict(text, top_k=3)["top"]
             best = row.topk(3)
             labels = [data.preprocessor.labels[i] for i in best.indices.tolist()]
@@ -92,7 +99,7 @@ def test_the_exported_classifier_and_its_tokenizer_give_the_predictors_probabili
             assert best.values.tolist() == pytest.approx([e["probability"] for e in expected], abs=1e-5)
     body = json.loads(run_cli("export", "--run", str(trained_run), "--output", str(path), "--json").stdout)
     assert body["bytes"] == path.stat().st_size and body["labels"] == data.preprocessor.labels
-    assert body["input"] == [length] and body["tokenizer"] == TOKENIZER_FILE
+    assert body["longest_text"] == length and body["tokenizer"] == TOKENIZER_FILE
 
 
 def test_error_examples_list_the_texts_labelled_wrong(trained_run: Path, data: TaskData) -> None:

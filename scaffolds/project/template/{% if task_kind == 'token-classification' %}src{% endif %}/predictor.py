@@ -3,11 +3,19 @@ latency that `runner.py check` measures)."""
 
 from __future__ import annotations
 
+import copy
+import json
+from pathlib import Path
+
 import torch
 
-from data import IGNORE, build_data, join_words, split_words
+from data import IGNORE, WORD, build_data, join_words, split_words
 from metrics import spans
+from programs import Probabilities, save_program
+from text_encoding import TOKENIZER_FILE
 from trainer import TrainedModel
+
+TAGGING_FILE = "tagging.json"  # inside an exported program: the tag names and how words are split
 
 
 def entity_words(chosen: set[tuple[str, int, int]], words: list[str]) -> list[dict[str, str]]:
@@ -55,6 +63,30 @@ class Predictor(TrainedModel):
             )
         words = [{"word": m.group(), "tag": tag} for m, tag in zip(matches, tags, strict=True)]
         return {"entities": entities, "words": words}
+
+    def export(self, path: Path) -> dict[str, object]:
+        """The tagger and its softmax as a torch.export program, on the CPU, any batch size, with
+        the run's tokenizer (TOKENIZER_FILE, padding and truncating by itself) and how to read its
+        answer (TAGGING_FILE: the tag names, the pattern that splits a text into words) inside:
+        torch, `tokenizers` and `re` turn texts into words, those into ids [batch, tokens] (at most
+        max_length) and those into tag probabilities [batch, tokens, tags], without this project;
+        each word takes its first token's tag. Returns what a service needs."""
+        prepare = self.preprocessor
+        tagger = Probabilities(copy.deepcopy(self.model).to("cpu"), dim=-1).eval()
+        ids, _ = prepare.encode([["an", "example", "note"], ["another", "one"]])
+        tagging = {"tags": prepare.labels, "word_pattern": WORD.pattern}
+        inside = {TOKENIZER_FILE: prepare.standalone_json(), TAGGING_FILE: json.dumps(tagging)}
+        size = save_program(tagger, ids[:, :8], path, longest_text=prepare.max_length, extra_files=inside)
+        return {
+            "path": str(path),
+            "bytes": size,
+            "longest_text": prepare.max_length,
+            "pad_id": prepare.pad_id,
+            "tokenizer": TOKENIZER_FILE,
+            "tagging": TAGGING_FILE,
+            "labels": prepare.labels,
+            "word_pattern": WORD.pattern,
+        }
 
     def errors(self, notes: list[list[str]], tags: list[list[int]], limit: int) -> tuple[int, list[dict]]:
         """The notes (as words, with their labelled tag ids) whose predicted entities differ from

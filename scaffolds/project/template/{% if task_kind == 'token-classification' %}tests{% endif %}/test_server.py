@@ -1,16 +1,22 @@
-"""The HTTP API over real HTTP, and `runner.py predict`: notes in, entities out, bad input refused."""
+"""The HTTP API over real HTTP, `runner.py predict` and `runner.py export`: notes in, entities
+out, bad input refused."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import httpx
+import pytest
+import torch
+from tokenizers import Tokenizer
 
 from conftest import run_cli, saved_step
 from data import ENTITY_TYPES, TaskData, join_words, split_words
 from metrics import spans
-from predictor import Predictor
+from predictor import TAGGING_FILE, Predictor
+from text_encoding import TOKENIZER_FILE
 
 NOTE = "Started lisinopril 10 mg daily for hypertension."
 
@@ -87,3 +93,38 @@ def test_error_examples_list_the_entities_missed_and_made_up(trained_run: Path, 
     assert body["error_count"] >= len(body["errors"]) and len(body["errors"]) <= 2 and "f1" in body
     for example in body["errors"]:
         assert example["missed"] or example["spurious"]
+
+
+def test_the_exported_tagger_and_what_it_carries_tag_words_as_the_predictor_does(
+    trained_run: Path, data: TaskData, tmp_path: Path
+) -> None:
+    path = tmp_path / "t.pt2"
+    result = run_cli("export", "--run", str(trained_run), "--output", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "extra_files=files" in result.stdout and "is_pretokenized=True" in result.stdout
+    assert "Warning" not in result.stderr
+    # What the command prints, run with torch, the tokenizers library, json and re only.
+    files = {TOKENIZER_FILE: "", TAGGING_FILE: ""}
+    program = torch.export.load(path, extra_files=files).module()
+    tokenizer, tagging = Tokenizer.from_str(files[TOKENIZER_FILE]), json.loads(files[TAGGING_FILE])
+    texts = [*data.val.texts[:5], NOTE]
+    words = [re.findall(tagging["word_pattern"], text) for text in texts]
+    assert words == [[match.group() for match in split_words(text)] for text in texts]
+    predictor = Predictor(trained_run, "cpu")
+    for batch in (slice(5, 6), slice(None)):  # one note, and a batch padded to its longest
+        encodings = tokenizer.encode_batch(words[batch], is_pretokenized=True)
+        ids = torch.tensor([encoding.ids for encoding in encodings])
+        assert ids.shape[1] < predictor.preprocessor.max_length  # as long as the longest note only
+        with torch.no_grad():
+            probabilities = program(ids)
+        for row, encoding, note in zip(probabilities, encodings, words[batch], strict=True):
+            firsts = {word: position for position, word in reversed(list(enumerate(encoding.word_ids)))}
+            firsts.pop(None, None)
+            chosen = row[[firsts[word] for word in range(len(note))]].max(dim=-1)
+            tags, confidence = predictor.tag_words(note)
+            assert [tagging["tags"][i] for i in chosen.indices.tolist()] == tags
+            assert chosen.values.tolist() == pytest.approx(confidence, abs=1e-5)
+    body = json.loads(run_cli("export", "--run", str(trained_run), "--output", str(path), "--json").stdout)
+    assert body["bytes"] == path.stat().st_size and body["labels"] == tagging["tags"]
+    assert tagging["tags"] == data.preprocessor.labels
+    assert body["longest_text"] == data.preprocessor.max_length and body["tagging"] == TAGGING_FILE

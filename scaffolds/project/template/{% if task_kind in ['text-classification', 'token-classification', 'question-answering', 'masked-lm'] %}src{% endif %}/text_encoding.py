@@ -72,6 +72,7 @@ def cached_wordpiece(
 
 
 Preprocessor = TypeVar("Preprocessor", bound="SavedTokenizer")
+TOKENIZER_FILE = "tokenizer.json"  # the name the tokenizer has inside an exported program
 
 
 @dataclass
@@ -93,9 +94,10 @@ class SavedTokenizer:
         return len(self.tokenizer)
 
     def standalone_json(self) -> str:
-        """The tokenizer in the `tokenizers` library's JSON, set to truncate and pad every text to
-        max_length tokens itself: `tokenizers.Tokenizer.from_str(it).encode_batch(texts)` gives the
-        ids `encode` does, without transformers (what an exported program carries)."""
+        """The tokenizer in the `tokenizers` library's JSON, set to cut every text at max_length
+        tokens and to pad a batch to its longest text itself: `tokenizers.Tokenizer.from_str(it)
+        .encode_batch(texts)` gives the ids `encode` does, without transformers, less the columns
+        that are padding in every row (what an exported program carries)."""
         from tokenizers import Tokenizer
 
         if not self.tokenizer.is_fast:
@@ -106,7 +108,7 @@ class SavedTokenizer:
         standalone = Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
         standalone.enable_truncation(self.max_length)
         pad_token = self.tokenizer.pad_token
-        standalone.enable_padding(length=self.max_length, pad_id=self.pad_id, pad_token=pad_token)
+        standalone.enable_padding(pad_id=self.pad_id, pad_token=pad_token)
         return standalone.to_str()
 
     def save(self, run_dir: Path) -> None:
