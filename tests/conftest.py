@@ -32,6 +32,15 @@ pytest_plugins = ["tests.messages_api", "tests.web_support"]
 _LEAKY_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "AWS_PROFILE", "CCPT_DEBUG", "COLUMNS", "LINES")
 
 
+def deprecated_model() -> tuple[str, str]:
+    """A model the installed anthropic SDK lists as deprecated, and its retirement date as the SDK
+    writes it: taken from the SDK, since each release retires some models and drops others."""
+    from anthropic._data import DEPRECATED_MODELS
+
+    assert DEPRECATED_MODELS, "this anthropic SDK lists no deprecated model"
+    return sorted(DEPRECATED_MODELS.items())[0]
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:

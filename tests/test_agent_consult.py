@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from ccpt.agents.models import Usage, cost_usd
-from tests.conftest import run_ccpt
+from tests.conftest import deprecated_model, run_ccpt
 from tests.messages_api import FAKE_API_KEY, MessagesApiServer, ccpt_against, run_ccpt_in_process
 
 FOOTER = re.compile(
@@ -298,10 +298,11 @@ def test_the_configured_default_model_serves_roles_that_inherit(
 def test_a_deprecated_model_gets_one_notice_line_and_still_answers(
     messages_api: MessagesApiServer, tmp_path: Path
 ) -> None:
-    result = agent(messages_api, tmp_path, "network", "--model", "claude-sonnet-4-5", "q")
+    model, retires = deprecated_model()
+    result = agent(messages_api, tmp_path, "network", "--model", model, "q")
     assert result.returncode == 0, result.stderr
     notices = [line for line in result.stderr.splitlines() if "deprecated" in line]
-    assert len(notices) == 1 and "retires on November 30th, 2026" in notices[0]
+    assert len(notices) == 1 and f" on {retires};" in notices[0]
     assert "DeprecationWarning" not in result.stderr
 
 

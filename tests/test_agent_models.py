@@ -10,6 +10,7 @@ from anthropic.types.model_param import ModelParam
 
 from ccpt.agents.models import Usage, aliases, cost_usd, deprecation_notice, model_card, resolve_model
 from ccpt.config import DEFAULT_MODEL
+from tests.conftest import deprecated_model
 
 SDK_MODELS = set(typing.get_args(typing.get_args(ModelParam)[0]))
 
@@ -55,6 +56,18 @@ def test_an_unpriced_model_has_no_cost_rather_than_a_wrong_one() -> None:
 
 
 def test_deprecated_models_get_a_one_line_notice() -> None:
-    notice = deprecation_notice("claude-sonnet-4-5")
-    assert notice and "November 30th, 2026" in notice and "\n" not in notice
+    model, retires = deprecated_model()
+    notice = deprecation_notice(model)
+    assert notice and retires in notice and "\n" not in notice
     assert deprecation_notice("claude-sonnet-5-5") is None
+
+
+def test_the_notice_says_whether_the_retirement_date_has_passed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from anthropic import _data
+
+    monkeypatch.setitem(_data.DEPRECATED_MODELS, "claude-old-1", "March 1st, 2020")
+    monkeypatch.setitem(_data.DEPRECATED_MODELS, "claude-later-1", "March 3rd, 2999")
+    monkeypatch.setitem(_data.DEPRECATED_MODELS, "claude-odd-1", "some day soon")
+    assert "was retired on March 1st, 2020;" in (deprecation_notice("claude-old-1") or "")
+    assert "and retires on March 3rd, 2999;" in (deprecation_notice("claude-later-1") or "")
+    assert "and retires on some day soon;" in (deprecation_notice("claude-odd-1") or "")

@@ -145,4 +145,18 @@ def deprecation_notice(model_id: str) -> str | None:
     retires = DEPRECATED_MODELS.get(model_id)
     if retires is None:
         return None
-    return f"{model_id} is deprecated and retires on {retires}; use {aliases()['sonnet']} or --model opus"
+    when = "was retired" if _is_past(retires) else "retires"
+    return f"{model_id} is deprecated and {when} on {retires}; use {aliases()['sonnet']} or --model opus"
+
+
+def _is_past(sdk_date: str) -> bool:
+    """Whether a date as the SDK writes it ("January 22nd, 2027") is before today; False when it
+    cannot be read, so that an unexpected format still gives the SDK's own words."""
+    import datetime
+    import re
+
+    try:
+        day = datetime.datetime.strptime(re.sub(r"(\d)(st|nd|rd|th)\b", r"\1", sdk_date), "%B %d, %Y")
+    except ValueError:
+        return False
+    return day.date() < datetime.date.today()
