@@ -41,16 +41,32 @@ def deprecated_model() -> tuple[str, str]:
     return sorted(DEPRECATED_MODELS.items())[0]
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if _module_name(item) not in SPREAD_MODULES:
-            item.add_marker(pytest.mark.xdist_group(_module_name(item)))
     items.sort(key=_start_order)
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's, absent with -p no:xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """xdist's load-scope scheduling with SPREAD_MODULES' tests each a scope of its own. (Not
+    xdist_group marks: pytest 9.2 no longer reads the node ids that xdist 3.8 rewrites for them,
+    which left every test a scope, and each module's fixtures made again on every worker.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.partition("::")[0]
+            return nodeid if _module_stem(module) in SPREAD_MODULES else module
+
+    return ModuleScheduling(config, log)
+
+
 def _module_name(item: pytest.Item) -> str:
-    return item.nodeid.partition("::")[0].rpartition("/")[2].removesuffix(".py")
+    return _module_stem(item.nodeid.partition("::")[0])
+
+
+def _module_stem(path: str) -> str:
+    """'tests/test_web_qa.py' -> 'test_web_qa'."""
+    return path.rpartition("/")[2].removesuffix(".py")
 
 
 def _start_order(item: pytest.Item) -> tuple[bool, float]:
