@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_each_module_runs_on_one_worker(tmp_path: Path) -> None:
-    modules = ["tests/test_config.py", "tests/test_spec_yaml.py", "tests/test_train_hostfile.py"]
+    # Modules of pure functions: their results do not depend on the terminal or the temporary paths.
+    modules = ["tests/test_spec_yaml.py", "tests/test_spec_thresholds.py", "tests/test_train_hostfile.py"]
     options = ["-n", "2", "-v", "-p", "no:cacheprovider", f"--basetemp={tmp_path}"]
     argv = [sys.executable, "-m", "pytest", *options, *modules]
     result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
