@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import operator
 import os
 import re
 import socket
@@ -30,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT, run_ccpt
+from tests.project_support import TIMED_GATES, verdict
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -307,18 +307,6 @@ def markers(page: object, key: str) -> list[list[float]]:
     )
 
 
-TIMED_GATES = frozenset(
-    {
-        "latency_ms",
-        "latency_p95_ms",
-        "inference_throughput",
-        "time_to_first_token_ms",
-        "generation_tokens_per_second",
-    }
-)
-COMPARISONS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq}
-
-
 def assert_dashboard_shows_run(
     page: object, project: ServedProject, train_metrics: list[str], eval_metrics: list[str]
 ) -> None:
@@ -381,12 +369,6 @@ def gate_row(gate: dict) -> list[str]:
 def untimed(row: list[str]) -> list[str]:
     """A gate row without what a second timing may change: a timed gate's figure and verdict."""
     return [row[0], "timed", row[2], "timed"] if row[0] in TIMED_GATES else row
-
-
-def verdict(gate: dict) -> str:
-    """pass or fail, as the gate's own observed figure and target decide it."""
-    holds = COMPARISONS[gate["op"]](gate["observed"], gate["target"])
-    return "pass" if holds != (gate["section"] == "penalties") else "fail"
 
 
 def gates_shown(page: object) -> list[list[str]]:
