@@ -8,7 +8,8 @@ random tokens, bf16 autocast, timed with CUDA events after warm-up. Variants are
   logits), fusedce / flce (benchmarks/fused_losses.py: the gradient computed in the forward pass;
   flce fuses the output projection too; onepass: a Triton kernel computing both in one program
   per row, fused with the projection, w8 / w32 giving it 8 or 32 warps instead of 16), tritonce
-  (the project's two Triton kernels, src/kernels.py);
+  (the project's two Triton kernels, src/kernels.py); fp8head (the output projection's three
+  matmuls in float8 around those kernels: benchmarks/fp8_head.py);
 - the model: bf16res (the residual stream in bf16 rather than float32 under autocast), detach
   (the logits returned detached, so the compiled backward builds no zero gradient for them);
 - attention: cudnn (cuDNN and flash allowed; PyTorch's own priority still picks), cudnnfirst
@@ -101,7 +102,7 @@ def top_kernels(train_step, steps: int = 3, count: int = 28) -> list[str]:
     )
 
 
-FORWARD_LEVERS = {"float", "bf16ce", "fusedce", "flce", "tritonce", "onepass", "bf16res", "detach"}
+FORWARD_LEVERS = {"float", "bf16ce", "fusedce", "flce", "tritonce", "onepass", "bf16res", "detach", "fp8head"}
 
 
 def lever_forward(levers: set[str]):
@@ -133,6 +134,12 @@ def lever_forward(levers: set[str]):
             from fused_losses import fused_linear_cross_entropy
 
             return None, fused_linear_cross_entropy(hidden, self.lm_head.weight, flat_targets)
+        if "fp8head" in levers:
+            from fp8_head import float8_linear_cross_entropy
+
+            return None, float8_linear_cross_entropy(
+                hidden.to(torch.bfloat16), self.lm_head.weight, flat_targets
+            )
         if "onepass" in levers:
             from fused_losses import one_pass_linear_cross_entropy
 
