@@ -9,7 +9,8 @@ random tokens, bf16 autocast, timed with CUDA events after warm-up. Variants are
   flce fuses the output projection too; onepass: a Triton kernel computing both in one program
   per row, fused with the projection, w8 / w32 giving it 8 or 32 warps instead of 16), tritonce
   (the project's two Triton kernels, src/kernels.py); fp8head (the output projection's three
-  matmuls in float8 around those kernels: benchmarks/fp8_head.py);
+  matmuls in float8 around those kernels, as the project's float8_head setting runs them:
+  benchmarks/fp8_head.py; the variants here build the GPT with that setting off);
 - the model: bf16res (the residual stream in bf16 rather than float32 under autocast), detach
   (the logits returned detached, so the compiled backward builds no zero gradient for them);
 - attention: cudnn (cuDNN and flash allowed; PyTorch's own priority still picks), cudnnfirst
@@ -135,11 +136,9 @@ def lever_forward(levers: set[str]):
 
             return None, fused_linear_cross_entropy(hidden, self.lm_head.weight, flat_targets)
         if "fp8head" in levers:
-            from fp8_head import float8_linear_cross_entropy
+            from kernels import float8_linear_cross_entropy
 
-            return None, float8_linear_cross_entropy(
-                hidden.to(torch.bfloat16), self.lm_head.weight, flat_targets
-            )
+            return None, float8_linear_cross_entropy(hidden, self.lm_head.weight, flat_targets)[0]
         if "onepass" in levers:
             from fused_losses import one_pass_linear_cross_entropy
 

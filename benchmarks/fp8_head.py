@@ -1,13 +1,14 @@
-"""The output layer and its loss with float8 matmuls (lever `fp8head` of causal_lm_levers.py).
+"""The output layer and its loss with float8 matmuls: the measurements behind the generated
+causal-LM project's `float8_head` setting (src/kernels.py: `float8_linear_cross_entropy`).
 
 At GPT-2 size the output projection is the largest matmul of a step: [tokens, 768] x [768, 50304]
 forward, and two as large backward, 27% of the step's FLOPs. Hopper's tensor cores run float8 at
-twice bf16's rate. This runs those three matmuls in float8 (`torch._scaled_mm`, one scale per
-tensor), as the modded-nanogpt GPT-2 speedruns do for their output layer:
+twice bf16's rate. The project runs those three matmuls in float8 (`torch._scaled_mm`, one scale
+per tensor), as the modded-nanogpt GPT-2 speedruns do for their output layer:
 
 - forward: the hidden states and the weight in e4m3, each scaled by its largest magnitude over
-  448 (e4m3's largest value); bf16 logits, then the project's Triton loss kernel (kernels.py) on
-  them, which keeps each row's log-sum-exp;
+  448 (e4m3's largest value); bf16 logits, then the project's Triton loss kernel on them, which
+  keeps each row's log-sum-exp;
 - backward: one Triton kernel reads the saved logits once and writes d loss / d logits in e5m2,
   twice: row-major for d hidden = G W, and transposed for d W = G^T x, since Hopper's float8
   matmuls take both operands with the summed dimension contiguous. Each gradient value is
@@ -31,164 +32,6 @@ import time
 from pathlib import Path
 
 import torch
-
-try:
-    import triton
-    import triton.language as tl
-except ImportError:  # the CPU-only machine that renders projects; this runs on a GPU
-    triton = None
-
-E4M3_MAX = 448.0
-GRAD_SCALE = 2.0**14  # |softmax - one-hot| <= 1, so at most 16,384 in e5m2 (largest 57,344)
-
-
-def tensor_scale(x: torch.Tensor) -> torch.Tensor:
-    """x's largest magnitude over e4m3's: x / scale fits float8, and the matmul multiplies it back."""
-    return (x.abs().amax().float() / E4M3_MAX).clamp(min=1e-12)
-
-
-def to_e4m3(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return (x.float() / scale).to(torch.float8_e4m3fn)
-
-
-if triton is not None:
-
-    @triton.jit
-    def _float8_logit_grads(
-        logits_ptr,
-        targets_ptr,
-        lse_ptr,
-        grads_ptr,
-        grads_t_ptr,
-        rows,
-        vocab_size,
-        BLOCK_ROWS: tl.constexpr,
-        BLOCK_COLUMNS: tl.constexpr,
-    ):
-        """One program per tile of rows x columns: (softmax - one-hot) * 2^14 in e5m2, 0 in a row
-        the loss skips; stored row-major into grads and transposed into grads_t."""
-        r = tl.program_id(0).to(tl.int64) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
-        c = tl.program_id(1).to(tl.int64) * BLOCK_COLUMNS + tl.arange(0, BLOCK_COLUMNS)
-        row_in, column_in = r < rows, c < vocab_size
-        mask = row_in[:, None] & column_in[None, :]
-        x = tl.load(logits_ptr + r[:, None] * vocab_size + c[None, :], mask=mask, other=0.0).to(tl.float32)
-        lse = tl.load(lse_ptr + r, mask=row_in, other=0.0)
-        target = tl.load(targets_ptr + r, mask=row_in, other=-1)
-        grad = tl.exp(x - lse[:, None]) - (c[None, :] == target[:, None]).to(tl.float32)
-        grad = tl.where((target >= 0)[:, None], grad * 16384.0, 0.0).to(grads_ptr.dtype.element_ty)
-        tl.store(grads_ptr + r[:, None] * vocab_size + c[None, :], grad, mask=mask)
-        tl.store(
-            grads_t_ptr + c[:, None] * rows + r[None, :],
-            tl.trans(grad),
-            mask=column_in[:, None] & row_in[None, :],
-        )
-
-
-@torch.library.custom_op("ccpt_bench::float8_head", mutates_args=())
-def _float8_head(
-    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(mean loss, log-sum-exps, logits, hidden e4m3, its scale, weight e4m3, its scale)."""
-    import kernels  # the project's src/, on the path
-
-    hidden_scale, weight_scale = tensor_scale(hidden), tensor_scale(weight)
-    hidden8, weight8 = to_e4m3(hidden, hidden_scale), to_e4m3(weight, weight_scale)
-    logits = torch._scaled_mm(
-        hidden8,
-        weight8.t(),
-        scale_a=hidden_scale,
-        scale_b=weight_scale,
-        out_dtype=torch.bfloat16,
-        use_fast_accum=True,
-    )
-    loss, lse = kernels._forward(logits, targets)
-    return loss, lse, logits, hidden8, hidden_scale, weight8, weight_scale
-
-
-@_float8_head.register_fake
-def _(hidden, weight, targets):
-    rows, vocab_size = hidden.shape[0], weight.shape[0]
-    scalar = hidden.new_empty((), dtype=torch.float32)
-    return (
-        scalar,
-        hidden.new_empty(rows, dtype=torch.float32),
-        hidden.new_empty((rows, vocab_size), dtype=torch.bfloat16),
-        hidden.new_empty(hidden.shape, dtype=torch.float8_e4m3fn),
-        scalar.clone(),
-        weight.new_empty(weight.shape, dtype=torch.float8_e4m3fn),
-        scalar.clone(),
-    )
-
-
-@torch.library.custom_op("ccpt_bench::float8_head_backward", mutates_args=())
-def _float8_head_backward(
-    grad_loss: torch.Tensor,
-    logits: torch.Tensor,
-    lse: torch.Tensor,
-    targets: torch.Tensor,
-    hidden8: torch.Tensor,
-    hidden_scale: torch.Tensor,
-    weight8: torch.Tensor,
-    weight_scale: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(d loss / d hidden in bf16, d loss / d weight in float32)."""
-    import kernels
-
-    rows, vocab_size = logits.shape
-    grads = torch.empty((rows, vocab_size), device=logits.device, dtype=torch.float8_e5m2)
-    grads_t = torch.empty((vocab_size, rows), device=logits.device, dtype=torch.float8_e5m2)
-    grid = (triton.cdiv(rows, 64), triton.cdiv(vocab_size, 128))
-    _float8_logit_grads[grid](
-        logits, targets, lse, grads, grads_t, rows, vocab_size, BLOCK_ROWS=64, BLOCK_COLUMNS=128, num_warps=8
-    )
-    grad_scale = (grad_loss.float() / kernels.counted_rows(targets) / GRAD_SCALE).reshape(())
-    # Both operands with the summed dimension contiguous: the small ones are transposed here.
-    grad_hidden = torch._scaled_mm(
-        grads,
-        weight8.t().contiguous().t(),
-        scale_a=grad_scale,
-        scale_b=weight_scale,
-        out_dtype=torch.bfloat16,
-    )
-    grad_weight = torch._scaled_mm(
-        grads_t,
-        hidden8.t().contiguous().t(),
-        scale_a=grad_scale,
-        scale_b=hidden_scale,
-        out_dtype=torch.float32,
-    )
-    return grad_hidden, grad_weight
-
-
-@_float8_head_backward.register_fake
-def _(grad_loss, logits, lse, targets, hidden8, hidden_scale, weight8, weight_scale):
-    return (
-        hidden8.new_empty(hidden8.shape, dtype=torch.bfloat16),
-        weight8.new_empty(weight8.shape, dtype=torch.float32),
-    )
-
-
-def _setup(ctx, inputs, output) -> None:
-    hidden, weight, targets = inputs
-    _, lse, logits, hidden8, hidden_scale, weight8, weight_scale = output
-    ctx.hidden_dtype, ctx.weight_dtype = hidden.dtype, weight.dtype
-    ctx.save_for_backward(logits, lse, targets, hidden8, hidden_scale, weight8, weight_scale)
-
-
-def _gradient(ctx, grad_loss, *_unused):
-    grad_hidden, grad_weight = _float8_head_backward(grad_loss, *ctx.saved_tensors)
-    return grad_hidden.to(ctx.hidden_dtype), grad_weight.to(ctx.weight_dtype), None
-
-
-_float8_head.register_autograd(_gradient, setup_context=_setup)
-
-
-def float8_linear_cross_entropy(
-    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor
-) -> torch.Tensor:
-    """Mean cross-entropy of hidden @ weight^T against targets (negative: skipped), the matmuls in
-    float8. hidden [rows, width], weight [vocabulary, width], both dimensions multiples of 16."""
-    return _float8_head(hidden.contiguous(), weight, targets.contiguous())[0]
 
 
 def reference(hidden, weight, targets):
@@ -222,7 +65,7 @@ def check(rows: int = 4096, width: int = 768, vocab: int = 50304, device: str = 
     for name in ("bf16", "float8"):
         h, w = hidden.clone().requires_grad_(), weight.clone().requires_grad_()
         if name == "float8":
-            loss = float8_linear_cross_entropy(h.to(torch.bfloat16), w, targets)
+            loss, _ = kernels.float8_linear_cross_entropy(h, w, targets)
         else:
             with torch.autocast(device, dtype=torch.bfloat16):
                 loss = kernels.cross_entropy(torch.nn.functional.linear(h, w), targets)
@@ -252,7 +95,7 @@ def time_heads(rows_list: list[int], width: int = 768, vocab: int = 50304) -> li
             loss.backward()
 
         def float8_step(hidden=hidden, weight=weight, targets=targets):
-            float8_linear_cross_entropy(hidden, weight, targets).backward()
+            kernels.float8_linear_cross_entropy(hidden, weight, targets)[0].backward()
 
         row = {"rows": rows}
         for name, step in (("bf16", bf16_step), ("float8", float8_step)):
@@ -281,22 +124,8 @@ def quality(steps: int, batch: int, heads: list[str]) -> list[dict]:
     results = []
     for head in heads:
         torch.manual_seed(0)
-        model = network.GPT(
-            network.GPTConfig(vocab_size=16384, block_size=1024, n_layer=12, n_head=12, n_embd=768)
-        ).cuda()
-        if head == "float8":
-
-            def forward(self, tokens, targets=None):
-                positions = torch.arange(tokens.shape[1], device=tokens.device)
-                x = (self.token_embedding(tokens) + self.position_embedding(positions)).to(torch.bfloat16)
-                for block in self.blocks:
-                    x = block(x)
-                hidden = self.norm(x).view(-1, x.shape[-1]).to(torch.bfloat16)
-                if targets is None or not torch.is_grad_enabled():
-                    return self.lm_head(hidden), None
-                return None, float8_linear_cross_entropy(hidden, self.lm_head.weight, targets.reshape(-1))
-
-            model.forward = forward.__get__(model)
+        shape = {"vocab_size": 16384, "block_size": 1024, "n_layer": 12, "n_head": 12, "n_embd": 768}
+        model = network.GPT(network.GPTConfig(**shape, float8_head=head == "float8")).cuda()
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=6e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=True
         )
@@ -322,11 +151,7 @@ def quality(steps: int, batch: int, heads: list[str]) -> list[dict]:
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
             for start in range(0, min(len(held_out) - 1025, 64 * 1024), 1024):
                 chunk = held_out[start : start + 1025].cuda()[None]
-                logits = (
-                    network.GPT.forward(model, chunk[:, :-1])[0]
-                    if head == "float8"
-                    else model(chunk[:, :-1])[0]
-                )
+                logits = model(chunk[:, :-1])[0]  # without a gradient: the bf16 head either way
                 evaluation.append(
                     torch.nn.functional.cross_entropy(
                         logits.float().view(-1, logits.shape[-1]), chunk[0, 1:]

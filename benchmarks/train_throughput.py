@@ -4,14 +4,17 @@ One invocation runs, each in its own process, on the same model shape, the same 
 data and the same per-GPU batch:
   (a) the trainer of a project rendered by `ccpt new --spec causal-lm`: its own `Trainer`, its own
       lean GPT (network.GPT), its own hardware defaults (bf16 autocast, torch.compile, fused AdamW
-      on CUDA; fp32 eager on CPU), fed by its own DataLoader over a TokenWindows split;
+      on CUDA, the output layer's matmuls in float8 on Ada and Hopper GPUs; fp32 eager on CPU),
+      fed by its own DataLoader over a TokenWindows split;
   (b) Hugging Face `Trainer` with `bf16=True` and otherwise defaults (benchmarks/hf_trainer_reference.py).
 Warm-up steps (compilation included) are excluded; tokens/s is the median over the timed logging
 windows of (a) and over the timed steps of (b).
 
 MFU = tokens/s x flops_per_token / peak, nanoGPT's estimate: flops_per_token = 6 N + 12 L H Q T
 (N = parameters without the position embedding, L layers, H heads, Q head size, T context),
-peak = 989 TFLOP/s dense bf16 per H100/H200 GPU. The same N is used for both trainers.
+peak = 989 TFLOP/s dense bf16 per H100/H200 GPU. The same N is used for both trainers. Where the
+generated trainer runs its output layer in float8 (config float8_head), the FLOPs and the peak
+are still counted as bf16 ones: MFU here compares work done per second with the same yardstick.
 
     python benchmarks/train_throughput.py --project DIR --batch 16 [--device cuda] [--nproc 2]
     python benchmarks/train_throughput.py --device cpu --tiny      # here, in about a minute
@@ -33,6 +36,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PEAK_FLOPS = 989e12
 GPT2_124M = {"n_layer": 12, "n_head": 12, "n_embd": 768, "block_size": 1024, "vocab_size": 50304}
+RECORDED_SETTINGS = ("precision", "compile", "float8_head", "grad_accum_steps")
 TINY = {"n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 128, "vocab_size": 512}
 
 
@@ -73,7 +77,8 @@ def generated_worker(project: Path, shape: dict[str, int], batch: int, steps: in
     for name, value in overrides.items():
         kind = type(getattr(config, name)).__name__
         setattr(config, name, project_config.parse_value(name, value, kind))
-    config = project_config.resolve_auto(config, cuda)
+    float8 = cuda and project_trainer.has_float8_tensor_cores()
+    config = project_config.resolve_auto(config, cuda, float8=float8)
     runtime = project_trainer.setup_runtime(config)
 
     vocab = shape["vocab_size"] - 47 if shape["vocab_size"] == 50304 else shape["vocab_size"]
@@ -94,6 +99,7 @@ def generated_worker(project: Path, shape: dict[str, int], batch: int, steps: in
             n_layer=shape["n_layer"],
             n_head=shape["n_head"],
             n_embd=shape["n_embd"],
+            float8_head=config.float8_head == "true",
         )
     )
     run_dir = Path(config.runs_dir) / "bench"
@@ -117,7 +123,7 @@ def generated_worker(project: Path, shape: dict[str, int], batch: int, steps: in
         "tokens_per_s": statistics.median(timed),
         "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
         "params": sum(p.numel() for p in model.parameters()),
-        "config": {k: getattr(config, k) for k in ("precision", "compile", "grad_accum_steps")} | overrides,
+        "config": {k: getattr(config, k) for k in RECORDED_SETTINGS} | overrides,
         "torch": torch.__version__,
     }
 

@@ -113,6 +113,12 @@ def setup_runtime(config: Config) -> Runtime:
     )
 
 
+def has_float8_tensor_cores() -> bool:
+    """Whether this machine's GPU multiplies float8 on its tensor cores: compute capability 8.9
+    (Ada) or later (Hopper is 9.0)."""
+    return torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 9)
+
+
 _KEPT_UNTIL_EXIT: list[object] = []  # see wait_for_every_process
 
 

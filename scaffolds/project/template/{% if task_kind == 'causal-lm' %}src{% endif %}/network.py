@@ -6,7 +6,8 @@ as much as for reading: one fused matmul for queries, keys and values, PyTorch's
 scaled-dot-product attention (flash or cuDNN kernels on recent GPUs) with a causal mask, bias-free
 linear layers, input and output embeddings tied, the vocabulary padded to a multiple of 64 so
 the largest matmul runs on full tensor-core tiles, a residual stream kept in bf16 under autocast,
-a loss computed by hand-written kernels (kernels.py), and for generation a key-value cache, so a
+a loss computed by hand-written kernels (kernels.py), in training on Hopper and Ada GPUs the
+output layer's matmuls in float8 (config float8_head), and for generation a key-value cache, so a
 sampled token costs one position's forward pass.
 """
 
@@ -34,6 +35,7 @@ class GPTConfig:
     n_head: int
     n_embd: int
     dropout: float = 0.0
+    float8_head: bool = False  # train the output layer's matmuls in float8 (kernels.py), where it can run
 
     @property
     def padded_vocab_size(self) -> int:
@@ -158,13 +160,30 @@ class GPT(nn.Module):
             x = block(x, cache[index] if cache else None)
         if cache:
             x = x[:, -1:]  # the next token is all generation wants: one row of logits, not the context's
-        logits = self.lm_head(self.norm(x))
+        x = self.norm(x)
+        if targets is not None and self.trains_float8_head(x):
+            loss, logits = kernels.float8_linear_cross_entropy(
+                x.view(-1, x.shape[-1]), self.lm_head.weight, targets.reshape(-1)
+            )
+            return logits.view(*x.shape[:-1], -1), loss
+        logits = self.lm_head(x)
         if targets is None:
             return logits, None
         loss = cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
         # Gradients flow through the loss alone. Logits that could take one would make the compiled
         # backward pass build a zero gradient for them: 6.6 GB written and read at batch 64.
         return logits.detach(), loss
+
+    def trains_float8_head(self, hidden: torch.Tensor) -> bool:
+        """Whether this step's output layer runs in float8: asked for (config float8_head), a
+        gradient wanted for its weight (a LoRA run freezes it), and the kernels able to run."""
+        weight = self.lm_head.weight
+        return (
+            self.config.float8_head
+            and torch.is_grad_enabled()
+            and weight.requires_grad
+            and kernels.float8_usable(hidden.view(-1, hidden.shape[-1]), weight)
+        )
 
     def flops_per_token(self) -> float:
         """Training FLOPs per token by nanoGPT's estimate: 6N for the weights (2N forward, 2N for
@@ -281,6 +300,7 @@ def build_model(config: Config, tokenizer: Tokenizer, load_weights: bool = True)
                 n_head=config.n_head,
                 n_embd=config.n_embd,
                 dropout=config.dropout,
+                float8_head=config.float8_head == "true",
             )
         )
         if load_weights and config.init_from:

@@ -1,6 +1,7 @@
 """The GPT: shapes, the loss, the bf16 residual stream, causality, tied and padded embeddings,
-GPT-2 size, FLOPs, generation with and without its key-value cache, LoRA adapters and fine-tuning
-from an earlier run; a local HF model, and LoRA on it."""
+GPT-2 size, FLOPs, where its output layer trains in float8, generation with and without its
+key-value cache, LoRA adapters and fine-tuning from an earlier run; a local HF model, and LoRA on
+it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from config import PRESETS, Config, ProjectError
+from config import PRESETS, Config, ProjectError, resolve_auto
 from conftest import TINY, read_records, run_cli, set_flags
 from data import PretrainedTokenizer, TaskData, build_data, stdlib_sources, train_bpe
 from network import (
@@ -225,6 +226,24 @@ def test_the_model_is_built_from_the_settings(config: Config, data: TaskData) ->
     model = build_model(config, data.preprocessor)
     assert isinstance(model, GPT)
     assert (model.config.n_layer, model.config.block_size) == (config.n_layer, config.block_size)
+    assert build_model(replace(config, float8_head="true"), data.preprocessor).config.float8_head
+
+
+def test_the_float8_head_is_on_where_float8_tensor_cores_train_the_lean_gpts_output_layer() -> None:
+    def float8_head(float8: bool = True, **settings: object) -> str:
+        return resolve_auto(replace(Config(), **settings), cuda=True, float8=float8).float8_head
+
+    assert float8_head() == "true"
+    assert float8_head(float8=False) == "false"  # an A100: no float8 tensor cores
+    assert resolve_auto(Config(), cuda=False).float8_head == "false"
+    assert float8_head(precision="fp32") == float8_head(device="cpu") == "false"
+    assert float8_head(model_name="gpt2") == "false"  # the lean GPT's layer, not a Hugging Face model's
+    assert float8_head(model_name="gpt2", lora_rank=8) == "false"
+    assert float8_head(float8_head="false") == "false"
+    with pytest.raises(ProjectError, match="float8 tensor cores"):
+        float8_head(float8=False, float8_head="true")
+    with pytest.raises(ProjectError, match="give auto, true or false"):
+        float8_head(float8_head="yes")
 
 
 @pytest.fixture(scope="module")
