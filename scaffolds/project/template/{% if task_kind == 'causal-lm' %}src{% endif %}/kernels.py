@@ -160,11 +160,10 @@ GRAD_SCALE = 2.0**14  # |softmax - one-hot| <= 1: at most 16,384 in float8 e5m2 
 
 
 def float8_usable(hidden: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether float8_linear_cross_entropy can run on these: the kernels usable, float8 matmuls in
-    this torch, and every dimension a multiple of 16 (the float8 matmuls' tile)."""
+    """Whether float8_linear_cross_entropy can run on these: the kernels usable, and every
+    dimension a multiple of 16 (the float8 matmuls' tile)."""
     return (
         usable(hidden)
-        and hasattr(torch, "_scaled_mm")
         and hidden.shape[0] % 16 == 0
         and hidden.shape[1] % 16 == 0
         and weight.shape[0] % 16 == 0

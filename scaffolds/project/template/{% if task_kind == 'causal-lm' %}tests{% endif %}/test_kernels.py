@@ -17,6 +17,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from trainer import has_float8_tensor_cores
+
 pytest.importorskip("triton")
 
 HERE = Path(__file__).resolve().parent
@@ -152,7 +154,7 @@ def test_kernels_match_pytorch_on_the_gpu():
     assert loss_error < 1e-5 and grad_error < 1e-2, (loss_error, grad_error)
 
 
-FLOAT8_GPU = torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 9)
+FLOAT8_GPU = has_float8_tensor_cores()
 NO_FLOAT8_GPU = "needs a GPU with float8 tensor cores (Ada, Hopper)"
 
 

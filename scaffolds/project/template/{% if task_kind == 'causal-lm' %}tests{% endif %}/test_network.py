@@ -244,6 +244,14 @@ def test_the_float8_head_is_on_where_float8_tensor_cores_train_the_lean_gpts_out
         float8_head(float8=False, float8_head="true")
     with pytest.raises(ProjectError, match="give auto, true or false"):
         float8_head(float8_head="yes")
+    # Asked for where it would not run: an error, not a setting the run ignores.
+    with pytest.raises(ProjectError, match="float8 tensor cores"):
+        float8_head(float8_head="true", device="cpu")
+    with pytest.raises(ProjectError, match="lean GPT's output layer"):
+        float8_head(float8_head="true", model_name="gpt2")
+    with pytest.raises(ProjectError, match="lean GPT's output layer"):
+        float8_head(float8_head="true", model_name="gpt2", lora_rank=8)
+    assert float8_head(float8_head="true") == "true"
 
 
 @pytest.fixture(scope="module")
